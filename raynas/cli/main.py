@@ -1,0 +1,85 @@
+"""The ``raynas`` command: a thin typer app. Each command parses options and calls one function.
+
+Heavy imports (torch, MONAI, Ray, MLflow) happen inside the commands, so ``raynas --help`` and
+listing commands stay fast. A :class:`raynas.errors.UserError` becomes one line on stderr and exit
+code 2; anything else is a bug and exits 1 with its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from raynas import __version__
+from raynas.errors import UserError
+
+__all__ = ["app", "main", "run"]
+
+app = typer.Typer(
+    name="raynas",
+    help="Neural architecture search for medical image segmentation, run as Ray Tune trials.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"raynas {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """raynas: C2FNAS + PC-DARTS and Thrifty NAS searches on Ray Tune, tracked in MLflow."""
+
+
+def _register() -> None:
+    from raynas.cli import datasets, spaces, summary
+
+    app.add_typer(datasets.app, name="datasets")
+    app.add_typer(spaces.app, name="spaces")
+    app.command("summary")(summary.summary)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code (2)
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script wrapper: exits with :func:`main`'s code."""
+    sys.exit(main())

@@ -1,0 +1,4 @@
+"""raynas spaces (filled in by its owner)."""
+from __future__ import annotations
+import typer
+app = typer.Typer(help="spaces", no_args_is_help=False)

@@ -1,0 +1,203 @@
+"""Run presets (``tune_configs/*.yaml``): pydantic models and the loader.
+
+A preset is inert YAML. It may name another preset in ``inherits:`` (a built-in name or a path
+relative to the file); ``--set key.path=value`` overrides are applied last.
+
+Example:
+    >>> preset = load_preset("smoke", overrides=["coarse.epochs=2"])
+    >>> preset.coarse.epochs
+    2
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from raynas.config.loader import apply_overrides, deep_merge, read_yaml, validate_model
+from raynas.config.resources import builtin_file, builtin_names
+from raynas.errors import ConfigError
+
+__all__ = [
+    "Strict",
+    "Distribution",
+    "AshaSection",
+    "DataSection",
+    "CoarseSection",
+    "FineSection",
+    "RetrainSection",
+    "ResourcesSection",
+    "TrackingSection",
+    "Preset",
+    "load_preset",
+    "resolve_preset_data",
+]
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Distribution(Strict):
+    """A training hyper-parameter that Optuna samples in the retrain stage."""
+
+    type: Literal["loguniform", "uniform", "int", "choice"]
+    low: float | None = None
+    high: float | None = None
+    values: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Distribution:
+        if self.type == "choice":
+            if not self.values:
+                raise ValueError("a 'choice' distribution needs a non-empty 'values' list")
+        else:
+            if self.low is None or self.high is None or not self.low < self.high:
+                raise ValueError(f"a '{self.type}' distribution needs low < high")
+            if self.type == "loguniform" and self.low <= 0:
+                raise ValueError("a 'loguniform' distribution needs low > 0")
+        return self
+
+
+class AshaSection(Strict):
+    """ASHA on validation Dice (``time_attr=training_iteration``; ``max_t`` = the stage's epochs)."""
+
+    enabled: bool = True
+    grace_period: PositiveInt = 1
+    reduction_factor: float = Field(default=3.0, gt=1.0)
+
+
+class DataSection(Strict):
+    folds: int = Field(default=5, ge=2)
+    fold: int = Field(default=0, ge=0)
+    cases: PositiveInt | None = None  # use only the first N cases of dataset.json (smoke runs)
+    synthetic_cases: PositiveInt = 16  # cases generated for synthetic / synthetic2d
+    patch_size: list[PositiveInt] | None = None  # search patch; default from the dataset
+    retrain_patch_size: list[PositiveInt] | None = None  # retrain patch; default from the dataset
+    spacing: list[PositiveFloat] | None = None  # target spacing; default from the dataset
+    samples_per_case: PositiveInt = 2
+    batch_size: PositiveInt = 2
+    cache: Literal["memory", "disk", "none"] = "memory"
+    num_workers: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> DataSection:
+        if self.fold >= self.folds:
+            raise ValueError(f"fold must be < folds ({self.folds})")
+        return self
+
+
+class _Training(Strict):
+    epochs: PositiveInt = 10
+    width: PositiveInt = 16  # C: base channel count of the networks this stage trains
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: PositiveFloat = 0.01
+    weight_decay: float = Field(default=3e-5, ge=0)
+    schedule: Literal["cosine", "poly", "constant"] = "cosine"
+    steps_per_epoch: PositiveInt | None = None  # cap on batches per epoch; None = one pass
+    asha: AshaSection = Field(default_factory=AshaSection)
+
+
+class CoarseSection(_Training):
+    """C2F: one trial per topology cluster; Thrifty: one trial per (depth, width) candidate."""
+
+    eval_topologies: PositiveInt = 4  # topologies evaluated each epoch (leaders + new ones)
+    population: PositiveInt = 8  # final evolutionary search over the cluster
+    generations: int = Field(default=2, ge=0)
+    top_k: PositiveInt = 2  # candidates that go on to the fine stage
+
+
+class FineSection(_Training):
+    """PC-DARTS: warm-up with frozen architecture, then first-order bi-level updates."""
+
+    epochs: PositiveInt = 50
+    warmup_epochs: int = Field(default=15, ge=0)
+    arch_lr: PositiveFloat = 6e-4
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = Field(default=1e-3, ge=0)
+    top_k: PositiveInt = 2  # derived architectures that go on to retraining
+
+    @model_validator(mode="after")
+    def _check(self) -> FineSection:
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs must be < epochs ({self.epochs})")
+        return self
+
+
+class RetrainSection(_Training):
+    baselines: list[Literal["unet", "unetpp", "dynunet"]] = []
+    num_samples: PositiveInt = 1  # Optuna samples per architecture when hparams are declared
+    hparams: dict[Literal["lr", "weight_decay", "optimizer"], Distribution] = {}
+    sw_batch_size: PositiveInt = 2
+    sw_overlap: float = Field(default=0.25, ge=0, lt=1)
+
+
+class ResourcesSection(Strict):
+    gpus_per_trial: float = Field(default=1.0, ge=0)  # fractions allowed; 0 on CPU-only machines
+    cpus_per_trial: PositiveFloat = 1.0
+    max_failures: int = Field(default=2, ge=0)
+    reuse_actors: bool = True
+
+
+class TrackingSection(Strict):
+    experiment: str = Field(default="raynas", min_length=1)
+
+
+class Preset(Strict):
+    name: str
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    data: DataSection = Field(default_factory=DataSection)
+    coarse: CoarseSection = Field(default_factory=CoarseSection)
+    fine: FineSection = Field(default_factory=FineSection)
+    retrain: RetrainSection = Field(default_factory=RetrainSection)
+    resources: ResourcesSection = Field(default_factory=ResourcesSection)
+    tracking: TrackingSection = Field(default_factory=TrackingSection)
+
+
+def _locate(ref: str, *, relative_to: Path | None) -> Path:
+    """A preset reference is a built-in name or a path (relative to the including file)."""
+    if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        path = Path(ref)
+        if not path.is_absolute() and relative_to is not None:
+            path = relative_to.parent / path
+        return path
+    if relative_to is not None and (relative_to.parent / f"{ref}.yaml").is_file():
+        return relative_to.parent / f"{ref}.yaml"
+    found = builtin_file("tune_configs", ref)
+    if found is None:
+        where = f"{relative_to}: inherits" if relative_to else "--preset"
+        raise ConfigError(
+            f"{where}: unknown preset {ref!r}; valid: {', '.join(builtin_names('tune_configs'))}"
+        )
+    return found
+
+
+def resolve_preset_data(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Reads a preset file and the chain of presets it inherits from, merged (child wins)."""
+    path = path.resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise ConfigError(f"{path}: inherits: cycle ({chain})")
+    data = read_yaml(path)
+    parent = data.pop("inherits", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: inherits: expected a preset name or path")
+    base = resolve_preset_data(_locate(parent, relative_to=path), (*_seen, path))
+    return deep_merge(base, data)
+
+
+def load_preset(ref: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Preset:
+    """Loads a built-in preset by name or a YAML file by path, then applies ``--set`` overrides."""
+    path = Path(ref) if isinstance(ref, Path) else _locate(ref, relative_to=None)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    data = apply_overrides(resolve_preset_data(path), overrides)
+    data.setdefault("name", path.stem)
+    return validate_model(Preset, data, source=str(path), overrides=overrides)
