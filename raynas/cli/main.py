@@ -41,11 +41,13 @@ def _root(
 
 
 def _register() -> None:
-    from raynas.cli import datasets, spaces, summary
+    from raynas.cli import datasets, pareto, search, spaces, summary
 
     app.add_typer(datasets.app, name="datasets")
     app.add_typer(spaces.app, name="spaces")
     app.command("summary")(summary.summary)
+    app.command("pareto")(pareto.pareto)
+    app.command("search")(search.search)
 
 
 _register()

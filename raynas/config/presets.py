@@ -198,6 +198,8 @@ def load_preset(ref: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     path = Path(ref) if isinstance(ref, Path) else _locate(ref, relative_to=None)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
-    data = apply_overrides(resolve_preset_data(path), overrides)
-    data.setdefault("name", path.stem)
+    data = resolve_preset_data(path)
+    # The name is the file's own, never one inherited from a parent preset.
+    data["name"] = read_yaml(path).get("name", path.stem)
+    data = apply_overrides(data, overrides)
     return validate_model(Preset, data, source=str(path), overrides=overrides)

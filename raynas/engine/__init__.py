@@ -1,1 +1,62 @@
-"""raynas.engine"""
+"""raynas.engine: pure torch + MONAI training loops (no Ray, no MLflow).
+
+Every stage uses these: ``supernet_epoch`` (C2F coarse, single path), ``bilevel_epoch``
+(PC-DARTS fine), ``train_epoch`` (retrain, baselines), ``evaluate`` (sliding-window Dice on whole
+volumes) and ``fit`` (an epoch loop with a per-epoch callback, where the Ray layer reports).
+
+Example:
+    >>> from raynas.engine import make_loss, make_optimizer, train_epoch, resolve_device
+    >>> device = resolve_device("auto")
+    >>> opt = make_optimizer(net.parameters(), name="sgd", lr=0.01, weight_decay=3e-5)
+    >>> stats = train_epoch(net, loader, opt, make_loss(), device=device, max_steps=4)
+"""
+
+from __future__ import annotations
+
+from raynas.engine.evaluate import AXIAL_DIM, EvalResult, evaluate, make_inferer
+from raynas.engine.fit import fit
+from raynas.engine.loops import (
+    EpochStats,
+    NonFiniteLossError,
+    amp_enabled,
+    bilevel_epoch,
+    supernet_epoch,
+    to_device,
+    train_epoch,
+)
+from raynas.engine.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    check_disjoint,
+    current_lr,
+    make_arch_optimizer,
+    make_loss,
+    make_optimizer,
+    make_scheduler,
+)
+from raynas.engine.seeding import resolve_device, seed_everything
+
+__all__ = [
+    "AXIAL_DIM",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "EpochStats",
+    "EvalResult",
+    "NonFiniteLossError",
+    "amp_enabled",
+    "bilevel_epoch",
+    "check_disjoint",
+    "current_lr",
+    "evaluate",
+    "fit",
+    "make_arch_optimizer",
+    "make_inferer",
+    "make_loss",
+    "make_optimizer",
+    "make_scheduler",
+    "resolve_device",
+    "seed_everything",
+    "supernet_epoch",
+    "to_device",
+    "train_epoch",
+]

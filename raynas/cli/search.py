@@ -1,0 +1,62 @@
+"""``raynas search``: parse the contract's options, call :func:`raynas.pipeline.run_search`,
+print the frontier and where to look in MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+__all__ = ["search"]
+
+
+def search(
+    space: str = typer.Option(..., "--space", help="c2f | thrifty | a space YAML file"),
+    dataset: str = typer.Option(..., "--dataset", help="msd_task01..msd_task10 | synthetic(2d)"),
+    data_root: Path | None = typer.Option(None, "--data-root", help="The MSD task folder."),
+    gpus: int | None = typer.Option(None, "--gpus", help="GPU budget (default: all visible)."),
+    cpus_per_trial: float | None = typer.Option(None, "--cpus-per-trial"),
+    preset: str | None = typer.Option(None, "--preset", help="smoke | default | NAME"),
+    config: Path | None = typer.Option(None, "--config", help="A preset YAML file."),
+    address: str | None = typer.Option(None, "--address", help="auto | ray://HOST:10001"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri"),
+    experiment: str | None = typer.Option(None, "--experiment"),
+    storage_path: Path | None = typer.Option(None, "--storage-path"),
+    resume: bool = typer.Option(False, "--resume", help="Continue the last interrupted search."),
+    seed: int | None = typer.Option(None, "--seed"),
+    overrides: list[str] = typer.Option([], "--set", help="key.path=value (repeatable)"),
+) -> None:
+    """Run the two-stage search (coarse topology, fine PC-DARTS, retrain, Pareto frontier)."""
+    from rich.console import Console
+
+    from raynas.pipeline import SearchOptions, run_search
+    from raynas.tracking import frontier_table
+
+    result = run_search(
+        SearchOptions(
+            space=space,
+            dataset=dataset,
+            data_root=data_root,
+            gpus=gpus,
+            cpus_per_trial=cpus_per_trial,
+            preset=preset,
+            config=config,
+            address=address,
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            storage_path=storage_path,
+            resume=resume,
+            seed=seed,
+            overrides=list(overrides),
+            workdir=Path.cwd(),
+        )
+    )
+    console = Console()
+    console.print(frontier_table(result.points))
+    console.print(f"outputs:  {result.folder}")
+    console.print(f"frontier: {result.folder / 'frontier.png'}")
+    console.print(f"ASHA stopped {result.stopped_early} trial(s) early")
+    console.print(
+        f"MLflow:   mlflow ui --backend-store-uri {result.tracking_uri}  "
+        f"(experiment '{result.experiment}', parent run {result.parent_run_id})"
+    )

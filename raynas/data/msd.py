@@ -1,0 +1,214 @@
+"""Medical Segmentation Decathlon folders: ``dataset.json`` reader and :func:`open_dataset`.
+
+The case list comes from ``dataset.json`` (``"training"``: ``{"image", "label"}`` paths relative
+to the task folder), never from listing ``imagesTr/``: real archives carry AppleDouble ``._*``
+files and other strays that must not become cases. Classes come from ``"labels"``, input channels
+from ``"modality"`` (multi-modal tasks store 4D images whose last axis becomes the channels).
+
+Example:
+    >>> ds = open_dataset("synthetic", seed=0, synthetic_cases=6)  # doctest: +SKIP
+    >>> ds.num_classes, ds.in_channels, len(ds.cases)
+    (3, 1, 6)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from raynas.data.tasks import DatasetInfo, get_dataset_info
+from raynas.errors import DataError
+
+__all__ = ["Case", "MSDDataset", "read_msd", "open_dataset", "REQUIRED_KEYS"]
+
+REQUIRED_KEYS = ("training", "modality", "labels")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One training case: an image file, its label file and a short name."""
+
+    image: Path
+    label: Path
+    name: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The MONAI dict-transform input: ``{"image": path, "label": path, "name": name}``."""
+        return {"image": str(self.image), "label": str(self.label), "name": self.name}
+
+
+@dataclass(frozen=True)
+class MSDDataset:
+    """A task folder read from its ``dataset.json`` (no I/O here: see :func:`read_msd`).
+
+    Example:
+        >>> info = get_dataset_info("synthetic")
+        >>> ds = MSDDataset(root=Path("/d"), cases=[], labels={0: "bg", 1: "a"},
+        ...                 channels=("MRI",), info=info)
+        >>> ds.num_classes, ds.in_channels, ds.modality
+        (2, 1, 'MRI')
+    """
+
+    root: Path
+    cases: list[Case]
+    labels: dict[int, str]
+    channels: tuple[str, ...]
+    info: DatasetInfo
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def in_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def modality(self) -> str:
+        return self.info.modality
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+
+def _case_name(path: str) -> str:
+    base = Path(path).name
+    for ext in (".nii.gz", ".nii"):
+        if base.endswith(ext):
+            return base[: -len(ext)]
+    return base
+
+
+def _int_keys(mapping: Any, key: str, where: Path) -> dict[int, str]:
+    if not isinstance(mapping, dict) or not mapping:
+        raise DataError(f"{where}: {key!r} must be a non-empty object")
+    try:
+        out = {int(k): str(v) for k, v in mapping.items()}
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: {key!r} keys must be integers, got {list(mapping)}") from None
+    if sorted(out) != list(range(len(out))):
+        raise DataError(f"{where}: {key!r} keys must be 0..{len(out) - 1}, got {sorted(out)}")
+    return dict(sorted(out.items()))
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataError(f"{path}: dataset.json not found (is this an MSD task folder?)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = str(exc).splitlines()[0]
+        raise DataError(f"{path}: malformed JSON ({msg})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object at the top level")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise DataError(f"{path}: missing key(s) {', '.join(missing)}")
+    return data
+
+
+def read_msd(root: Path | str, *, info: DatasetInfo, limit_cases: int | None = None) -> MSDDataset:
+    """Reads ``root/dataset.json`` and checks that every listed file exists.
+
+    Args:
+        root: the task folder (holds ``dataset.json``, ``imagesTr/``, ``labelsTr/``).
+        info: built-in metadata (modality, spacing, patches) for this task.
+        limit_cases: keep only the first N cases of ``dataset.json``.
+
+    Raises:
+        DataError: missing folder or ``dataset.json``, malformed JSON, missing keys, bad
+            entries, a listed file that does not exist, a channel count that contradicts ``info``.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"--data-root: {root} does not exist or is not a folder")
+    jpath = root / "dataset.json"
+    if not jpath.is_file() and info.task_folder and (root / info.task_folder).is_dir():
+        root = root / info.task_folder  # accept the parent of Task05_Prostate/
+        jpath = root / "dataset.json"
+    data = _load_json(jpath)
+    labels = _int_keys(data["labels"], "labels", jpath)
+    if len(labels) < 2:
+        raise DataError(f"{jpath}: 'labels' needs background and at least one class")
+    channels = tuple(_int_keys(data["modality"], "modality", jpath).values())
+    if len(channels) != info.in_channels and not info.synthetic:
+        raise DataError(
+            f"{jpath}: 'modality' lists {len(channels)} channel(s) {list(channels)}, but "
+            f"{info.name} ({info.task_folder}) has {info.in_channels}: wrong --data-root?"
+        )
+    training = data["training"]
+    if not isinstance(training, list) or not training:
+        raise DataError(f"{jpath}: 'training' must be a non-empty list")
+    if limit_cases is not None:
+        if limit_cases <= 0:
+            raise DataError(f"--cases must be a positive number, got {limit_cases}")
+        training = training[:limit_cases]
+    cases = []
+    for i, entry in enumerate(training):
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) for k in ("image", "label")
+        ):
+            raise DataError(f"{jpath}: training[{i}] needs string 'image' and 'label' paths")
+        if Path(entry["image"]).name.startswith("._"):
+            continue  # AppleDouble metadata, never a case
+        image, label = root / entry["image"], root / entry["label"]
+        for kind, path in (("image", image), ("label", label)):
+            if not path.is_file():
+                raise DataError(f"{path}: {kind} listed in {jpath} (training[{i}]) not found")
+        cases.append(Case(image=image, label=label, name=_case_name(entry["image"])))
+    return MSDDataset(root=root, cases=cases, labels=labels, channels=channels, info=info)
+
+
+def open_dataset(
+    name: str,
+    data_root: Path | str | None = None,
+    *,
+    seed: int = 0,
+    synthetic_cases: int = 16,
+    cache_dir: Path | str | None = None,
+    limit_cases: int | None = None,
+    validate: Literal["none", "header", "full"] = "header",
+) -> MSDDataset:
+    """Opens a built-in dataset by name.
+
+    MSD tasks are read from ``data_root``. ``synthetic`` / ``synthetic2d`` are generated on first
+    use into the cache (``cache_dir``, else ``$RAYNAS_CACHE_DIR/synthetic``, else
+    ``~/.cache/raynas/synthetic``) unless ``data_root`` names a folder already written by
+    ``raynas datasets prepare``. Both go through :func:`read_msd`.
+
+    Args:
+        validate: ``"header"`` (default) checks every case's shapes and affines (cheap),
+            ``"full"`` also reads the voxels (NaN/inf, undeclared label values).
+
+    Raises:
+        DataError: unknown name, missing ``--data-root``, or any problem :func:`read_msd` or
+            :func:`raynas.data.validate.check_dataset` finds.
+    """
+    if validate not in ("none", "header", "full"):
+        raise ValueError(f"validate must be 'none', 'header' or 'full', got {validate!r}")
+    info = get_dataset_info(name)
+    if synthetic_cases <= 0:
+        raise DataError(f"--cases must be a positive number, got {synthetic_cases}")
+    if limit_cases is not None and limit_cases <= 0:
+        raise DataError(f"--cases must be a positive number, got {limit_cases}")
+    if data_root is None:
+        if not info.synthetic:
+            raise DataError(
+                f"--data-root is required for {name} (the folder holding {info.task_folder}'s "
+                "dataset.json)"
+            )
+        from raynas.data.synthetic import ensure_synthetic
+
+        data_root = ensure_synthetic(name, seed=seed, cases=synthetic_cases, cache_dir=cache_dir)
+    ds = read_msd(data_root, info=info, limit_cases=limit_cases)
+    if validate != "none":
+        from raynas.data.validate import check_dataset
+
+        check_dataset(ds, deep=validate == "full")
+    return ds

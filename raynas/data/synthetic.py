@@ -1,0 +1,273 @@
+"""Generated segmentation tasks (``synthetic``, ``synthetic2d``) written as MSD folders.
+
+Each case is a small MRI-like volume: textured body tissue, a deformed rotated ellipsoid "organ"
+(class 1), a small irregular blob or tube "lesion" inside or touching it (class 2), unlabelled
+distractor blobs of similar intensity, a smooth multiplicative bias field, Rician noise and
+anisotropic voxels (1 x 1 x 2.5 mm). Size, position, orientation and contrast vary per case.
+Case ``i`` depends only on ``(seed, i)``: the same seed gives byte-identical arrays.
+
+The folder is read back through :func:`raynas.data.msd.read_msd`, like any MSD task.
+
+Example:
+    >>> root = write_synthetic(out, name="synthetic", cases=4, seed=0)  # doctest: +SKIP
+    >>> sorted(p.name for p in root.iterdir())  # doctest: +SKIP
+    ['dataset.json', 'imagesTr', 'labelsTr']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from raynas.errors import DataError
+
+__all__ = [
+    "SyntheticSpec",
+    "SPECS",
+    "cache_root",
+    "generate_case",
+    "write_synthetic",
+    "ensure_synthetic",
+]
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Volume geometry of a synthetic dataset (``z_fill`` stretches structures along z)."""
+
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    z_fill: float
+
+
+SPECS: dict[str, SyntheticSpec] = {
+    "synthetic": SyntheticSpec(shape=(64, 64, 32), spacing=(1.0, 1.0, 2.5), z_fill=0.3),
+    "synthetic2d": SyntheticSpec(shape=(96, 96, 12), spacing=(1.0, 1.0, 2.5), z_fill=0.9),
+}
+
+
+def cache_root(cache_dir: Path | str | None = None) -> Path:
+    """The raynas cache: ``cache_dir``, else ``$RAYNAS_CACHE_DIR``, else ``~/.cache/raynas``."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("RAYNAS_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "raynas"
+
+
+def _basis(n: int, k: int) -> np.ndarray:
+    """(n, k) Gaussian interpolation weights from k coarse nodes to n voxels (rows sum to 1)."""
+    x = (np.arange(n) + 0.5) / n
+    g = (np.arange(k) + 0.5) / k
+    w = np.exp(-0.5 * ((x[:, None] - g[None, :]) * k / 0.8) ** 2)
+    return w / w.sum(1, keepdims=True)
+
+
+def _smooth(
+    rng: np.random.Generator, shape: tuple[int, ...], coarse: tuple[int, ...]
+) -> np.ndarray:
+    """A smooth random field of roughly unit amplitude: a coarse Gaussian grid, interpolated."""
+    low = rng.standard_normal(coarse) * 3.2
+    bx, by, bz = (_basis(n, k) for n, k in zip(shape, coarse, strict=True))
+    return np.einsum("ai,bj,ck,ijk->abc", bx, by, bz, low, optimize=True).astype(np.float32)
+
+
+def _rotation(theta: float, tilt: float) -> np.ndarray:
+    c, s = np.cos(theta), np.sin(theta)
+    rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    ct, st = np.cos(tilt), np.sin(tilt)
+    rx = np.array([[1.0, 0.0, 0.0], [0.0, ct, -st], [0.0, st, ct]])
+    return rx @ rz
+
+
+def _ellipsoid(
+    grid: np.ndarray, center: np.ndarray, radii: np.ndarray, rot: np.ndarray
+) -> np.ndarray:
+    """Implicit function sum((R (p - c) / r)^2) over ``grid`` (3, X, Y, Z) in mm; < 1 inside."""
+    d = np.tensordot(rot, grid - center[:, None, None, None], axes=1)
+    return ((d / radii[:, None, None, None]) ** 2).sum(0)
+
+
+def _tube(grid: np.ndarray, a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
+    """Normalised distance to the segment a-b (< 1 inside a tube of ``radius`` mm)."""
+    ab = b - a
+    ap = grid - a[:, None, None, None]
+    t = np.clip(np.tensordot(ab, ap, axes=1) / float(ab @ ab), 0.0, 1.0)
+    closest = a[:, None, None, None] + ab[:, None, None, None] * t
+    return np.sqrt(((grid - closest) ** 2).sum(0)) / radius
+
+
+def generate_case(spec: SyntheticSpec, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """One case: ``(image int16, label uint8)`` of ``spec.shape``; depends on (seed, index)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng([seed, index, 7919])
+    shape, sp = spec.shape, np.asarray(spec.spacing)
+    ext = np.asarray(shape) * sp
+    axes = [(np.arange(n) + 0.5) * s - e / 2 for n, s, e in zip(shape, sp, ext, strict=True)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij")).astype(np.float32)
+    coarse = (5, 5, 3)
+
+    # Body: an elliptic cylinder of textured tissue, air outside.
+    body_r = np.array([0.46, 0.40]) * ext[:2] * rng.uniform(0.88, 1.0, 2)
+    body = (grid[0] / body_r[0]) ** 2 + (grid[1] / body_r[1]) ** 2 < 1.0
+    t_body = rng.uniform(0.25, 0.4)
+    texture = 0.05 * _smooth(rng, shape, (12, 12, 6)) + 0.04 * _smooth(rng, shape, coarse)
+    img = np.where(body, t_body + texture, 0.0).astype(np.float32)
+
+    # Organ (class 1): deformed, rotated ellipsoid.
+    center = np.array([*(rng.uniform(-0.1, 0.1, 2) * ext[:2]), rng.uniform(-0.08, 0.08) * ext[2]])
+    radii = np.array([*(rng.uniform(0.15, 0.24, 2) * ext[:2]), spec.z_fill * ext[2]])
+    radii[2] *= rng.uniform(0.9, 1.25)
+    rot = _rotation(rng.uniform(0, np.pi), rng.uniform(-0.25, 0.25) * (spec.z_fill < 0.5))
+    f_org = _ellipsoid(grid, center, radii, rot) * (1.0 + 0.22 * _smooth(rng, shape, coarse))
+    organ = (f_org < 1.0) & body
+    t_org = t_body + rng.uniform(0.2, 0.4)
+
+    # Lesion (class 2): a blob or a short tube, inside or touching the organ.
+    lesion = np.zeros(shape, bool)
+    for _ in range(20):
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        local = direction * radii * rng.uniform(0.2, 1.0)
+        c = center + rot.T @ local
+        if rng.random() < 0.6:
+            r = np.array([*rng.uniform(3.0, 6.5, 2), rng.uniform(4.0, 9.0)])
+            f = _ellipsoid(grid, c, r, _rotation(rng.uniform(0, np.pi), 0.0))
+            f *= 1.0 + 0.35 * _smooth(rng, shape, (8, 8, 4))
+        else:
+            d = rng.normal(size=3) * np.array([1.0, 1.0, 2.0])
+            d *= rng.uniform(6.0, 10.0) / np.linalg.norm(d)
+            f = _tube(grid, c - d, c + d, rng.uniform(1.8, 3.0))
+        lesion = (f < 1.0) & body
+        if lesion.sum() >= min(30, lesion.size // 2000):
+            break
+    if not lesion.any():  # tiny volumes: fall back to a small sphere at the organ centre
+        lesion = (_ellipsoid(grid, center, np.full(3, 4.0), np.eye(3)) < 1.0) & body
+    t_les = t_org + rng.choice([-1.0, 1.0]) * rng.uniform(0.18, 0.3)
+
+    # Unlabelled distractors with organ- or lesion-like intensity, outside the labelled structures.
+    fg = organ | lesion
+    distract = np.zeros(shape, np.float32)
+    for k in range(int(rng.integers(3, 6))):
+        c = np.array([*(rng.uniform(-0.35, 0.35, 2) * ext[:2]), rng.uniform(-0.3, 0.3) * ext[2]])
+        r = np.array([*rng.uniform(4.0, 10.0, 2), rng.uniform(5.0, 14.0)])
+        blob = _ellipsoid(grid, c, r, _rotation(rng.uniform(0, np.pi), 0.0)) < 1.0
+        level = (t_org if k == 0 or rng.random() < 0.6 else t_les) * rng.uniform(0.95, 1.05)
+        distract = np.where(blob & body & ~fg, level, distract)
+
+    img = np.where(distract > 0, distract, img)
+    img = np.where(organ, t_org + 0.03 * texture / 0.05, img)
+    img = np.where(lesion, t_les, img)
+    img = ndimage.gaussian_filter(img, sigma=(0.7, 0.7, 0.3))  # partial-volume edges
+    img *= np.exp(0.15 * _smooth(rng, shape, (3, 3, 2)))  # multiplicative bias field
+    sigma = rng.uniform(0.025, 0.05)
+    n1, n2 = rng.normal(0, sigma, (2, *shape))
+    img = np.sqrt((img + n1) ** 2 + n2**2)  # Rician magnitude noise
+    img = np.round(img * rng.uniform(800.0, 1200.0)).astype(np.int16)  # scanner-like integers
+
+    label = np.zeros(shape, np.uint8)
+    label[organ] = 1
+    label[lesion] = 2
+    return img, label
+
+
+def _affine(spec: SyntheticSpec) -> np.ndarray:
+    aff = np.diag([*spec.spacing, 1.0])
+    aff[:3, 3] = -np.asarray(spec.shape) * np.asarray(spec.spacing) / 2
+    return aff
+
+
+def _save(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
+    import nibabel as nib
+
+    img = nib.Nifti1Image(array, affine)
+    img.header.set_xyzt_units("mm", "sec")
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    nib.save(img, str(path))
+
+
+def _write_into(
+    root: Path, name: str, cases: int, seed: int, shape: tuple[int, int, int] | None
+) -> None:
+    spec = SPECS[name] if shape is None else replace(SPECS[name], shape=tuple(shape))
+    (root / "imagesTr").mkdir(parents=True)
+    (root / "labelsTr").mkdir()
+    affine = _affine(spec)
+    training = []
+    for i in range(cases):
+        img, lab = generate_case(spec, seed, i)
+        fname = f"{name}_{i:03d}.nii.gz"
+        _save(img, affine, root / "imagesTr" / fname)
+        _save(lab, affine, root / "labelsTr" / fname)
+        training.append({"image": f"./imagesTr/{fname}", "label": f"./labelsTr/{fname}"})
+    meta = {
+        "name": name,
+        "description": f"raynas generated task (seed {seed}, {cases} cases)",
+        "tensorImageSize": "3D",
+        "reference": "raynas.data.synthetic",
+        "licence": "CC-0",
+        "release": "1.0",
+        "modality": {"0": "MRI"},
+        "labels": {"0": "background", "1": "organ", "2": "lesion"},
+        "numTraining": cases,
+        "numTest": 0,
+        "training": training,
+        "test": [],
+    }
+    (root / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def write_synthetic(
+    out: Path | str,
+    *,
+    name: str,
+    cases: int,
+    seed: int,
+    shape: tuple[int, int, int] | None = None,
+) -> Path:
+    """Writes a synthetic dataset as an MSD folder at ``out`` (must not exist or be empty).
+
+    ``shape`` overrides the volume shape of the spec (tests use tiny volumes). Written into a
+    temporary sibling first and renamed, so readers never see half a folder.
+    """
+    if name not in SPECS:
+        raise DataError(f"unknown synthetic dataset {name!r}; valid: {', '.join(SPECS)}")
+    if cases <= 0:
+        raise DataError(f"--cases must be a positive number, got {cases}")
+    if shape is not None and (len(shape) != 3 or min(shape) <= 0):
+        raise ValueError(f"shape must be 3 positive ints, got {shape}")
+    out = Path(out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"--out: {out} already exists and is not an empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        _write_into(tmp / "data", name, cases, seed, shape)
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp / "data", out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def ensure_synthetic(
+    name: str, *, seed: int = 0, cases: int = 16, cache_dir: Path | str | None = None
+) -> Path:
+    """The cached folder ``<cache>/synthetic/<name>-seed<S>-n<N>``, generated on first use."""
+    root = cache_root(cache_dir) / "synthetic" / f"{name}-seed{seed}-n{cases}"
+    if (root / "dataset.json").is_file():
+        return root
+    try:
+        return write_synthetic(root, name=name, cases=cases, seed=seed)
+    except (DataError, OSError):
+        if (root / "dataset.json").is_file():  # another process won the race
+            return root
+        raise

@@ -1,0 +1,338 @@
+"""Training loops shared by every stage: plain, single-path supernet, PC-DARTS bi-level.
+
+Each loop runs one epoch (or ``max_steps`` batches) and returns an ``EpochStats``. Batches are
+dicts ``{"image": (B, C, *spatial) float, "label": (B, 1, *spatial) integer classes}``. Mixed
+precision (``torch.autocast`` + ``GradScaler``, float16) is used only when ``amp=True`` and the
+device is CUDA; on CPU ``amp`` is ignored. A loss that is NaN or infinite raises
+``NonFiniteLossError`` before any backward pass, so a diverged run stops with a clear message.
+
+Example:
+    >>> stats = train_epoch(net, loader, opt, make_loss(), device=torch.device("cpu"))
+    >>> stats.loss, stats.steps
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from raynas.engine.optim import check_disjoint
+
+__all__ = [
+    "EpochStats",
+    "NonFiniteLossError",
+    "train_epoch",
+    "supernet_epoch",
+    "bilevel_epoch",
+    "to_device",
+    "amp_enabled",
+]
+
+DEFAULT_GRAD_CLIP = 12.0  # nnU-Net's gradient-norm clip
+
+# One GradScaler per optimiser, kept across epochs so the loss scale stays calibrated.
+_SCALERS: weakref.WeakKeyDictionary[torch.optim.Optimizer, torch.amp.GradScaler] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """What one epoch of training did.
+
+    Attributes:
+        loss: mean training loss over the steps (weights steps for the bi-level loop).
+        steps: optimiser steps taken on the weights.
+        seconds: wall time of the epoch.
+        arch_loss: mean loss of the architecture steps (bi-level loop after warm-up), else None.
+        arch_steps: architecture steps taken.
+
+    Example:
+        >>> EpochStats(loss=0.7, steps=4, seconds=1.2).to_dict()["train_loss"]
+        0.7
+    """
+
+    loss: float
+    steps: int
+    seconds: float
+    arch_loss: float | None = None
+    arch_steps: int = 0
+
+    def to_dict(self) -> dict[str, float]:
+        """Flat metrics for a report: ``train_loss``, ``train_steps``, ``epoch_seconds``, ..."""
+        out: dict[str, float] = {
+            "train_loss": self.loss,
+            "train_steps": self.steps,
+            "epoch_seconds": self.seconds,
+        }
+        if self.arch_loss is not None:
+            out["arch_loss"] = self.arch_loss
+            out["arch_steps"] = self.arch_steps
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as they are (for checkpoints)."""
+        return asdict(self)
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training loss was NaN or infinite: the run diverged (lr too high, bad data, ...).
+
+    Example:
+        >>> str(NonFiniteLossError(float("nan"), step=3, epoch=1))
+        'non-finite training loss nan at epoch 1, step 3 (weights step); ...'
+    """
+
+    def __init__(
+        self, loss: float, *, step: int, epoch: int | None = None, phase: str = "weights"
+    ) -> None:
+        self.loss = loss
+        self.step = step
+        self.epoch = epoch
+        self.phase = phase
+        where = f"epoch {epoch}, step {step}" if epoch is not None else f"step {step}"
+        super().__init__(
+            f"non-finite training loss {loss} at {where} ({phase} step); the run diverged: "
+            "lower the learning rate or check the data"
+        )
+
+    def with_epoch(self, epoch: int) -> NonFiniteLossError:
+        """The same error, naming the epoch."""
+        return NonFiniteLossError(self.loss, step=self.step, epoch=epoch, phase=self.phase)
+
+
+def amp_enabled(amp: bool, device: torch.device) -> bool:
+    """Mixed precision only runs on CUDA."""
+    return bool(amp) and torch.device(device).type == "cuda"
+
+
+def _plain(x: torch.Tensor) -> torch.Tensor:
+    # MONAI MetaTensors carry metadata through every op; the loops do not need it.
+    return x.as_tensor() if hasattr(x, "as_tensor") else x
+
+
+def to_device(batch: Mapping[str, Any], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(image, label)`` of a batch dict on ``device`` (plain tensors, image as float32)."""
+    try:
+        image, label = batch["image"], batch["label"]
+    except (KeyError, TypeError) as err:
+        raise ValueError(
+            f"a batch must be a dict with 'image' and 'label', got {type(batch).__name__}"
+        ) from err
+    image = _plain(image).to(device, dtype=torch.float32, non_blocking=True)
+    label = _plain(label).to(device, non_blocking=True)
+    return image, label
+
+
+def _check_max_steps(max_steps: int | None) -> None:
+    if max_steps is not None and (isinstance(max_steps, bool) or max_steps < 1):
+        raise ValueError(f"max_steps must be None or >= 1, got {max_steps!r}")
+
+
+def _step(
+    model: nn.Module,
+    batch: Mapping[str, Any],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    device: torch.device,
+    amp: bool,
+    grad_clip: float | None,
+    step: int,
+    epoch: int | None,
+    phase: str,
+) -> float:
+    """One forward/backward/update on one batch; returns the loss value."""
+    image, label = to_device(batch, device)
+    optimizer.zero_grad(set_to_none=True)
+    use_amp = amp_enabled(amp, device)
+    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+        loss = loss_fn(model(image), label)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise NonFiniteLossError(value, step=step, epoch=epoch, phase=phase)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if use_amp:
+        scaler = _SCALERS.get(optimizer)
+        if scaler is None:
+            scaler = _SCALERS[optimizer] = torch.amp.GradScaler("cuda")
+        scaler.scale(loss).backward()
+        if grad_clip is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(params, grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+    return value
+
+
+def _batches(loader: Iterable[Any], max_steps: int | None) -> Iterator[tuple[int, Any]]:
+    return enumerate(itertools.islice(loader, max_steps))
+
+
+def _no_batches(what: str) -> ValueError:
+    return ValueError(f"{what} yielded no batches (empty dataset or split?)")
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: Iterable[Mapping[str, Any]],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    device: torch.device,
+    max_steps: int | None = None,
+    amp: bool = False,
+    grad_clip: float | None = DEFAULT_GRAD_CLIP,
+    before_step: Callable[[int], Any] | None = None,
+    epoch: int | None = None,
+) -> EpochStats:
+    """One epoch of plain supervised training (``model.train()`` mode).
+
+    Args:
+        model: the network, already on ``device``.
+        loader: yields batch dicts; at most ``max_steps`` batches are used.
+        optimizer: updates the model's weights.
+        loss_fn: ``loss_fn(logits, label) -> scalar``, e.g. ``make_loss()``.
+        device: where batches go.
+        max_steps: cap on batches this epoch (None = the whole loader).
+        amp: float16 autocast + GradScaler on CUDA (ignored on CPU).
+        grad_clip: max gradient norm (None = no clipping).
+        before_step: called with the step index before each step (e.g. to pick a supernet path).
+        epoch: only used to name the epoch in ``NonFiniteLossError``.
+
+    Raises:
+        NonFiniteLossError: a loss was NaN or infinite.
+        ValueError: the loader yielded no batches, or bad ``max_steps``.
+    """
+    _check_max_steps(max_steps)
+    device = torch.device(device)
+    model.train()
+    start = time.perf_counter()
+    total, steps = 0.0, 0
+    for step, batch in _batches(loader, max_steps):
+        if before_step is not None:
+            before_step(step)
+        total += _step(
+            model, batch, optimizer, loss_fn, device=device, amp=amp, grad_clip=grad_clip,
+            step=step, epoch=epoch, phase="weights",
+        )  # fmt: skip
+        steps += 1
+    if steps == 0:
+        raise _no_batches("the training loader")
+    return EpochStats(loss=total / steps, steps=steps, seconds=time.perf_counter() - start)
+
+
+def supernet_epoch(
+    supernet: nn.Module,
+    loader: Iterable[Mapping[str, Any]],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    sample: Callable[[], Any],
+    device: torch.device,
+    max_steps: int | None = None,
+    amp: bool = False,
+    grad_clip: float | None = DEFAULT_GRAD_CLIP,
+    epoch: int | None = None,
+) -> EpochStats:
+    """One epoch of single-path weight-sharing training (C2F coarse stage).
+
+    Before each step ``choice = sample()`` and ``supernet.set_active(choice)``, so every step
+    trains one path (e.g. one topology of the cluster). Other arguments as ``train_epoch``.
+
+    Example:
+        >>> rng = random.Random(0)
+        >>> supernet_epoch(net, loader, opt, loss, sample=lambda: net.sample(rng), device=dev)
+    """
+    if not callable(getattr(supernet, "set_active", None)):
+        raise ValueError(f"{type(supernet).__name__} has no set_active(choice) method")
+
+    def activate(_step: int) -> None:
+        supernet.set_active(sample())
+
+    return train_epoch(
+        supernet, loader, optimizer, loss_fn, device=device, max_steps=max_steps, amp=amp,
+        grad_clip=grad_clip, before_step=activate, epoch=epoch,
+    )  # fmt: skip
+
+
+def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
+    """Iterates a loader forever, starting a fresh pass (new shuffle) when one ends."""
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise _no_batches("the architecture loader")
+
+
+def bilevel_epoch(
+    supernet: nn.Module,
+    weights_loader: Iterable[Mapping[str, Any]],
+    arch_loader: Iterable[Mapping[str, Any]],
+    w_optimizer: torch.optim.Optimizer,
+    a_optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    *,
+    update_arch: bool,
+    device: torch.device,
+    max_steps: int | None = None,
+    amp: bool = False,
+    grad_clip: float | None = DEFAULT_GRAD_CLIP,
+    epoch: int | None = None,
+) -> EpochStats:
+    """One epoch of first-order PC-DARTS (alternating updates).
+
+    For each batch of ``weights_loader``: if ``update_arch`` (after warm-up), one batch of
+    ``arch_loader`` (cycled; the held-out half of the training cases) updates alpha/beta with
+    ``a_optimizer`` (no gradient clipping, as PC-DARTS); then the weights batch updates the
+    weights with ``w_optimizer``. The architecture step comes first, as in PC-DARTS'
+    ``train()``. The two optimisers must not share a parameter, and the weights optimiser must
+    not hold any of ``supernet.arch_parameters()`` (checked, ``ValueError``).
+
+    Returns:
+        ``EpochStats`` with ``loss`` over the weights steps and ``arch_loss`` over the
+        architecture steps (None during warm-up).
+    """
+    _check_max_steps(max_steps)
+    arch_params = supernet.arch_parameters() if hasattr(supernet, "arch_parameters") else ()
+    check_disjoint(w_optimizer, a_optimizer, arch_params)
+    device = torch.device(device)
+    supernet.train()
+    start = time.perf_counter()
+    arch_batches = _cycle(arch_loader) if update_arch else None
+    w_total, a_total, steps = 0.0, 0.0, 0
+    for step, batch in _batches(weights_loader, max_steps):
+        if arch_batches is not None:
+            a_total += _step(
+                supernet, next(arch_batches), a_optimizer, loss_fn, device=device, amp=amp,
+                grad_clip=None, step=step, epoch=epoch, phase="architecture",
+            )  # fmt: skip
+        w_total += _step(
+            supernet, batch, w_optimizer, loss_fn, device=device, amp=amp, grad_clip=grad_clip,
+            step=step, epoch=epoch, phase="weights",
+        )  # fmt: skip
+        steps += 1
+    if steps == 0:
+        raise _no_batches("the weights loader")
+    return EpochStats(
+        loss=w_total / steps,
+        steps=steps,
+        seconds=time.perf_counter() - start,
+        arch_loss=a_total / steps if update_arch else None,
+        arch_steps=steps if update_arch else 0,
+    )

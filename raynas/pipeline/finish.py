@@ -1,0 +1,107 @@
+"""The end of a search: best weights of each retrained network, the Pareto frontier (files on
+disk and on the parent run, ``pareto=true`` tags), and the best model logged to MLflow."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from raynas.pipeline.outputs import slug
+
+__all__ = ["finish_search"]
+
+logger = logging.getLogger("raynas.search")
+
+
+def _save_best_weights(setup: Any, record: Any, name: str, arch_json: str) -> Path | None:
+    from raynas.tune import load_checkpoint_state
+
+    if record.checkpoint is None or not Path(record.checkpoint).is_dir():
+        logger.warning("retrain %s: no checkpoint reachable at %s", name, record.checkpoint)
+        return None
+    state = load_checkpoint_state(record.checkpoint)
+    best = state["extra"].get("best_state", state["model"])
+    path = setup.folder.root / "models" / f"{slug(name)}.pt"
+    torch.save(best, path)
+    path.with_suffix(".json").write_text(arch_json)
+    return path
+
+
+def finish_search(
+    setup: Any,
+    records: dict[str, list[Any]],
+    candidates: dict[str, dict[str, Any]],
+    kinds: dict[str, str],
+) -> Any:
+    from raynas.nets import build_network, load_architecture
+    from raynas.pipeline.search import SearchResult, rank_records
+    from raynas.tracking import (
+        ParetoPoint,
+        find_trial_run,
+        finish_run,
+        log_frontier,
+        log_pytorch_model,
+        save_frontier,
+        set_tags,
+    )
+
+    points, weights = [], {}
+    for record in records["retrain"]:
+        if record.status == "failed":
+            continue
+        name = record.candidate
+        run_id = find_trial_run(
+            setup.target,
+            setup.experiment_id,
+            setup.parent_run_id,
+            record.trial_id,
+            stage="retrain",
+        )
+        weights[name] = _save_best_weights(setup, record, name, candidates[name]["arch_json"])
+        points.append(
+            ParetoPoint(
+                name=name,
+                dice=record.best_dice,
+                params=int(record.last.get("params", 0)),
+                run_id=run_id,
+                kind=kinds.get(name, "searched"),
+            )
+        )
+    if not points:
+        raise RuntimeError("retrain stage: every trial failed; see the log and the MLflow runs")
+    save_frontier(points, setup.folder.root, stem="frontier")
+    front = log_frontier(setup.target, setup.parent_run_id, points)
+
+    best = rank_records([r for r in records["retrain"] if kinds.get(r.candidate) == "searched"])
+    best = best or rank_records(records["retrain"])
+    if best and weights.get(best[0].candidate) is not None and not setup.folder.state.get("model"):
+        top = best[0]
+        arch_json = candidates[top.candidate]["arch_json"]
+        model = build_network(load_architecture(arch_json))
+        model.load_state_dict(torch.load(weights[top.candidate], weights_only=True))
+        log_pytorch_model(setup.target, setup.parent_run_id, model, arch_json, name="best_model")
+        set_tags(setup.target, setup.parent_run_id, {"best_model": top.candidate})
+        setup.folder.state["model"] = top.candidate
+        setup.folder.save_state()
+
+    stopped = sum(r.status == "stopped" for rs in records.values() for r in rs)
+    set_tags(setup.target, setup.parent_run_id, {"asha.stopped_trials": str(stopped)})
+    finish_run(setup.target, setup.parent_run_id, "FINISHED")
+    setup.folder.state["finished"] = True
+    setup.folder.save_state()
+    setup.close(failed=False)
+    logger.info(
+        "search finished: %d retrained networks, %d on the frontier", len(points), len(front)
+    )
+    return SearchResult(
+        folder=setup.folder.root,
+        tracking_uri=setup.target.uri,
+        experiment=setup.experiment,
+        parent_run_id=setup.parent_run_id,
+        points=points,
+        front=front,
+        stopped_early=stopped,
+    )

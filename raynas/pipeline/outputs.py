@@ -1,0 +1,77 @@
+"""The output folder of one search: state for ``--resume``, stage tables, architectures, models.
+
+Layout (``<storage>/<experiment>/<space>_<dataset>_s<seed>/``)::
+
+    state.json            stages done, the parent MLflow run, selections
+    search.log            the log of the search
+    ray/                  Ray Tune's experiment folders (one per stage), for Tuner.restore
+    coarse.csv fine.csv retrain.csv   one row per trial
+    architectures/*.json  every derived architecture
+    models/*.pt           best weights of each retrained network (state dict) + its JSON
+    frontier.csv/.json/.png
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["SearchFolder", "slug"]
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80] or "x"
+
+
+class SearchFolder:
+    """Reads and writes the files of one search folder.
+
+    Example:
+        >>> folder = SearchFolder(Path("/tmp/runs/raynas/c2f_synthetic_s0"))
+        >>> folder.state.get("done", [])
+        []
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.state_file = root / "state.json"
+        self.state: dict[str, Any] = (
+            json.loads(self.state_file.read_text()) if self.state_file.is_file() else {}
+        )
+
+    def create(self) -> None:
+        for sub in ("ray", "architectures", "models"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    @property
+    def ray_dir(self) -> Path:
+        return self.root / "ray"
+
+    def save_state(self) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True))
+        tmp.replace(self.state_file)
+
+    def stage_done(self, stage: str) -> bool:
+        return stage in self.state.get("done", [])
+
+    def mark_done(self, stage: str, records: list[Any], extra: dict[str, Any]) -> None:
+        self.state.setdefault("done", []).append(stage)
+        self.state.setdefault("records", {})[stage] = [asdict(r) for r in records]
+        self.state.setdefault("selection", {})[stage] = extra
+        self.save_state()
+
+    def write_table(self, stage: str, rows: list[dict[str, Any]]) -> Path:
+        path = self.root / f"{stage}.csv"
+        pd.DataFrame(rows).to_csv(path, index=False)
+        return path
+
+    def write_architecture(self, name: str, arch_json: str) -> Path:
+        path = self.root / "architectures" / f"{slug(name)}.json"
+        path.write_text(arch_json)
+        return path

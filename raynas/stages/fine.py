@@ -1,0 +1,101 @@
+"""Fine stage: the PC-DARTS search of the operations for one topology (or Thrifty candidate).
+
+Warm-up epochs train only the weights; after them, first-order alternating updates: weights on
+the "weights" half of the training cases, architecture (Adam) on the "architecture" half. Each
+epoch derives the current Architecture, at the retrain width, with its parameter count.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from raynas.stages.base import StageProgram
+from raynas.stages.context import TrialSpec
+
+__all__ = ["FineProgram", "at_width"]
+
+
+def at_width(arch_dict: dict[str, Any], width: int) -> dict[str, Any]:
+    """The same architecture with base width ``width`` (searched narrow, retrained wide)."""
+    out = dict(arch_dict)
+    if "width" in out:
+        out["width"] = int(width)
+    return out
+
+
+class FineProgram(StageProgram):
+    """Runs one PC-DARTS search; reports Dice of the supernet and the derived architecture."""
+
+    def __init__(self, spec: TrialSpec) -> None:
+        from raynas.engine import make_arch_optimizer, make_optimizer
+        from raynas.spaces import load_space
+
+        self.space = load_space(spec.space)
+        super().__init__(spec, spatial_dims=self.space.config.spatial_dims)
+        self.choice = json.loads(spec.candidate["choice_json"])
+        self.model = self.space.build_fine_supernet(
+            self.choice,
+            in_channels=self.in_channels,
+            out_channels=self.num_classes,
+            width=self.section.width,
+        ).to(self.device)
+        self.optimizer = make_optimizer(
+            self.model.weight_parameters(),
+            name=self.section.optimizer,
+            lr=self.section.lr,
+            weight_decay=self.section.weight_decay,
+        )
+        self.arch_optimizer = make_arch_optimizer(
+            self.model.arch_parameters(),
+            lr=self.section.arch_lr,
+            betas=tuple(self.section.arch_betas),
+            weight_decay=self.section.arch_weight_decay,
+        )
+        self._make_schedule()
+        self.arch_json = ""
+
+    def derived(self) -> dict[str, Any]:
+        arch = self.model.derive()
+        return at_width(arch.to_dict(), self.preset.retrain.width)
+
+    def train_and_score(self, epoch: int) -> dict[str, Any]:
+        from raynas.engine import bilevel_epoch
+        from raynas.nets import build_network, count_parameters, load_architecture
+
+        update_arch = epoch >= self.section.warmup_epochs
+        stats = bilevel_epoch(
+            self.model,
+            self.data.bundle.weights,
+            self.data.bundle.arch,
+            self.optimizer,
+            self.arch_optimizer,
+            self.loss_fn,
+            update_arch=update_arch,
+            device=self.device,
+            max_steps=self.section.steps_per_epoch,
+        )
+        result = self.evaluate()
+        arch = self.derived()
+        self.arch_json = json.dumps(arch, sort_keys=True)
+        params = count_parameters(build_network(load_architecture(arch)))
+        return {
+            "dice": float(result.dice),
+            "loss": float(stats.loss),
+            "params": int(params),
+            "arch_updates": bool(update_arch),
+            "arch_json": self.arch_json,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["arch_optimizer"] = self.arch_optimizer.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        self.arch_json = json.dumps(self.derived(), sort_keys=True)
+
+    def artifacts(self) -> dict[str, str]:
+        return {"architecture.json": self.arch_json} if self.arch_json else {}

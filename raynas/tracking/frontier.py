@@ -1,0 +1,186 @@
+"""The Pareto frontier in MLflow: log it on the parent run, and rebuild it from a store.
+
+:func:`log_frontier` writes ``pareto.csv``, ``pareto.json`` and ``pareto.png`` as artifacts of
+the search's parent run and tags every point's run ``pareto=true`` or ``pareto=false``, so the
+MLflow UI can filter the frontier (``tags.pareto = "true"``).
+
+:func:`rebuild_pareto` (behind ``raynas pareto``) reads the retrain-stage runs of an
+experiment back: the trial runs of one parent (``stage=retrain``, latest parent by default) plus
+the baseline retrain runs (``kind=baseline``) nested under that parent or standalone (no
+parent). It uses the metrics ``best_dice`` (else the maximum of the per-epoch ``dice``
+history) and ``params``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from mlflow.entities import Run
+
+from raynas.errors import UserError
+from raynas.tracking.pareto import ParetoPoint, pareto_front, save_frontier
+from raynas.tracking.runs import (
+    KIND_TAG,
+    PARENT_TAG,
+    _quote,
+    client_for,
+    log_artifact_file,
+    set_tags,
+)
+from raynas.tracking.uri import TrackingTarget
+
+__all__ = ["ARTIFACT_STEM", "log_frontier", "rebuild_pareto", "points_from_runs"]
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_STEM = "pareto"
+_SKIPPED_STATUSES = ("FAILED", "KILLED")
+
+
+def log_frontier(
+    target: TrackingTarget, parent_run_id: str, points: Iterable[ParetoPoint]
+) -> list[ParetoPoint]:
+    """Log the frontier files on the parent run and tag each point's run ``pareto=true|false``.
+
+    Returns:
+        The frontier (see :func:`raynas.tracking.pareto_front`).
+    """
+    pts = list(points)
+    front = pareto_front(pts)
+    with tempfile.TemporaryDirectory(prefix="raynas-pareto-") as tmp:
+        paths = save_frontier(pts, tmp, stem=ARTIFACT_STEM)
+        for path in paths.values():
+            log_artifact_file(target, parent_run_id, path)
+    front_runs = {p.run_id for p in front if p.run_id}
+    for run_id in sorted({p.run_id for p in pts if p.run_id}):
+        set_tags(target, run_id, {"pareto": "true" if run_id in front_runs else "false"})
+    set_tags(target, parent_run_id, {"pareto.size": str(len(front))})
+    return front
+
+
+def _best_dice(target: TrackingTarget, run: Run) -> float | None:
+    metrics = run.data.metrics
+    if "best_dice" in metrics and math.isfinite(metrics["best_dice"]):
+        return float(metrics["best_dice"])
+    if "dice" not in metrics:
+        return None
+    history = client_for(target).get_metric_history(run.info.run_id, "dice")
+    values = [m.value for m in history if math.isfinite(m.value)]
+    return max(values) if values else None
+
+
+def points_from_runs(target: TrackingTarget, runs: Iterable[Run]) -> list[ParetoPoint]:
+    """Turn retrain runs into points; runs without Dice or parameter count are skipped."""
+    points = []
+    for run in runs:
+        if run.info.status in _SKIPPED_STATUSES:
+            continue
+        dice = _best_dice(target, run)
+        params = run.data.metrics.get("params")
+        if dice is None or params is None or not math.isfinite(params):
+            logger.warning(
+                "run %s (%s) has no 'dice'/'best_dice' or 'params' metric; left out",
+                run.info.run_id,
+                run.info.run_name,
+            )
+            continue
+        tags = run.data.tags
+        kind = tags.get("kind", "searched")
+        points.append(
+            ParetoPoint(
+                name=run.info.run_name or run.info.run_id,
+                dice=dice,
+                params=int(round(params)),
+                run_id=run.info.run_id,
+                kind=kind if kind in ("searched", "baseline") else "searched",
+                stage=tags.get("stage", "retrain"),
+            )
+        )
+    return points
+
+
+def _experiment(target: TrackingTarget, experiment_name: str) -> str:
+    db = target.db_path
+    if db is not None and not db.is_file():
+        raise UserError(
+            f"--tracking-uri {target.uri}: no MLflow store at {db} (run `raynas search` first, "
+            "or pass --tracking-uri)"
+        )
+    client = client_for(target)
+    exp = client.get_experiment_by_name(experiment_name)
+    if exp is None or exp.lifecycle_stage == "deleted":
+        names = sorted(e.name for e in client.search_experiments())
+        raise UserError(
+            f"--experiment {experiment_name}: no such experiment in {target.uri}; "
+            f"known: {', '.join(names) or '(none)'}"
+        )
+    return exp.experiment_id
+
+
+def _search(target: TrackingTarget, experiment_id: str, query: str) -> list[Run]:
+    return list(
+        client_for(target).search_runs(
+            [experiment_id],
+            filter_string=query,
+            max_results=50000,
+            order_by=["attributes.start_time ASC"],
+        )
+    )
+
+
+def rebuild_pareto(
+    target: TrackingTarget,
+    experiment_name: str,
+    *,
+    out_dir: str | Path,
+    parent_run_id: str | None = None,
+) -> list[ParetoPoint]:
+    """Rebuild the frontier of a search from MLflow, write it to ``out_dir`` and re-log it.
+
+    Args:
+        target: The tracking store.
+        experiment_name: MLflow experiment (``--experiment``).
+        out_dir: Folder for ``pareto.csv``, ``pareto.json`` and ``pareto.png``.
+        parent_run_id: The search's parent run; default: the latest one in the experiment.
+
+    Returns:
+        All points (the frontier is ``pareto_front(points)``).
+
+    Raises:
+        UserError: Unknown experiment, no store, no parent run, or no retrain runs with metrics.
+    """
+    experiment_id = _experiment(target, experiment_name)
+    if parent_run_id is not None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client_for(target).get_run(parent_run_id)
+        except MlflowException:
+            raise UserError(f"parent run {parent_run_id}: not found in {target.uri}") from None
+    else:
+        parents = _search(target, experiment_id, f"tags.`{KIND_TAG}` = 'search'")
+        if parents:
+            parent_run_id = parents[-1].info.run_id
+    runs: dict[str, Run] = {}
+    if parent_run_id is not None:
+        query = f"tags.`{PARENT_TAG}` = {_quote(parent_run_id)} and tags.stage = 'retrain'"
+        runs.update((r.info.run_id, r) for r in _search(target, experiment_id, query))
+    baseline_query = "tags.stage = 'retrain' and tags.kind = 'baseline'"
+    for run in _search(target, experiment_id, baseline_query):
+        if run.data.tags.get(PARENT_TAG) in (None, parent_run_id):  # standalone or this search's
+            runs[run.info.run_id] = run
+    points = points_from_runs(target, runs.values())
+    if not points:
+        where = f"parent run {parent_run_id}" if parent_run_id else "the experiment"
+        raise UserError(
+            f"--experiment {experiment_name}: no retrain runs with 'dice' and 'params' metrics "
+            f"in {where}"
+        )
+    save_frontier(points, out_dir, stem=ARTIFACT_STEM)
+    if parent_run_id is not None:
+        log_frontier(target, parent_run_id, points)
+    return points

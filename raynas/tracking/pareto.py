@@ -1,0 +1,177 @@
+"""The Pareto frontier of retrained networks: validation Dice up, parameter count down.
+
+Pure data (no MLflow): :class:`ParetoPoint`, :func:`pareto_front`, :func:`save_frontier` (CSV,
+JSON and a PNG plot) and :func:`frontier_table` (a ``rich`` table). Logging the frontier on a
+parent run lives in :mod:`raynas.tracking.frontier`.
+
+A point is on the front iff no other point has ``dice >=`` and ``params <=`` with at least one
+of the two strict. Exact duplicates (same Dice, same parameter count) do not dominate each
+other, so both stay on the front; points with a non-finite Dice are never on it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+__all__ = [
+    "POINT_KINDS",
+    "ParetoPoint",
+    "pareto_front",
+    "sort_points",
+    "save_frontier",
+    "frontier_table",
+]
+
+POINT_KINDS = ("searched", "baseline")
+CSV_COLUMNS = ("name", "kind", "stage", "dice", "params", "run_id", "on_front")
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    """One trained network: its validation Dice and parameter count.
+
+    Example:
+        >>> p = ParetoPoint("c2f-t3", dice=0.81, params=120_000, run_id="abc", kind="searched")
+        >>> p.kind, p.stage
+        ('searched', 'retrain')
+    """
+
+    name: str
+    dice: float
+    params: int
+    run_id: str | None = None
+    kind: str = "searched"
+    stage: str = "retrain"
+
+    def __post_init__(self) -> None:
+        if self.kind not in POINT_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(POINT_KINDS)}; got {self.kind!r}")
+        if isinstance(self.params, bool) or int(self.params) != self.params or self.params < 0:
+            raise ValueError(f"params must be a non-negative integer; got {self.params!r}")
+        object.__setattr__(self, "params", int(self.params))
+        object.__setattr__(self, "dice", float(self.dice))
+
+    def dominates(self, other: ParetoPoint) -> bool:
+        """True if ``self`` is at least as good on both objectives and better on one."""
+        if not math.isfinite(self.dice):
+            return False
+        if not math.isfinite(other.dice):
+            return True
+        return (
+            self.dice >= other.dice
+            and self.params <= other.params
+            and (self.dice > other.dice or self.params < other.params)
+        )
+
+
+def _order(p: ParetoPoint) -> tuple:
+    dice = p.dice if math.isfinite(p.dice) else -math.inf
+    return (p.params, -dice, p.name, p.kind, p.run_id or "")
+
+
+def sort_points(points: Iterable[ParetoPoint]) -> list[ParetoPoint]:
+    """Deterministic order: parameters up, then Dice down, then name, kind, run id."""
+    return sorted(points, key=_order)
+
+
+def pareto_front(points: Iterable[ParetoPoint]) -> list[ParetoPoint]:
+    """The non-dominated points, sorted by parameters (ascending) then Dice (descending).
+
+    Example:
+        >>> a = ParetoPoint("a", dice=0.8, params=10)
+        >>> b = ParetoPoint("b", dice=0.7, params=20)   # dominated by a
+        >>> [p.name for p in pareto_front([a, b])]
+        ['a']
+    """
+    pts = list(points)
+    front = [
+        p
+        for p in pts
+        if math.isfinite(p.dice) and not any(q.dominates(p) for q in pts if q is not p)
+    ]
+    return sort_points(front)
+
+
+def _rows(points: Sequence[ParetoPoint]) -> list[dict]:
+    front_ids = {id(p) for p in pareto_front(points)}
+    rows = []
+    for p in sort_points(points):
+        row = asdict(p)
+        row["on_front"] = id(p) in front_ids
+        rows.append(row)
+    return rows
+
+
+def save_frontier(
+    points: Iterable[ParetoPoint], out_dir: str | Path, *, stem: str = "frontier"
+) -> dict[str, Path]:
+    """Write ``<stem>.csv``, ``<stem>.json`` and ``<stem>.png`` into ``out_dir``.
+
+    The CSV and JSON hold every point (sorted by parameters) with an ``on_front`` column; the
+    PNG plots Dice against parameters (log scale), the front as a step line, baselines with
+    their own marker and a label.
+
+    Returns:
+        ``{"csv": path, "json": path, "png": path}``.
+    """
+    from raynas.tracking.plots import plot_frontier
+
+    pts = list(points)
+    if not pts:
+        raise ValueError("save_frontier needs at least one point")
+    if not stem or "/" in stem:
+        raise ValueError(f"stem must be a file name without '/', got {stem!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = _rows(pts)
+    paths = {"csv": out / f"{stem}.csv", "json": out / f"{stem}.json", "png": out / f"{stem}.png"}
+    with paths["csv"].open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "run_id": row["run_id"] or ""})
+    payload = {
+        "objectives": {"dice": "max", "params": "min"},
+        "points": [{**r, "dice": r["dice"] if math.isfinite(r["dice"]) else None} for r in rows],
+        "front": [r["name"] for r in rows if r["on_front"]],
+    }
+    paths["json"].write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    plot_frontier(pts, pareto_front(pts), paths["png"])
+    return paths
+
+
+def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto frontier") -> Table:
+    """A ``rich`` table of all points (front first), for ``raynas pareto``."""
+    from rich.table import Table
+
+    pts = list(points)
+    front = pareto_front(pts)
+    front_ids = {id(p) for p in front}
+    rest = [p for p in sort_points(pts) if id(p) not in front_ids]
+    table = Table(title=title)
+    table.add_column("front", justify="center")
+    table.add_column("name")
+    table.add_column("kind")
+    table.add_column("Dice", justify="right")
+    table.add_column("params", justify="right")
+    table.add_column("run id")
+    for p in [*front, *rest]:
+        dice = f"{p.dice:.4f}" if math.isfinite(p.dice) else "-"
+        table.add_row(
+            "*" if id(p) in front_ids else "",
+            p.name,
+            p.kind,
+            dice,
+            f"{p.params:,}",
+            p.run_id or "",
+        )
+    return table

@@ -1,0 +1,111 @@
+"""Starting or joining Ray, checking resources, and the pre-flight check run on a worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from raynas.errors import UserError
+
+__all__ = ["RayRuntime", "prepare_ray_env", "init_ray", "shutdown_ray", "preflight_on_worker"]
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_ray_env() -> None:
+    """Environment Ray reads at import: loopback-only listeners for a local Ray, trials that
+    keep the driver's working directory, and Ray's own console table quieted."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no console table
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+
+@dataclass(frozen=True)
+class RayRuntime:
+    """What the search may use: the cluster's CPUs and GPUs, and whether we started it."""
+
+    address: str | None
+    cpus: float
+    gpus: float
+    started_here: bool
+
+    @property
+    def is_client(self) -> bool:
+        return bool(self.address and self.address.startswith("ray://"))
+
+
+def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
+    """Starts a local Ray bound to 127.0.0.1 (no address) or joins ``auto`` / ``ray://HOST:PORT``."""
+    prepare_ray_env()
+    import ray
+
+    if ray.is_initialized():
+        res = ray.cluster_resources()
+        return RayRuntime(address, res.get("CPU", 0.0), res.get("GPU", 0.0), False)
+    kwargs: dict[str, Any] = {
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+        "include_dashboard": False,
+    }
+    try:
+        if address is None:
+            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+        elif address.startswith("ray://"):
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        else:
+            ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"--address {address}: cannot connect to Ray ({first})") from None
+    res = ray.cluster_resources()
+    return RayRuntime(address, float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0)), True)
+
+
+def shutdown_ray(runtime: RayRuntime) -> None:
+    import ray
+
+    if runtime.started_here and ray.is_initialized():
+        ray.shutdown()
+
+
+def _check_worker(data_root: str | None, tracking_uri: str, artifact_root: str | None) -> str:
+    """Runs on a worker: returns "" if the data and the tracking store are reachable there."""
+    from raynas.errors import UserError as _UserError
+    from raynas.tracking import TrackingTarget, check_tracking_reachable
+
+    if data_root is not None and not Path(data_root).is_dir():
+        return f"--data-root {data_root}: not found on the Ray worker (use shared storage)"
+    target = TrackingTarget(tracking_uri, Path(artifact_root) if artifact_root else None)
+    try:
+        check_tracking_reachable(target, timeout=10.0)
+    except _UserError as exc:
+        return f"{exc} (checked from a Ray worker)"
+    return ""
+
+
+def preflight_on_worker(
+    data_root: Path | None, tracking_uri: str, artifact_root: Path | None, *, timeout: float = 120
+) -> None:
+    """Checks from a Ray worker that the data root and the tracking URI are reachable there."""
+    import ray
+
+    task = ray.remote(num_cpus=0)(_check_worker)
+    ref = task.remote(
+        str(data_root) if data_root else None,
+        tracking_uri,
+        str(artifact_root) if artifact_root else None,
+    )
+    try:
+        problem = ray.get(ref, timeout=timeout)
+    except ray.exceptions.GetTimeoutError:
+        raise UserError(
+            f"pre-flight check on a Ray worker timed out after {timeout:.0f} s"
+        ) from None
+    if problem:
+        raise UserError(problem)

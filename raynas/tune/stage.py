@@ -1,0 +1,167 @@
+"""One stage = one ``Tuner``: candidates as trials, ASHA on validation Dice, Optuna where the
+preset declares distributions, a checkpoint per epoch, retries from it, and ``Tuner.restore``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner
+from ray.tune.schedulers import ASHAScheduler
+
+from raynas.tune.trainables import stage_trainable
+
+__all__ = ["StageRequest", "TrialRecord", "run_stage"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageRequest:
+    """What :func:`run_stage` needs; ``candidates`` maps a key to the candidate's data."""
+
+    stage: str
+    spec: dict[str, Any]
+    candidates: dict[str, dict[str, Any]]
+    epochs: int
+    storage_path: Path
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int
+    max_failures: int
+    reuse_actors: bool = True
+    asha: dict[str, Any] | None = None  # {"grace_period", "reduction_factor"}; None = no ASHA
+    hparams: dict[str, dict[str, Any]] = field(default_factory=dict)  # Optuna distributions
+    num_samples: int = 1
+    seed: int = 0
+    callbacks: list[Any] = field(default_factory=list)
+    resume: bool = False
+
+
+@dataclass
+class TrialRecord:
+    """The outcome of one trial, as the pipeline needs it."""
+
+    trial_id: str
+    candidate: str
+    status: str  # "done", "stopped", "failed"
+    iterations: int
+    best_dice: float
+    last: dict[str, Any]
+    checkpoint: str | None
+    error: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _optuna(request: StageRequest) -> Any:
+    from ray.tune.search.optuna import OptunaSearch
+
+    keys = list(request.candidates)
+    hparams = request.hparams
+
+    def space(trial: Any) -> None:
+        trial.suggest_categorical("candidate", keys)
+        for name, dist in hparams.items():
+            kind = dist["type"]
+            if kind == "choice":
+                trial.suggest_categorical(name, list(dist["values"]))
+            elif kind == "int":
+                trial.suggest_int(name, int(dist["low"]), int(dist["high"]))
+            else:
+                trial.suggest_float(name, dist["low"], dist["high"], log=kind == "loguniform")
+
+    return OptunaSearch(space=space, metric="dice", mode="max", seed=request.seed)
+
+
+def _trainable(request: StageRequest) -> Any:
+    spec = dict(request.spec, cpus_per_trial=request.cpus_per_trial)
+    fn = tune.with_parameters(stage_trainable, spec=spec, candidates=request.candidates)
+    resources: dict[str, float] = {"cpu": request.cpus_per_trial}
+    if request.gpus_per_trial > 0:
+        resources["gpu"] = request.gpus_per_trial
+    return tune.with_resources(fn, resources)
+
+
+def _tuner(request: StageRequest, trainable: Any) -> Tuner:
+    scheduler = None
+    if request.asha is not None:
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=request.epochs,
+            grace_period=min(request.asha["grace_period"], request.epochs),
+            reduction_factor=request.asha["reduction_factor"],
+        )
+    if request.hparams:
+        search_alg = _optuna(request)
+        param_space: dict[str, Any] = {}
+        num_samples = len(request.candidates) * request.num_samples
+    else:
+        search_alg = None
+        param_space = {"candidate": tune.grid_search(list(request.candidates))}
+        num_samples = 1
+    return Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=TuneConfig(
+            metric="dice",
+            mode="max",
+            scheduler=scheduler,
+            search_alg=search_alg,
+            num_samples=num_samples,
+            max_concurrent_trials=request.max_concurrent,
+            reuse_actors=request.reuse_actors,
+        ),
+        run_config=RunConfig(
+            name=request.stage,
+            storage_path=str(request.storage_path),
+            failure_config=FailureConfig(max_failures=request.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=request.callbacks,
+            verbose=0,
+        ),
+    )
+
+
+def _record(result: Any, epochs: int) -> TrialRecord:
+    metrics = dict(result.metrics or {})
+    iterations = int(metrics.get("training_iteration", 0))
+    error = None
+    if result.error is not None:
+        status, error = "failed", str(result.error).strip().splitlines()[-1][:500]
+    elif metrics.get("failure"):
+        status, error = "failed", str(metrics["failure"])
+    elif iterations < epochs:
+        status = "stopped"
+    else:
+        status = "done"
+    best = float(metrics.get("best_dice", metrics.get("dice", 0.0)) or 0.0)
+    trial_id = metrics.get("trial_id") or Path(result.path).name
+    return TrialRecord(
+        trial_id=str(trial_id),
+        candidate=str(result.config.get("candidate", metrics.get("candidate", ""))),
+        status=status,
+        iterations=iterations,
+        best_dice=best if status != "failed" or iterations else 0.0,
+        last=metrics,
+        checkpoint=result.checkpoint.path if result.checkpoint is not None else None,
+        error=error,
+        config=dict(result.config),
+    )
+
+
+def run_stage(request: StageRequest) -> list[TrialRecord]:
+    """Runs (or, with ``resume``, restores and finishes) one stage; one record per trial."""
+    trainable = _trainable(request)
+    folder = request.storage_path / request.stage
+    if request.resume and Tuner.can_restore(str(folder)):
+        logger.info("%s stage: restoring %s", request.stage, folder)
+        tuner = Tuner.restore(
+            str(folder), trainable=trainable, resume_unfinished=True, resume_errored=True
+        )
+    else:
+        tuner = _tuner(request, trainable)
+    grid = tuner.fit()
+    return [_record(result, request.epochs) for result in grid]

@@ -1,0 +1,75 @@
+"""The one function trainable every stage runs: a stage program driven epoch by epoch, with
+``tune.report`` and a checkpoint each epoch, resumed from ``tune.get_checkpoint()`` after a
+failure or a ``--resume``."""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+__all__ = ["stage_trainable", "STATE_FILE", "load_checkpoint_state"]
+
+STATE_FILE = "state.pt"
+_HPARAMS = ("lr", "weight_decay", "optimizer")
+
+
+def load_checkpoint_state(folder: str | Path) -> dict[str, Any]:
+    """The program state saved in a checkpoint folder (tensors and plain containers only)."""
+    return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
+
+
+def _save(program: Any, folder: Path) -> None:
+    torch.save(program.state_dict(), folder / STATE_FILE)
+    for name, text in program.artifacts().items():
+        (folder / name).write_text(text, encoding="utf-8")
+
+
+def stage_trainable(
+    config: dict[str, Any], *, spec: dict[str, Any], candidates: dict[str, dict[str, Any]]
+) -> None:
+    """Ray Tune function trainable. ``config["candidate"]`` is a key of ``candidates``; Optuna
+    may add training hyper-parameters (``lr``, ``weight_decay``, ``optimizer``) to ``config``."""
+    from raynas.engine import NonFiniteLossError
+    from raynas.stages import PROGRAMS, TrialSpec
+
+    cpus = max(1, int(spec.get("cpus_per_trial", 1)))
+    torch.set_num_threads(cpus)
+    key = config["candidate"]
+    candidate = {"key": key, **candidates[key]}
+    hparams = {k: config[k] for k in _HPARAMS if k in config}
+    if hparams:
+        candidate["hparams"] = hparams
+    trial_spec = TrialSpec.from_dict(
+        {k: v for k, v in spec.items() if k != "cpus_per_trial"} | {"candidate": candidate}
+    )
+    program = PROGRAMS[trial_spec.stage](trial_spec)
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            program.load_state_dict(load_checkpoint_state(folder))
+
+    while not program.finished:
+        try:
+            metrics = program.run_epoch()
+        except NonFiniteLossError as exc:
+            # Retrying a diverged trial from its checkpoint would diverge again: end it, with
+            # the reason, and let the search go on without it.
+            tune.report({"dice": 0.0, "best_dice": 0.0, "failure": f"non-finite loss: {exc}"})
+            return
+        metrics = {
+            k: (float(v) if isinstance(v, float) and math.isfinite(v) else v)
+            for k, v in metrics.items()
+        }
+        metrics["candidate"] = key
+        with tempfile.TemporaryDirectory(prefix="raynas-ckpt-") as tmp:
+            folder = Path(tmp)
+            _save(program, folder)
+            (folder / "metrics.json").write_text(json.dumps(metrics, default=str))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -1,0 +1,125 @@
+"""pareto_front on hand-made tables, save_frontier files and the rich table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from raynas.tracking import ParetoPoint, frontier_table, pareto_front, save_frontier
+
+# (name, dice, params) rows -> names on the front, in order (params up, then Dice down)
+CASES = {
+    "single": ([("a", 0.5, 10)], ["a"]),
+    "dominated": ([("a", 0.8, 10), ("b", 0.7, 20)], ["a"]),
+    "trade_off": ([("a", 0.6, 10), ("b", 0.7, 20), ("c", 0.8, 40)], ["a", "b", "c"]),
+    "mixed": (
+        [("a", 0.6, 10), ("b", 0.55, 15), ("c", 0.7, 20), ("d", 0.65, 30), ("e", 0.9, 100)],
+        ["a", "c", "e"],
+    ),
+    "same_params_tie": ([("a", 0.7, 10), ("b", 0.8, 10)], ["b"]),
+    "same_dice_tie": ([("a", 0.7, 10), ("b", 0.7, 20)], ["a"]),
+    "exact_duplicates": ([("b", 0.7, 10), ("a", 0.7, 10), ("c", 0.6, 20)], ["a", "b"]),
+    "nan_never_on_front": ([("a", math.nan, 1), ("b", 0.1, 100)], ["b"]),
+    "all_nan": ([("a", math.nan, 1)], []),
+    "empty": ([], []),
+}
+
+
+def _points(rows: list[tuple[str, float, int]]) -> list[ParetoPoint]:
+    return [ParetoPoint(n, dice=d, params=p, run_id=f"r-{n}") for n, d, p in rows]
+
+
+def _brute_force(points: list[ParetoPoint]) -> set[str]:
+    def dominated(p: ParetoPoint) -> bool:
+        return any(
+            q is not p
+            and q.dice >= p.dice
+            and q.params <= p.params
+            and (q.dice > p.dice or q.params < p.params)
+            for q in points
+        )
+
+    return {p.name for p in points if math.isfinite(p.dice) and not dominated(p)}
+
+
+@pytest.mark.parametrize(("rows", "expected"), CASES.values(), ids=CASES.keys())
+def test_pareto_front(rows: list[tuple[str, float, int]], expected: list[str]) -> None:
+    points = _points(rows)
+    front = pareto_front(points)
+    assert [p.name for p in front] == expected
+    assert {p.name for p in front} == _brute_force(points)
+    assert [p.name for p in pareto_front(reversed(points))] == expected  # order-independent
+
+
+def test_point_validation() -> None:
+    with pytest.raises(ValueError, match="kind must be one of searched, baseline"):
+        ParetoPoint("a", dice=0.5, params=1, kind="other")
+    with pytest.raises(ValueError, match="params"):
+        ParetoPoint("a", dice=0.5, params=-1)
+    with pytest.raises(ValueError, match="params"):
+        ParetoPoint("a", dice=0.5, params=2.5)
+    assert ParetoPoint("a", dice=1, params=3.0).params == 3
+
+
+def _table() -> list[ParetoPoint]:
+    return [
+        ParetoPoint("c2f-0", dice=0.62, params=20_000, run_id="r0"),
+        ParetoPoint("c2f-1", dice=0.70, params=50_000, run_id="r1"),
+        ParetoPoint("c2f-2", dice=0.60, params=80_000, run_id="r2"),
+        ParetoPoint("unet", dice=0.72, params=400_000, run_id="r3", kind="baseline"),
+        ParetoPoint("dynunet", dice=0.65, params=900_000, run_id=None, kind="baseline"),
+    ]
+
+
+def test_save_frontier_files(tmp_path: Path) -> None:
+    paths = save_frontier(_table(), tmp_path / "out", stem="front")
+    assert set(paths) == {"csv", "json", "png"}
+    for key, path in paths.items():
+        assert path == tmp_path / "out" / f"front.{key}"
+        assert path.stat().st_size > 0
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with paths["csv"].open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["name", "kind", "stage", "dice", "params", "run_id", "on_front"]
+    assert [(r["name"], r["on_front"]) for r in rows] == [
+        ("c2f-0", "True"),
+        ("c2f-1", "True"),
+        ("c2f-2", "False"),
+        ("unet", "True"),
+        ("dynunet", "False"),
+    ]
+    assert rows[3]["kind"] == "baseline" and rows[3]["params"] == "400000"
+    assert float(rows[1]["dice"]) == 0.70 and rows[4]["run_id"] == ""
+    data = json.loads(paths["json"].read_text())
+    assert data["front"] == ["c2f-0", "c2f-1", "unet"]
+    assert data["objectives"] == {"dice": "max", "params": "min"}
+    assert len(data["points"]) == 5
+
+
+def test_save_frontier_rejects_empty(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least one point"):
+        save_frontier([], tmp_path)
+
+
+def test_frontier_table_lists_front_first() -> None:
+    console = Console(width=120, record=True)
+    console.print(frontier_table(_table()))
+    text = console.export_text()
+    rows = [
+        [cell.strip() for cell in line.split("\u2502")[1:-1]]
+        for line in text.splitlines()
+        if "c2f-" in line or "unet" in line
+    ]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("*", "c2f-0"),
+        ("*", "c2f-1"),
+        ("*", "unet"),
+        ("", "c2f-2"),
+        ("", "dynunet"),
+    ]
+    assert "400,000" in text and "0.7200" in text
