@@ -64,7 +64,7 @@ class Distribution(Strict):
 
 
 class AshaSection(Strict):
-    """ASHA on validation Dice (``time_attr=training_iteration``; ``max_t`` = the stage's epochs)."""
+    """ASHA on validation Dice (``training_iteration``; ``max_t`` = the stage's epochs)."""
 
     enabled: bool = True
     grace_period: PositiveInt = 1

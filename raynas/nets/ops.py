@@ -182,18 +182,26 @@ class Zero(Op):
 
 
 class PoolOp(Op):
-    """3^d max or average pooling, padding 1 (average ignores the padding)."""
+    """3^d max or average pooling, padding 1 (average ignores the padding).
+
+    The padding is applied explicitly (``-inf`` for max, a divisor map for average), so inputs
+    as small as 1 voxel per side work in 2D and 3D alike.
+    """
 
     def __init__(self, *, spatial_dims: int, channels: int, stride: int = 1, kind: str = "max"):
         super().__init__(spatial_dims=spatial_dims, channels=channels, stride=stride)
-        if kind == "max":
-            self.pool = Pool[Pool.MAX, spatial_dims](3, stride=stride, padding=1)
-        else:
-            self.pool = Pool[Pool.AVG, spatial_dims](3, stride=stride, padding=1,
-                                                     count_include_pad=False)
+        self.kind = kind
+        pool_t = Pool[Pool.MAX if kind == "max" else Pool.AVG, spatial_dims]
+        self.pool = pool_t(3, stride=stride, padding=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x)
+        pad = (1, 1) * self.spatial_dims
+        if self.kind == "max":
+            return self.pool(F.pad(x, pad, value=float("-inf")))
+        avg = F.avg_pool3d if self.spatial_dims == 3 else F.avg_pool2d
+        ones = torch.ones_like(x[:1, :1])
+        divisor = avg(F.pad(ones, pad), 3, stride=self.stride)
+        return self.pool(F.pad(x, pad)) / divisor
 
     def cost(self, spatial: Sequence[int]) -> Cost:
         out = self.out_shape(spatial)

@@ -173,6 +173,7 @@ def _validate(options: SearchOptions) -> tuple[Any, Any, str, Any, Any]:
         seed=preset.seed,
         synthetic_cases=preset.data.synthetic_cases,
         limit_cases=preset.data.cases,
+        validate="full",  # shapes, affines, labels, NaN: every case, before any trial starts
     )
     target = resolve_tracking_uri(options.tracking_uri, workdir=options.workdir)
     check_tracking_reachable(target)

@@ -115,11 +115,11 @@ def load_space(ref: str | Path, *, overrides: Mapping[str, Any] | None = None) -
         except ValidationError as exc:
             raise ConfigError(format_validation_error(source, exc, type(config))) from None
     bad = check_op_names(config.ops, config.spatial_dims)
+    valid = ", ".join(op_names(config.spatial_dims))
     if bad:
         names = ", ".join(map(repr, bad))
         raise ConfigError(f"{source}: ops: unknown operation(s) {names} for "
-                          f"{config.spatial_dims}D; valid: {', '.join(op_names(config.spatial_dims))}")
-    valid = ", ".join(op_names(config.spatial_dims))
+                          f"{config.spatial_dims}D; valid: {valid}")
     coarse = getattr(config, "coarse_op", None)
     if coarse is not None and coarse not in op_names(config.spatial_dims):
         raise ConfigError(f"{source}: coarse_op: unknown operation {coarse!r} for "

@@ -7,7 +7,8 @@ network is built by the same cell code.
 Example:
     >>> space = load_space("c2f_small")  # doctest: +SKIP
     >>> cand = space.coarse_candidates()[0]  # doctest: +SKIP
-    >>> net = space.build_coarse_supernet(cand, in_channels=1, out_channels=2, width=4)  # doctest: +SKIP
+    >>> net = space.build_coarse_supernet(  # doctest: +SKIP
+    ...     cand, in_channels=1, out_channels=2, width=4)
     >>> net.set_active(net.sample(random.Random(0)))  # doctest: +SKIP
 """
 

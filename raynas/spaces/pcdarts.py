@@ -84,7 +84,8 @@ class MixedOp(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if weights.shape != (len(self.ops),):
-            raise ValueError(f"weights must have shape ({len(self.ops)},), got {tuple(weights.shape)}")
+            n, got = len(self.ops), tuple(weights.shape)
+            raise ValueError(f"weights must have shape ({n},), got {got}")
         part = self.channels // self.k
         x1 = x[:, :part]
         y = sum(w * op(x1) for w, op in zip(weights, self.ops, strict=True))

@@ -222,3 +222,19 @@ def test_nan_in_arch_step_names_the_phase():
     bad = [{"image": torch.full((1, 1, 16, 16), float("nan")), "label": good[0]["label"]}]
     with pytest.raises(NonFiniteLossError, match="architecture step"):
         bilevel_epoch(net, good, bad, w_opt, a_opt, make_loss(), update_arch=True, device=CPU)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="mixed precision runs on CUDA only")
+def test_amp_on_cuda_trains_and_keeps_one_scaler_per_optimizer():
+    from raynas.engine.loops import _SCALERS
+
+    cuda = torch.device("cuda")
+    torch.manual_seed(0)
+    net = TinyNet(spatial_dims=3).to(cuda)
+    opt = make_optimizer(net.parameters(), name="adamw", lr=2e-2, weight_decay=0.0)
+    batches = make_batches(n=4, batch_size=2, shape=SHAPES[3])
+    losses = [
+        train_epoch(net, batches, opt, make_loss(), device=cuda, amp=True).loss for _ in range(6)
+    ]
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert opt in _SCALERS and _SCALERS[opt].is_enabled()

@@ -191,3 +191,29 @@ def test_named_models(name, dims):
 def test_unknown_named_model():
     with pytest.raises(UserError, match="unetpp"):
         named_architecture("vnet")
+
+
+@pytest.mark.parametrize(
+    "args,params",
+    [(["unet", "--dims", "2", "--classes", "1", "--input-size", "64", "64"], 7_759_521),
+     (["unetpp", "--dims", "2", "--classes", "1", "--input-size", "64", "64"], 9_041_601)],
+)
+def test_raynas_summary_of_baselines(args, params, capsys):
+    import json
+
+    from raynas.cli.main import main
+
+    assert main(["summary", *args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == params
+
+
+def test_raynas_summary_plans_dynunet_for_the_input_size(capsys):
+    import json
+
+    from raynas.cli.main import main
+
+    assert main(["summary", "dynunet", "--input-size", "64", "64", "16", "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    expected = dynunet_plan((1.0, 1.0, 1.0), (64, 64, 16), in_channels=1, out_channels=2)
+    assert facts["space"] == "dynunet"
+    assert facts["params"] == count_parameters(build_network(expected))

@@ -163,3 +163,16 @@ def test_width_must_divide_by_pc_k():
     space = load_space("thrifty")
     with pytest.raises(ValueError, match="pc_k"):
         space.build_fine_supernet({"depth": 2, "width": 6}, in_channels=1, out_channels=2)
+
+
+def test_raynas_summary_shows_the_default_derived_model_is_thrifty(tmp_path, capsys):
+    import json
+
+    from raynas.cli.main import main
+
+    arch = load_space("thrifty").default_architecture(in_channels=1, out_channels=2)
+    path = arch.save(tmp_path / "ARCH.json")
+    assert main(["summary", str(path), "--input-size", "64", "64", "--json"]) == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["space"] == "thrifty"
+    assert facts["params"] == count_parameters(build_network(arch)) < 1_000_000
