@@ -9,7 +9,8 @@ Models:
 - ``thrifty``: a derived Thrifty network at the space's default depth 4 and C = 32. By default
   the fixed genotype :data:`THRIFTY_GENOTYPE` below (a hand-picked, PC-DARTS-looking cell pair,
   not a search result); ``--thrifty-arch ARCH.json`` uses a searched one, ``--thrifty-seed S``
-  ``space.sample_architecture(seed=S)``.
+  ``space.sample_architecture(seed=S)``, ``--thrifty-default`` the uniform-weight derivation
+  (``space.default_architecture()``, what the coarse stage reports).
 - ``unet`` / ``unetpp``: the UNet++ paper's configurations (filters 32..512) unless
   ``--baseline-width W`` reduces them to ``W * 2**i`` (recorded in the results).
 
@@ -46,6 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=4, help="cases per batch")
     p.add_argument("--samples-per-case", type=int, default=2)
     p.add_argument("--patch", type=int, nargs=2, default=(64, 64))
+    p.add_argument("--eval-roi", type=int, nargs=2, default=(96, 96),
+                   help="sliding-window ROI on the validation slices (synthetic2d: 96x96)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1 avoids OpenMP stalls on a shared machine)")
     p.add_argument("--optimizer", default="adamw", choices=["sgd", "adamw"])
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--weight-decay", type=float, default=3e-5)
@@ -56,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--thrifty-arch", type=Path, default=None, help="a derived ARCH.json")
     p.add_argument("--thrifty-seed", type=int, default=None,
                    help="use space.sample_architecture(seed=S) instead of the fixed genotype")
+    p.add_argument("--thrifty-default", action="store_true",
+                   help="use space.default_architecture() (uniform-weight derivation: conv3 on "
+                        "in_0 and in_1 of every node) instead of the fixed genotype")
     p.add_argument("--models", nargs="+", default=["thrifty", "unet", "unetpp"],
                    choices=["thrifty", "unet", "unetpp"])
     p.add_argument("--seed", type=int, default=0)
@@ -78,6 +86,9 @@ def architectures(args: argparse.Namespace, in_channels: int, classes: int) -> d
     if args.thrifty_arch is not None:
         thrifty = load_architecture(args.thrifty_arch)
         note = f"derived architecture from {args.thrifty_arch}"
+    elif args.thrifty_default:
+        thrifty = space.default_architecture(in_channels=in_channels, out_channels=classes)
+        note = "space.default_architecture() (uniform-weight derivation, all conv3)"
     elif args.thrifty_seed is not None:
         thrifty = space.sample_architecture(seed=args.thrifty_seed, in_channels=in_channels,
                                             out_channels=classes, width=space.config.width)
@@ -119,7 +130,7 @@ def run_model(name: str, arch: Any, bundle: Any, args: argparse.Namespace, devic
     train_s = time.perf_counter() - start
     with torch.no_grad():
         result = evaluate(net, bundle.val, num_classes=bundle.num_classes,
-                          roi_size=tuple(args.patch), spatial_dims=2, device=device,
+                          roi_size=tuple(args.eval_roi), spatial_dims=2, device=device,
                           max_cases=args.val_cases)
     return {
         "params": count_parameters(net),
@@ -140,8 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     from raynas.data import build_loaders, open_dataset
     from raynas.engine import resolve_device
 
-    if args.device == "auto" and not torch.cuda.is_available():
-        torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     ds = open_dataset("synthetic2d", seed=args.seed, synthetic_cases=args.cases)
     bundle = build_loaders(ds, mode="2d", patch_size=tuple(args.patch),
@@ -163,12 +173,16 @@ def main(argv: list[str] | None = None) -> int:
         "smoke_test": args.smoke_test,
         "budget": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
                    if k in ("epochs", "steps", "batch_size", "samples_per_case", "patch",
-                            "optimizer", "lr", "weight_decay", "seed", "cases", "val_cases")},
+                            "optimizer", "lr", "weight_decay", "seed", "cases", "val_cases",
+                            "eval_roi", "baseline_width")},
         "device": str(device),
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "table": [{"architecture": n, "params": r["params"], "params_M": round(r["params"] / 1e6, 2),
-                   "dice": round(r["dice"], 4)} for n, r in rows.items()],
+        "table": [
+            {"architecture": n, "params": r["params"], "params_M": round(r["params"] / 1e6, 2),
+             "dice": round(r["dice"], 4)}
+            for n, r in rows.items()
+        ],
         "models": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -41,13 +41,16 @@ def _root(
 
 
 def _register() -> None:
-    from raynas.cli import datasets, pareto, search, spaces, summary
+    from raynas.cli import datasets, evaluate, pareto, retrain, search, spaces, summary
 
     app.add_typer(datasets.app, name="datasets")
     app.add_typer(spaces.app, name="spaces")
     app.command("summary")(summary.summary)
     app.command("pareto")(pareto.pareto)
     app.command("search")(search.search)
+    app.command("retrain")(retrain.retrain)
+    app.command("baseline")(retrain.baseline)
+    app.command("evaluate")(evaluate.evaluate)
 
 
 _register()

@@ -11,12 +11,15 @@ import torch
 
 from raynas.pipeline.outputs import slug
 
-__all__ = ["finish_search"]
+__all__ = ["finish_search", "save_best_weights"]
 
 logger = logging.getLogger("raynas.search")
 
 
-def _save_best_weights(setup: Any, record: Any, name: str, arch_json: str) -> Path | None:
+def save_best_weights(folder: Any, record: Any, name: str, arch_json: str) -> Path | None:
+    """Writes ``models/<name>.pt`` (the best weights of a retrain trial, a plain state dict) and
+    ``models/<name>.json`` (its Architecture) in the output ``folder``; ``None`` when the trial
+    left no reachable checkpoint."""
     from raynas.tune import load_checkpoint_state
 
     if record.checkpoint is None or not Path(record.checkpoint).is_dir():
@@ -24,7 +27,8 @@ def _save_best_weights(setup: Any, record: Any, name: str, arch_json: str) -> Pa
         return None
     state = load_checkpoint_state(record.checkpoint)
     best = state["extra"].get("best_state", state["model"])
-    path = setup.folder.root / "models" / f"{slug(name)}.pt"
+    path = folder.root / "models" / f"{slug(name)}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(best, path)
     path.with_suffix(".json").write_text(arch_json)
     return path
@@ -60,7 +64,7 @@ def finish_search(
             record.trial_id,
             stage="retrain",
         )
-        weights[name] = _save_best_weights(setup, record, name, candidates[name]["arch_json"])
+        weights[name] = save_best_weights(setup.folder, record, name, candidates[name]["arch_json"])
         points.append(
             ParetoPoint(
                 name=name,

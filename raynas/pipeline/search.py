@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from raynas.pipeline.outputs import slug
+from raynas.pipeline.running import run_tracked_stage
 from raynas.pipeline.setup import SearchSetup, prepare_search
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "rank_records"]
@@ -56,26 +57,6 @@ def rank_records(records: list[Any]) -> list[Any]:
     return sorted(ok, key=lambda r: (-r.best_dice, int(r.last.get("params", 0)), r.candidate))
 
 
-def _rows(records: list[Any], labels: dict[str, str]) -> list[dict[str, Any]]:
-    rows = []
-    for r in records:
-        rows.append(
-            {
-                "trial_id": r.trial_id,
-                "candidate": labels.get(r.candidate, r.candidate),
-                "status": r.status,
-                "epochs": r.iterations,
-                "best_dice": r.best_dice,
-                "last_dice": r.last.get("dice"),
-                "params": r.last.get("params"),
-                "topology": r.last.get("topology", ""),
-                "error": r.error or "",
-                **{k: v for k, v in r.config.items() if k != "candidate"},
-            }
-        )
-    return rows
-
-
 def _select(stage: str, records: list[Any], k: int, labels: dict[str, str]) -> list[Any]:
     ranked = rank_records(records)
     chosen = ranked[:k]
@@ -99,60 +80,6 @@ def _select(stage: str, records: list[Any], k: int, labels: dict[str, str]) -> l
     return chosen
 
 
-def _run(
-    setup: SearchSetup,
-    stage: str,
-    candidates: dict[str, dict[str, Any]],
-    kinds: dict[str, str] | None = None,
-) -> list[Any]:
-    from raynas.tune import MlflowTrialCallback, ProgressCallback, StageRequest, run_stage
-
-    section = getattr(setup.preset, stage)
-    labels = {k: v.get("label", k) for k, v in candidates.items()}
-    callbacks = [
-        MlflowTrialCallback(
-            setup.target,
-            experiment_id=setup.experiment_id,
-            parent_run_id=setup.parent_run_id,
-            stage=stage,
-            labels=labels,
-            kinds=kinds,
-        ),
-        ProgressCallback(stage=stage, epochs=section.epochs, labels=labels),
-    ]
-    asha = section.asha
-    request = StageRequest(
-        stage=stage,
-        spec=setup.spec(stage),
-        candidates=candidates,
-        epochs=section.epochs,
-        storage_path=setup.folder.ray_dir,
-        cpus_per_trial=setup.cpus_per_trial,
-        gpus_per_trial=setup.gpus_per_trial,
-        max_concurrent=setup.max_concurrent,
-        max_failures=setup.preset.resources.max_failures,
-        reuse_actors=setup.preset.resources.reuse_actors,
-        asha=(
-            {"grace_period": asha.grace_period, "reduction_factor": asha.reduction_factor}
-            if asha.enabled
-            else None
-        ),
-        hparams=(
-            {k: v.model_dump() for k, v in setup.preset.retrain.hparams.items()}
-            if stage == "retrain"
-            else {}
-        ),
-        num_samples=setup.preset.retrain.num_samples if stage == "retrain" else 1,
-        seed=setup.seed,
-        callbacks=callbacks,
-        resume=setup.resume,
-    )
-    logger.info("%s stage: %d candidates", stage, len(candidates))
-    records = run_stage(request)
-    setup.folder.write_table(stage, _rows(records, labels))
-    return records
-
-
 def _stage(
     setup: SearchSetup,
     stage: str,
@@ -166,7 +93,7 @@ def _stage(
     if folder.stage_done(stage):
         logger.info("%s stage: finished earlier, skipped", stage)
         return [TrialRecord(**r) for r in folder.state["records"][stage]]
-    records = _run(setup, stage, candidates, kinds)
+    records = run_tracked_stage(setup, stage, candidates, kinds)
     folder.mark_done(stage, records, {"candidates": candidates})
     return records
 

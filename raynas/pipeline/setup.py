@@ -1,10 +1,13 @@
-"""Everything a search checks and prepares before its first trial: config, space, dataset,
-tracking store, output folder, Ray, resources, the worker pre-flight check, the parent run."""
+"""Everything a search (or a ``retrain`` / ``baseline`` run) checks and prepares before its first
+trial: config, space, dataset, tracking store, output folder, Ray, resources, the worker
+pre-flight check, the parent run. :func:`prepare_search` is the search's entry; the validation
+steps and :func:`open_run` are shared with :mod:`raynas.pipeline.retrain`."""
 
 from __future__ import annotations
 
 import logging
 import math
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +18,15 @@ from raynas.pipeline.outputs import SearchFolder, slug
 if TYPE_CHECKING:
     from raynas.pipeline.search import SearchOptions
 
-__all__ = ["SearchSetup", "prepare_search"]
+__all__ = [
+    "SearchSetup",
+    "baseline_architecture",
+    "load_run_preset",
+    "open_run",
+    "open_run_dataset",
+    "prepare_search",
+    "resolve_run_target",
+]
 
 logger = logging.getLogger("raynas.search")
 
@@ -56,30 +67,13 @@ class SearchSetup:
 
     def baselines(self) -> dict[str, str]:
         """Architecture JSON of each baseline the preset asks to retrain."""
-        from raynas.nets.baselines import dynunet_plan, unet_architecture, unetpp_architecture
-
         dims = self.space.config.spatial_dims
-        info = self.dataset.info
-        patch = self.preset.data.retrain_patch_size or list(info.retrain_patch)
-        spacing = tuple(self.preset.data.spacing or info.target_spacing)
-        channels = {
-            "in_channels": self.dataset.in_channels,
-            "out_channels": self.dataset.num_classes,
+        return {
+            f"baseline-{name}": baseline_architecture(
+                name, preset=self.preset, dataset=self.dataset, spatial_dims=dims
+            ).to_json()
+            for name in self.preset.retrain.baselines
         }
-        out = {}
-        for name in self.preset.retrain.baselines:
-            if name == "dynunet":
-                arch = dynunet_plan(
-                    spacing[:dims],
-                    tuple(patch)[:dims],
-                    base_width=self.preset.retrain.width,
-                    **channels,
-                )
-            else:
-                make = unet_architecture if name == "unet" else unetpp_architecture
-                arch = make(spatial_dims=dims, width=self.preset.retrain.width, **channels)
-            out[f"baseline-{name}"] = arch.to_json()
-        return out
 
     def close(self, *, failed: bool) -> None:
         from raynas.tracking import finish_run
@@ -94,12 +88,32 @@ class SearchSetup:
             self.log_handler.close()
 
 
-def _folder(options: SearchOptions, experiment: str, space: str, seed: int) -> SearchFolder:
+def baseline_architecture(name: str, *, preset: Any, dataset: Any, spatial_dims: int) -> Any:
+    """The Architecture of baseline ``name`` (unet | unetpp | dynunet) for ``dataset``, at the
+    preset's retrain width (DynUNet planned from the target spacing and retrain patch)."""
+    from raynas.nets.baselines import dynunet_plan, unet_architecture, unetpp_architecture
+
+    dims = spatial_dims
+    info = dataset.info
+    channels = {"in_channels": dataset.in_channels, "out_channels": dataset.num_classes}
+    if name == "dynunet":
+        patch = preset.data.retrain_patch_size or list(info.retrain_patch)
+        spacing = tuple(preset.data.spacing or info.target_spacing)
+        return dynunet_plan(
+            spacing[:dims], tuple(patch)[:dims], base_width=preset.retrain.width, **channels
+        )
+    if name not in ("unet", "unetpp"):
+        raise UserError(f"--model {name}: unknown baseline; valid: unet, unetpp, dynunet")
+    make = unet_architecture if name == "unet" else unetpp_architecture
+    return make(spatial_dims=dims, width=preset.retrain.width, **channels)
+
+
+def _folder(options: Any, experiment: str, name: str) -> SearchFolder:
     storage = (options.storage_path or options.workdir / "raynas_runs").absolute()
-    base = storage / slug(experiment) / slug(f"{space}_{options.dataset}_s{seed}")
+    base = storage / slug(experiment) / slug(name)
     existing = [base] + sorted(base.parent.glob(base.name + "_*"), key=lambda p: p.stat().st_mtime)
     existing = [p for p in existing if (p / "state.json").is_file()]
-    if options.resume:
+    if getattr(options, "resume", False):
         if not existing:
             raise UserError(f"--resume: no earlier search found under {base.parent}")
         return SearchFolder(existing[-1])
@@ -110,7 +124,7 @@ def _folder(options: SearchOptions, experiment: str, space: str, seed: int) -> S
     return SearchFolder(path)
 
 
-def _resources(setup: SearchSetup, options: SearchOptions) -> None:
+def _resources(setup: SearchSetup, options: Any) -> None:
     runtime = setup.runtime
     cpus = options.cpus_per_trial or setup.preset.resources.cpus_per_trial
     if cpus <= 0:
@@ -142,41 +156,84 @@ def _resources(setup: SearchSetup, options: SearchOptions) -> None:
     )
 
 
-def _validate(options: SearchOptions) -> tuple[Any, Any, str, Any, Any]:
-    """All user input, checked before any work starts (raises UserError with one line)."""
-    from raynas.config import load_preset
-    from raynas.data import get_dataset_info, open_dataset
-    from raynas.spaces import load_space
-    from raynas.tracking import check_tracking_reachable, resolve_tracking_uri
+def _check_address(address: str | None, timeout: float = 5.0) -> None:
+    """Checks ``--address`` before any work starts: for ``ray://HOST:PORT``, that something
+    listens there (Ray Client itself retries for ~30 s before it gives up)."""
+    if not address or not address.startswith("ray://"):
+        return
+    hostport = address[len("ray://") :].split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address}: expected ray://HOST:PORT (e.g. ray://head:10001)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UserError(
+            f"--address {address}: cannot connect to Ray (no Ray client server at {hostport}: "
+            f"{reason})"
+        ) from None
 
-    if options.gpus is not None and options.gpus < 0:
+
+def load_run_preset(options: Any, extra_overrides: list[str] | None = None) -> Any:
+    """Checks the options every run command shares and loads the preset (``--preset`` or
+    ``--config``, then ``extra_overrides``, ``--set`` and ``--seed``)."""
+    from raynas.config import load_preset
+
+    if getattr(options, "gpus", None) is not None and options.gpus < 0:
         raise UserError(f"--gpus {options.gpus}: must be >= 0")
     if options.seed is not None and options.seed < 0:
         raise UserError(f"--seed {options.seed}: must be >= 0")
     if options.config is not None and options.preset is not None:
         raise UserError("--preset and --config: give one, not both")
-    overrides = list(options.overrides)
+    _check_address(getattr(options, "address", None))
+    overrides = [*(extra_overrides or []), *options.overrides]
     if options.seed is not None:
         overrides.append(f"seed={options.seed}")
-    preset = load_preset(options.config or options.preset or "default", overrides)
+    return load_preset(options.config or options.preset or "default", overrides)
+
+
+def open_run_dataset(options: Any, preset: Any, *, validate: str = "full") -> Any:
+    """Opens (and by default fully validates) ``--dataset`` / ``--data-root``."""
+    from raynas.data import get_dataset_info, open_dataset
+
+    info = get_dataset_info(options.dataset)
+    if not info.synthetic and options.data_root is None:
+        raise UserError(f"--data-root: required for {info.name} (the {info.task_folder} folder)")
+    data_root = options.data_root
+    if data_root is not None:  # absolute: Ray workers run in other working directories
+        data_root = Path(options.workdir, Path(data_root).expanduser())
+    return open_dataset(
+        info.name,
+        data_root,
+        seed=preset.seed,
+        synthetic_cases=preset.data.synthetic_cases,
+        limit_cases=preset.data.cases,
+        validate=validate,  # shapes, affines, labels, NaN: every case, before any trial starts
+    )
+
+
+def resolve_run_target(options: Any) -> Any:
+    """The MLflow store of ``--tracking-uri`` (default ``./mlflow.db``), checked reachable."""
+    from raynas.tracking import check_tracking_reachable, resolve_tracking_uri
+
+    target = resolve_tracking_uri(options.tracking_uri, workdir=options.workdir)
+    check_tracking_reachable(target)
+    return target
+
+
+def _validate(options: SearchOptions) -> tuple[Any, Any, str, Any, Any]:
+    """All user input, checked before any work starts (raises UserError with one line)."""
+    from raynas.spaces import load_space
+
+    preset = load_run_preset(options)
     space = load_space(options.space)
     space_path = Path(options.space)
     space_ref = (
         str(space_path.absolute()) if space_path.suffix in (".yaml", ".yml") else options.space
     )
-    info = get_dataset_info(options.dataset)
-    if not info.synthetic and options.data_root is None:
-        raise UserError(f"--data-root: required for {info.name} (the {info.task_folder} folder)")
-    dataset = open_dataset(
-        info.name,
-        options.data_root,
-        seed=preset.seed,
-        synthetic_cases=preset.data.synthetic_cases,
-        limit_cases=preset.data.cases,
-        validate="full",  # shapes, affines, labels, NaN: every case, before any trial starts
-    )
-    target = resolve_tracking_uri(options.tracking_uri, workdir=options.workdir)
-    check_tracking_reachable(target)
+    dataset = open_run_dataset(options, preset)
+    target = resolve_run_target(options)
     return preset, space, space_ref, dataset, target
 
 
@@ -191,12 +248,42 @@ def _log_to_file(folder: SearchFolder) -> logging.Handler:
 
 def prepare_search(options: SearchOptions) -> SearchSetup:
     """Validates everything, then starts Ray, checks a worker, and opens the parent run."""
+    preset, space, space_ref, dataset, target = _validate(options)
+    return open_run(
+        options,
+        preset=preset,
+        space=space,
+        space_ref=space_ref,
+        dataset=dataset,
+        target=target,
+        name=f"{space.config.name}_{dataset.info.name}_s{preset.seed}",
+        tags={"space": space.config.name},
+    )
+
+
+def open_run(
+    options: Any,
+    *,
+    preset: Any,
+    space: Any,
+    space_ref: str,
+    dataset: Any,
+    target: Any,
+    name: str,
+    tags: dict[str, str],
+    kind: str = "search",
+) -> SearchSetup:
+    """Creates the output folder ``<storage>/<experiment>/<name>``, starts (or joins) Ray, sizes
+    the trials, checks a worker, and opens (or, on ``--resume``, finds) the parent run.
+
+    ``tags`` go on the parent run (at least ``space``); ``kind`` is its ``raynas.kind`` tag
+    (``search``, ``retrain`` or ``baseline``).
+    """
     from raynas.tracking import ensure_experiment, run_tags, start_parent_run
     from raynas.tune import init_ray, preflight_on_worker
 
-    preset, space, space_ref, dataset, target = _validate(options)
     experiment = options.experiment or preset.tracking.experiment
-    folder = _folder(options, experiment, space.config.name, preset.seed)
+    folder = _folder(options, experiment, name)
     folder.create()
     setup = SearchSetup(
         options=options,
@@ -208,11 +295,11 @@ def prepare_search(options: SearchOptions) -> SearchSetup:
         folder=folder,
         seed=preset.seed,
         experiment=experiment,
-        resume=options.resume,
+        resume=getattr(options, "resume", False),
     )
     setup.log_handler = _log_to_file(folder)
     try:
-        logger.info("search folder: %s", folder.root)
+        logger.info("output folder: %s", folder.root)
         setup.runtime = init_ray(options.address)
         _resources(setup, options)
         data_root = None if dataset.info.synthetic else dataset.root
@@ -220,12 +307,16 @@ def prepare_search(options: SearchOptions) -> SearchSetup:
         setup.experiment_id = ensure_experiment(target, experiment)
         parent = folder.state.get("parent_run_id")
         if parent is None:
+            extra = {k: v for k, v in tags.items() if k != "space"}
             parent = start_parent_run(
                 target,
                 setup.experiment_id,
                 run_name=folder.root.name,
                 params=preset.model_dump(mode="json"),
-                tags=run_tags(space=space.config.name, dataset=dataset.info.name, seed=preset.seed),
+                tags=run_tags(
+                    space=tags["space"], dataset=dataset.info.name, seed=preset.seed, extra=extra
+                ),
+                kind=kind,
             )
             folder.state.update(
                 parent_run_id=parent, space=space_ref, dataset=dataset.info.name, seed=preset.seed

@@ -6,9 +6,9 @@ MLflow UI can filter the frontier (``tags.pareto = "true"``).
 
 :func:`rebuild_pareto` (behind ``raynas pareto``) reads the retrain-stage runs of an
 experiment back: the trial runs of one parent (``stage=retrain``, latest parent by default) plus
-the baseline retrain runs (``kind=baseline``) nested under that parent or standalone (no
-parent). It uses the metrics ``best_dice`` (else the maximum of the per-epoch ``dice``
-history) and ``params``.
+the baseline retrain runs (``kind=baseline``) nested under that parent, standalone (no
+parent) or nested under a ``raynas baseline`` parent (``raynas.kind=baseline``). It uses the
+metrics ``best_dice`` (else the maximum of the per-epoch ``dice`` history) and ``params``.
 """
 
 from __future__ import annotations
@@ -170,8 +170,12 @@ def rebuild_pareto(
         query = f"tags.`{PARENT_TAG}` = {_quote(parent_run_id)} and tags.stage = 'retrain'"
         runs.update((r.info.run_id, r) for r in _search(target, experiment_id, query))
     baseline_query = "tags.stage = 'retrain' and tags.kind = 'baseline'"
+    # `raynas baseline` runs nest their trial under a parent of their own (raynas.kind=baseline)
+    command_query = f"tags.`{KIND_TAG}` = 'baseline'"
+    commands = {r.info.run_id for r in _search(target, experiment_id, command_query)}
     for run in _search(target, experiment_id, baseline_query):
-        if run.data.tags.get(PARENT_TAG) in (None, parent_run_id):  # standalone or this search's
+        parent = run.data.tags.get(PARENT_TAG)
+        if parent in (None, parent_run_id) or parent in commands:  # standalone or this search's
             runs[run.info.run_id] = run
     points = points_from_runs(target, runs.values())
     if not points:

@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 PARENT_TAG = "mlflow.parentRunId"
-KIND_TAG = "raynas.kind"  # "search" (parent) | "trial"
+KIND_TAG = "raynas.kind"  # "search" | "retrain" | "baseline" (parents) | "trial"
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED")
 MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
@@ -209,16 +209,20 @@ def start_parent_run(
     run_name: str,
     params: Mapping[str, Any],
     tags: Mapping[str, Any],
+    kind: str = "search",
 ) -> str:
     """Create the parent run of a search and return its id.
 
     Args:
         params: The resolved config (nested dicts are flattened with dots).
         tags: ``space``, ``dataset``, ``seed``, git commit, ... (see :func:`run_tags`).
+        kind: The ``raynas.kind`` tag: ``search``, or the command of a standalone parent
+            (``retrain``, ``baseline``), which :func:`raynas.tracking.rebuild_pareto` does not
+            take for a search.
     """
     from raynas import __version__
 
-    all_tags = {"raynas.version": __version__, **_tags(tags), KIND_TAG: "search"}
+    all_tags = {"raynas.version": __version__, **_tags(tags), KIND_TAG: kind}
     client = client_for(target)
     run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
     _log_batch(client, run.info.run_id, params=flatten_params(params))
@@ -359,3 +363,10 @@ def run_ids_with_tag(
         list(experiment_ids), filter_string=f"tags.`{key}` = {_quote(value)}", max_results=10000
     )
     return [r.info.run_id for r in runs]
+
+
+def last_logged_step(target: TrackingTarget, run_id: str, key: str = "epoch") -> int:
+    """The highest step logged for metric ``key`` (-1 if none): a resumed trial that redoes an
+    epoch whose checkpoint Ray had not recorded skips the steps its run already holds."""
+    history = client_for(target).get_metric_history(run_id, key)
+    return max((m.step for m in history), default=-1)

@@ -14,6 +14,7 @@ from raynas.tracking import (
     create_trial_run,
     find_trial_run,
     finish_run,
+    last_logged_step,
     log_metrics,
     log_text,
     set_tags,
@@ -49,6 +50,7 @@ class MlflowTrialCallback(Callback):
         self.labels = labels
         self.kinds = kinds or {}
         self.runs: dict[str, str] = {}
+        self.logged_until: dict[str, int] = {}  # trial id -> last step already in MLflow
         self.last: dict[str, dict[str, Any]] = {}
 
     def _run_for(self, trial: Any) -> str:
@@ -57,7 +59,9 @@ class MlflowTrialCallback(Callback):
         run_id = find_trial_run(
             self.target, self.experiment_id, self.parent_run_id, trial.trial_id, stage=self.stage
         )
-        if run_id is None:
+        if run_id is not None:  # a resumed stage: this trial's run exists already
+            self.logged_until[trial.trial_id] = last_logged_step(self.target, run_id)
+        else:
             key = str(trial.config.get("candidate"))
             params = {k: v for k, v in trial.config.items() if k != "candidate"}
             params["candidate"] = self.labels.get(key, key)
@@ -86,7 +90,9 @@ class MlflowTrialCallback(Callback):
             wanted = k in _METRIC_KEYS or k.startswith("val_dice_class_")
             if wanted and isinstance(v, int | float) and not isinstance(v, bool):
                 numeric[k] = float(v)
-        log_metrics(self.target, run_id, numeric, step=int(result.get("training_iteration", 0)))
+        step = int(result.get("training_iteration", 0))
+        if step > self.logged_until.get(trial.trial_id, -1):
+            log_metrics(self.target, run_id, numeric, step=step)
         self.last[trial.trial_id] = {k: result[k] for k in _TEXT_KEYS if k in result}
 
     def _close(self, trial: Any, status: str, reason: str | None = None) -> None:

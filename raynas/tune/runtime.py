@@ -26,6 +26,36 @@ def prepare_ray_env() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
 
 
+# Settings of prepare_ray_env that Ray reads in the processes running trials (and, through Ray
+# Client, Tune itself): a local Ray inherits them, a running cluster gets them via runtime_env.
+_FORWARDED_ENV = (
+    "RAY_CHDIR_TO_TRIAL_DIR",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS",
+    "RAY_AIR_NEW_OUTPUT",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S",
+)
+_AUTH_HINT = (
+    "with token auth, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) "
+    "to the cluster's token"
+)
+
+
+def _forwarded_env() -> dict[str, Any]:
+    """The job-level runtime_env for a running cluster; leaves out variables that a Ray Job's
+    own runtime_env already sets (Ray refuses to merge the same key twice)."""
+    import json
+
+    taken: set[str] = set()
+    job = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if job:
+        try:
+            taken = set((json.loads(job).get("runtime_env") or {}).get("env_vars") or {})
+        except (ValueError, AttributeError):
+            taken = set()
+    env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ and k not in taken}
+    return {"env_vars": env} if env else {}
+
+
 @dataclass(frozen=True)
 class RayRuntime:
     """What the search may use: the cluster's CPUs and GPUs, and whether we started it."""
@@ -57,12 +87,18 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
         if address is None:
             ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
         elif address.startswith("ray://"):
-            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(
+                address=address,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+                runtime_env=_forwarded_env(),
+            )
         else:
-            ray.init(address=address, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+            ray.init(address=address, runtime_env=_forwarded_env(), **kwargs)
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--address {address}: cannot connect to Ray ({first})") from None
+        hint = f"; {_AUTH_HINT}" if address and address.startswith("ray://") else ""
+        raise UserError(f"--address {address}: cannot connect to Ray ({first}{hint})") from None
     res = ray.cluster_resources()
     return RayRuntime(address, float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0)), True)
 

@@ -13,8 +13,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 SMOKE = [
     # Keep the test inside a few minutes on 2 cores: fewer epochs than the smoke preset.
-    "--set", "coarse.epochs=2", "--set", "fine.epochs=2", "--set", "retrain.epochs=2",
-    "--set", "coarse.eval_topologies=2", "--set", "coarse.population=2",
+    "--set",
+    "coarse.epochs=2",
+    "--set",
+    "fine.epochs=2",
+    "--set",
+    "retrain.epochs=2",
+    "--set",
+    "coarse.eval_topologies=2",
+    "--set",
+    "coarse.population=2",
 ]
 
 
@@ -22,7 +30,11 @@ def _search(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Complet
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.run(
         [sys.executable, "-m", "raynas", "search", *args],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -42,15 +54,28 @@ def _runs(workdir: Path):
 def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> None:
     extra = ["--set", "data.synthetic_cases=6", "--set", "data.cases=6", "--set", "data.folds=3"]
     if space == "thrifty":
-        extra += ["--set", "data.patch_size=[32, 32, 1]", "--set", "data.retrain_patch_size=[32, 32, 1]"]
-    proc = _search(tmp_path, "--space", space, "--dataset", dataset, "--preset", "smoke",
-                   *SMOKE, *extra)
+        extra += [
+            "--set",
+            "data.patch_size=[32, 32, 1]",
+            "--set",
+            "data.retrain_patch_size=[32, 32, 1]",
+        ]
+    proc = _search(
+        tmp_path, "--space", space, "--dataset", dataset, "--preset", "smoke", *SMOKE, *extra
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Pareto frontier" in proc.stdout and "mlflow ui --backend-store-uri" in proc.stdout
 
     folder = next((tmp_path / "raynas_runs" / "raynas").iterdir())
-    for name in ("coarse.csv", "fine.csv", "retrain.csv", "frontier.csv", "frontier.png",
-                 "search.log", "state.json"):
+    for name in (
+        "coarse.csv",
+        "fine.csv",
+        "retrain.csv",
+        "frontier.csv",
+        "frontier.png",
+        "search.log",
+        "state.json",
+    ):
         assert (folder / name).is_file(), name
     assert list((folder / "architectures").glob("*.json"))
     assert list((folder / "models").glob("*.pt"))
@@ -62,8 +87,12 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert {r.data.tags["stage"] for r in children} == {"coarse", "fine", "retrain"}
     assert any(r.data.tags.get("pareto") == "true" for r in children)
-    artifacts = {a.path for a in __import__("mlflow").MlflowClient(
-        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}").list_artifacts(parent.info.run_id)}
+    artifacts = {
+        a.path
+        for a in __import__("mlflow")
+        .MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+        .list_artifacts(parent.info.run_id)
+    }
     assert {"pareto.csv", "pareto.json", "pareto.png"} <= artifacts
     # no trial ran twice: one MLflow run per Ray trial id
     trial_ids = [r.data.tags["trial_id"] for r in children]
@@ -71,14 +100,34 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
 
 
 def test_bad_input_fails_before_any_trial(tmp_path: Path) -> None:
-    proc = _search(tmp_path, "--space", "c2f_small", "--dataset", "msd_task02",
-                   "--data-root", str(tmp_path / "missing"), "--preset", "smoke", timeout=120)
+    proc = _search(
+        tmp_path,
+        "--space",
+        "c2f_small",
+        "--dataset",
+        "msd_task02",
+        "--data-root",
+        str(tmp_path / "missing"),
+        "--preset",
+        "smoke",
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "missing" in proc.stderr
     assert not (tmp_path / "raynas_runs").exists()
 
-    proc = _search(tmp_path, "--space", "c2f_small", "--dataset", "synthetic", "--preset", "smoke",
-                   "--tracking-uri", "http://127.0.0.1:9", timeout=120)
+    proc = _search(
+        tmp_path,
+        "--space",
+        "c2f_small",
+        "--dataset",
+        "synthetic",
+        "--preset",
+        "smoke",
+        "--tracking-uri",
+        "http://127.0.0.1:9",
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "127.0.0.1:9" in proc.stderr
     assert not (tmp_path / "raynas_runs").exists()

@@ -1,0 +1,53 @@
+"""``raynas evaluate CHECKPOINT``: sliding-window Dice on whole validation volumes; calls
+:func:`raynas.pipeline.run_evaluate` (no Ray, no MLflow)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import typer
+
+__all__ = ["evaluate"]
+
+
+def evaluate(
+    checkpoint: Path = typer.Argument(
+        ..., help="models/NAME.pt (with NAME.json beside it) or a Ray checkpoint folder."
+    ),
+    dataset: str = typer.Option(..., "--dataset", help="msd_task01..msd_task10 | synthetic(2d)"),
+    data_root: Path | None = typer.Option(None, "--data-root", help="The MSD task folder."),
+    preset: str | None = typer.Option(None, "--preset", help="smoke | default | NAME"),
+    config: Path | None = typer.Option(None, "--config", help="A preset YAML file."),
+    seed: int | None = typer.Option(None, "--seed"),
+    overrides: list[str] = typer.Option([], "--set", help="key.path=value (repeatable)"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Mean foreground and per-class Dice of a trained network on the validation fold."""
+    from raynas.pipeline import EvaluateOptions, run_evaluate
+
+    result = run_evaluate(
+        EvaluateOptions(
+            checkpoint=checkpoint,
+            dataset=dataset,
+            data_root=data_root,
+            preset=preset,
+            config=config,
+            seed=seed,
+            overrides=list(overrides),
+            device=device,
+        )
+    )
+    if as_json:
+        data = result.to_dict()
+        data["per_class"] = {
+            k: (None if math.isnan(v) else v) for k, v in data["per_class"].items()
+        }
+        typer.echo(json.dumps(data, indent=2))
+        return
+    typer.echo(f"model:     {result.checkpoint} ({result.space}, {result.params:,} params)")
+    typer.echo(f"Dice:      {result.dice:.4f} (mean foreground, {result.cases} volumes)")
+    for label, value in result.per_class.items():
+        typer.echo(f"  {label}: {value:.4f}")

@@ -1,0 +1,88 @@
+"""``raynas retrain ARCH.json`` and ``raynas baseline --model NAME``: parse the contract's options,
+call :func:`raynas.pipeline.run_retrain`, print Dice, parameters and where the outputs are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+__all__ = ["baseline", "retrain"]
+
+_DATASET = typer.Option(..., "--dataset", help="msd_task01..msd_task10 | synthetic(2d)")
+_DATA_ROOT = typer.Option(None, "--data-root", help="The MSD task folder.")
+_EPOCHS = typer.Option(None, "--epochs", help="Training epochs (default: the preset's).")
+_WIDTH = typer.Option(None, "--width", help="Base width C (default: the preset's / the JSON's).")
+_GPUS = typer.Option(None, "--gpus", help="GPU budget (default: all visible).")
+_CPUS = typer.Option(None, "--cpus-per-trial")
+_PRESET = typer.Option(None, "--preset", help="smoke | default | NAME")
+_CONFIG = typer.Option(None, "--config", help="A preset YAML file.")
+_ADDRESS = typer.Option(None, "--address", help="auto | ray://HOST:10001")
+_TRACKING = typer.Option(None, "--tracking-uri")
+_EXPERIMENT = typer.Option(None, "--experiment")
+_STORAGE = typer.Option(None, "--storage-path")
+_SEED = typer.Option(None, "--seed")
+_SET = typer.Option([], "--set", help="key.path=value (repeatable)")
+
+
+def _run(**kwargs: Any) -> None:
+    from rich.console import Console
+
+    from raynas.pipeline import RetrainOptions, run_retrain
+
+    overrides = list(kwargs.pop("overrides"))
+    result = run_retrain(RetrainOptions(**kwargs, overrides=overrides, workdir=Path.cwd()))
+    console = Console(soft_wrap=True)
+    console.print(f"{result.name}: Dice {result.dice:.4f} (best of {result.epochs} epochs)")
+    for label, value in result.per_class.items():
+        console.print(f"  {label}: {value:.4f} (last epoch)")
+    console.print(f"params:   {result.params:,}")
+    console.print(f"model:    {result.model_path}")
+    console.print(f"outputs:  {result.folder}")
+    console.print(
+        f"MLflow:   mlflow ui --backend-store-uri {result.tracking_uri}  "
+        f"(experiment '{result.experiment}', parent run {result.parent_run_id})"
+    )
+
+
+def retrain(
+    architecture: Path = typer.Argument(..., help="ARCH.json (e.g. from a search's outputs)."),
+    dataset: str = _DATASET,
+    data_root: Path | None = _DATA_ROOT,
+    epochs: int | None = _EPOCHS,
+    width: int | None = _WIDTH,
+    gpus: int | None = _GPUS,
+    cpus_per_trial: float | None = _CPUS,
+    preset: str | None = _PRESET,
+    config: Path | None = _CONFIG,
+    address: str | None = _ADDRESS,
+    tracking_uri: str | None = _TRACKING,
+    experiment: str | None = _EXPERIMENT,
+    storage_path: Path | None = _STORAGE,
+    seed: int | None = _SEED,
+    overrides: list[str] = _SET,
+) -> None:
+    """Train an architecture from scratch (one Ray trial, tracked in MLflow); save its weights."""
+    _run(**locals())
+
+
+def baseline(
+    model: str = typer.Option(..., "--model", help="unet | unetpp | dynunet"),
+    dataset: str = _DATASET,
+    data_root: Path | None = _DATA_ROOT,
+    epochs: int | None = _EPOCHS,
+    width: int | None = _WIDTH,
+    gpus: int | None = _GPUS,
+    cpus_per_trial: float | None = _CPUS,
+    preset: str | None = _PRESET,
+    config: Path | None = _CONFIG,
+    address: str | None = _ADDRESS,
+    tracking_uri: str | None = _TRACKING,
+    experiment: str | None = _EXPERIMENT,
+    storage_path: Path | None = _STORAGE,
+    seed: int | None = _SEED,
+    overrides: list[str] = _SET,
+) -> None:
+    """Train a baseline (U-Net, UNet++, DynUNet) with the retrain recipe, in the same experiment."""
+    _run(**locals())

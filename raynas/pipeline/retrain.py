@@ -1,0 +1,216 @@
+"""``raynas retrain`` and ``raynas baseline``: one Architecture trained from scratch as one Ray
+trial (a retrain stage with a single candidate), under its own MLflow parent run, through the
+same setup, stage runner and output folder as a search.
+
+Output folder: ``<storage>/<experiment>/<command>_<name>_<dataset>_s<seed>/`` with
+``retrain.csv``, ``architectures/<name>.json``, ``models/<name>.pt`` + ``models/<name>.json``
+and ``search.log``. MLflow: a parent run tagged ``raynas.kind`` = ``command`` = ``retrain`` or
+``baseline``, holding one nested trial run (``stage=retrain``, ``kind=searched|baseline``), so
+``raynas pareto`` counts baselines beside the search of the same experiment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from raynas.errors import UserError
+from raynas.pipeline.outputs import slug
+from raynas.pipeline.running import run_tracked_stage
+from raynas.pipeline.setup import (
+    SearchSetup,
+    baseline_architecture,
+    load_run_preset,
+    open_run,
+    open_run_dataset,
+    resolve_run_target,
+)
+
+__all__ = ["BASELINES", "RetrainOptions", "RetrainResult", "run_retrain"]
+
+logger = logging.getLogger("raynas.search")
+
+BASELINES = ("unet", "unetpp", "dynunet")
+
+
+@dataclass
+class RetrainOptions:
+    """The options of ``raynas retrain`` (``architecture``) or ``raynas baseline`` (``model``).
+
+    Example:
+        >>> RetrainOptions(dataset="synthetic", architecture=Path("arch.json"), preset="smoke")
+    """
+
+    dataset: str
+    architecture: Path | None = None  # raynas retrain ARCH.json
+    model: str | None = None  # raynas baseline --model unet|unetpp|dynunet
+    data_root: Path | None = None
+    epochs: int | None = None
+    width: int | None = None
+    gpus: int | None = None
+    cpus_per_trial: float | None = None
+    preset: str | None = None
+    config: Path | None = None
+    address: str | None = None
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    storage_path: Path | None = None
+    seed: int | None = None
+    overrides: list[str] = field(default_factory=list)
+    workdir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def command(self) -> str:
+        return "baseline" if self.model is not None else "retrain"
+
+
+@dataclass
+class RetrainResult:
+    name: str
+    kind: str  # "searched" | "baseline"
+    dice: float  # best validation Dice over the epochs (sliding window, whole volumes)
+    per_class: dict[str, float]  # of the last epoch, by label name
+    params: int
+    epochs: int
+    model_path: Path | None
+    folder: Path
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str
+
+
+def _check_numbers(options: RetrainOptions) -> list[str]:
+    overrides = []
+    for flag, value in (("--epochs", options.epochs), ("--width", options.width)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value}: must be >= 1")
+    if options.epochs is not None:
+        overrides.append(f"retrain.epochs={options.epochs}")
+    if options.width is not None:
+        overrides.append(f"retrain.width={options.width}")
+    return overrides
+
+
+def _load_architecture(options: RetrainOptions) -> tuple[str, Any]:
+    from raynas.nets import load_architecture
+
+    path = Path(options.architecture or "")
+    if not path.is_file():
+        raise UserError(f"{path}: architecture file not found")
+    arch = load_architecture(path)  # ConfigError naming the file and the field
+    if options.width is not None:
+        data = arch.to_dict()
+        if "width" not in data:
+            raise UserError(
+                f"--width {options.width}: {path} ({arch.space}) has no base width; leave it out"
+            )
+        arch = load_architecture({**data, "width": options.width})
+    return slug(path.stem), arch
+
+
+def _check_channels(options: RetrainOptions, arch: Any, dataset: Any) -> None:
+    expected = (dataset.in_channels, dataset.num_classes)
+    if (arch.in_channels, arch.out_channels) != expected:
+        raise UserError(
+            f"{options.architecture}: in_channels={arch.in_channels}, "
+            f"out_channels={arch.out_channels}, but {dataset.info.name} has {expected[0]} "
+            f"input channel(s) and {expected[1]} classes"
+        )
+
+
+def _validate(options: RetrainOptions) -> tuple[Any, Any, Any, str, Any]:
+    """All user input, checked before Ray starts (UserError / ConfigError with one line)."""
+    if (options.architecture is None) == (options.model is None):
+        raise UserError("give an ARCH.json (raynas retrain) or --model (raynas baseline)")
+    if options.model is not None and options.model not in BASELINES:
+        raise UserError(f"--model {options.model}: unknown; valid: {', '.join(BASELINES)}")
+    preset = load_run_preset(options, _check_numbers(options))
+    if options.architecture is not None:
+        name, arch = _load_architecture(options)  # before the (slow) dataset check
+        dataset = open_run_dataset(options, preset)
+        _check_channels(options, arch, dataset)
+    else:
+        dataset = open_run_dataset(options, preset)
+        dims = 2 if dataset.info.default_mode == "2d" else 3
+        arch = baseline_architecture(
+            str(options.model), preset=preset, dataset=dataset, spatial_dims=dims
+        )
+        name = f"baseline-{options.model}"
+    target = resolve_run_target(options)
+    return preset, dataset, arch, name, target
+
+
+def _per_class(last: dict[str, Any], labels: dict[Any, str]) -> dict[str, float]:
+    out = {}
+    for key, value in last.items():
+        if key.startswith("val_dice_class_"):
+            index = int(key.rsplit("_", 1)[1])
+            out[str(labels.get(index, labels.get(str(index), index)))] = float(value)
+    return out
+
+
+def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, kind: str) -> Any:
+    from raynas.pipeline.finish import save_best_weights
+    from raynas.pipeline.search import rank_records
+    from raynas.tracking import finish_run, log_metrics, log_text, set_tags
+
+    ranked = rank_records(records)
+    if not ranked:
+        errors = "; ".join(r.error or r.status for r in records) or "no trial ran"
+        raise RuntimeError(f"retrain {name}: the trial failed ({errors}); see search.log")
+    best = ranked[0]
+    path = save_best_weights(setup.folder, best, name, arch_json)
+    params = int(best.last.get("params", 0))
+    target, parent = setup.target, setup.parent_run_id
+    log_metrics(target, parent, {"best_dice": best.best_dice, "params": params}, step=0)
+    log_text(target, parent, arch_json, "architecture.json")
+    set_tags(target, parent, {"model_path": str(path) if path else ""})
+    finish_run(target, parent, "FINISHED")
+    setup.folder.state.update(finished=True, model=name)
+    setup.folder.save_state()
+    setup.close(failed=False)
+    logger.info("retrain %s finished: best dice %.4f, %d parameters", name, best.best_dice, params)
+    return RetrainResult(
+        name=name,
+        kind=kind,
+        dice=best.best_dice,
+        per_class=_per_class(best.last, setup.dataset.labels),
+        params=params,
+        epochs=best.iterations,
+        model_path=path,
+        folder=setup.folder.root,
+        tracking_uri=target.uri,
+        experiment=setup.experiment,
+        parent_run_id=parent,
+    )
+
+
+def run_retrain(options: RetrainOptions) -> RetrainResult:
+    """Trains one architecture (``options.architecture``) or baseline (``options.model``) from
+    scratch as one Ray trial, tracked in MLflow, and saves its best weights."""
+    preset, dataset, arch, name, target = _validate(options)
+    command = options.command
+    kind = "baseline" if command == "baseline" else "searched"
+    arch_json = json.dumps(arch.to_dict(), sort_keys=True, indent=1)
+    setup = open_run(
+        options,
+        preset=preset,
+        space=None,
+        space_ref=arch.space,
+        dataset=dataset,
+        target=target,
+        name=f"{command}_{name}_{dataset.info.name}_s{preset.seed}",
+        tags={"space": arch.space, "command": command, "architecture": name},
+        kind=command,
+    )
+    try:
+        setup.folder.write_architecture(name, arch_json)
+        candidates = {name: {"label": name, "arch_json": arch_json}}
+        records = run_tracked_stage(setup, "retrain", candidates, {name: kind})
+        return _finish(setup, records, name, arch_json, kind)
+    except BaseException:
+        setup.close(failed=True)
+        raise

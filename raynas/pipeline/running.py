@@ -1,0 +1,94 @@
+"""Running one stage of a run: the Tuner request built from the preset and the setup, MLflow
+and progress callbacks, and the stage table. Shared by ``search``, ``retrain`` and ``baseline``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from raynas.pipeline.setup import SearchSetup
+
+__all__ = ["run_tracked_stage"]
+
+logger = logging.getLogger("raynas.search")
+
+
+def _rows(records: list[Any], labels: dict[str, str]) -> list[dict[str, Any]]:
+    rows = []
+    for r in records:
+        rows.append(
+            {
+                "trial_id": r.trial_id,
+                "candidate": labels.get(r.candidate, r.candidate),
+                "status": r.status,
+                "epochs": r.iterations,
+                "best_dice": r.best_dice,
+                "last_dice": r.last.get("dice"),
+                "params": r.last.get("params"),
+                "topology": r.last.get("topology", ""),
+                "error": r.error or "",
+                **{k: v for k, v in r.config.items() if k != "candidate"},
+            }
+        )
+    return rows
+
+
+def run_tracked_stage(
+    setup: SearchSetup,
+    stage: str,
+    candidates: dict[str, dict[str, Any]],
+    kinds: dict[str, str] | None = None,
+) -> list[Any]:
+    """Runs one stage as a Tuner (see :func:`raynas.tune.run_stage`) with the MLflow trial
+    callback (runs nested under the setup's parent run, tagged ``stage`` and ``kind``) and the
+    live progress view, and writes ``<stage>.csv`` in the output folder.
+
+    ``candidates`` maps a key to the candidate's data (``label`` and the stage's fields, e.g.
+    ``arch_json`` for retrain); ``kinds`` maps a key to ``searched`` or ``baseline``.
+    """
+    from raynas.tune import MlflowTrialCallback, ProgressCallback, StageRequest, run_stage
+
+    section = getattr(setup.preset, stage)
+    labels = {k: v.get("label", k) for k, v in candidates.items()}
+    callbacks = [
+        MlflowTrialCallback(
+            setup.target,
+            experiment_id=setup.experiment_id,
+            parent_run_id=setup.parent_run_id,
+            stage=stage,
+            labels=labels,
+            kinds=kinds,
+        ),
+        ProgressCallback(stage=stage, epochs=section.epochs, labels=labels),
+    ]
+    asha = section.asha
+    request = StageRequest(
+        stage=stage,
+        spec=setup.spec(stage),
+        candidates=candidates,
+        epochs=section.epochs,
+        storage_path=setup.folder.ray_dir,
+        cpus_per_trial=setup.cpus_per_trial,
+        gpus_per_trial=setup.gpus_per_trial,
+        max_concurrent=setup.max_concurrent,
+        max_failures=setup.preset.resources.max_failures,
+        reuse_actors=setup.preset.resources.reuse_actors,
+        asha=(
+            {"grace_period": asha.grace_period, "reduction_factor": asha.reduction_factor}
+            if asha.enabled
+            else None
+        ),
+        hparams=(
+            {k: v.model_dump() for k, v in setup.preset.retrain.hparams.items()}
+            if stage == "retrain"
+            else {}
+        ),
+        num_samples=setup.preset.retrain.num_samples if stage == "retrain" else 1,
+        seed=setup.seed,
+        callbacks=callbacks,
+        resume=setup.resume,
+    )
+    logger.info("%s stage: %d candidates", stage, len(candidates))
+    records = run_stage(request)
+    setup.folder.write_table(stage, _rows(records, labels))
+    return records

@@ -1,0 +1,188 @@
+"""A smoke search on a real (local, 127.0.0.1) Ray cluster through Ray Client (``ray://``).
+
+The test starts its own head with ``ray start`` (its own ``--temp-dir``, free ports, token auth
+with a token of its own), runs ``raynas search --address ray://...`` from another working
+directory, checks the MLflow store, and stops exactly the processes of that head: those in the
+session ``ray start`` ran in, or whose command line / environment carries the test's marker.
+Never ``ray stop`` (other tests and helpers run Ray on the same machine).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from procs import pids_with_marker, stop_pids
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+RAY = str(Path(sys.executable).with_name("ray"))
+TINY = [
+    # Small enough for ~3 minutes on 2 shared cores; every stage still runs.
+    *("--set", "coarse.epochs=1", "--set", "coarse.eval_topologies=2"),
+    *("--set", "coarse.population=2", "--set", "coarse.top_k=1"),
+    *("--set", "fine.epochs=2", "--set", "fine.warmup_epochs=1", "--set", "retrain.epochs=1"),
+    *("--set", "coarse.steps_per_epoch=2", "--set", "fine.steps_per_epoch=2"),
+    *("--set", "retrain.steps_per_epoch=2", "--set", "retrain.baselines=[]"),
+    *("--set", "data.synthetic_cases=6", "--set", "data.cases=6", "--set", "data.folds=3"),
+]
+
+
+def _free_port() -> int:
+    """A free TCP port on 127.0.0.1 from the ephemeral range (outside Ray's 10002-19999)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not 10002 <= port <= 19999:
+            return port
+    raise RuntimeError("no free port outside 10002-19999")
+
+
+def _session_pids(sid: int) -> list[int]:
+    """Processes of the session ``sid`` (``ray start`` ran with ``start_new_session``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # state ppid pgrp session ...
+        if int(fields[3]) == sid and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class Cluster:
+    address: str  # ray://127.0.0.1:PORT
+    env: dict[str, str]  # what a client needs: token auth and the cluster's token
+    temp_dir: Path
+    gcs_port: int
+
+
+def _cluster_pids(temp_dir: Path, sid: int | None) -> list[int]:
+    pids = set(pids_with_marker(str(temp_dir)))
+    if sid is not None:
+        pids |= set(_session_pids(sid))
+    return sorted(pids)
+
+
+@pytest.fixture
+def ray_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A one-node Ray cluster (2 CPUs) on 127.0.0.1, stopped by pid afterwards, even on failure."""
+    # Short path: Ray's unix sockets live under the temp dir (108-byte limit on their paths).
+    temp_dir = Path(tempfile.mkdtemp(prefix="rn-ray-"))
+    gcs_port, client_port = _free_port(), _free_port()
+    token = secrets.token_hex(32)
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    head_env = dict(
+        os.environ,
+        **auth,
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # every listener on 127.0.0.1
+        RAY_USAGE_STATS_ENABLED="0",
+        RAYNAS_TEST_RAY_TEMP_DIR=str(temp_dir),  # marker in every descendant's environment
+    )
+    head_dir = tmp_path / "head"  # the workers' working directory: not the driver's
+    head_dir.mkdir()
+    sid = None
+    try:
+        proc = subprocess.Popen(
+            [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
+             f"--ray-client-server-port={client_port}", "--num-cpus=2", "--num-gpus=0",
+             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
+            cwd=head_dir, env=head_env, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        sid = proc.pid
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0, out[-3000:]
+        yield Cluster(f"ray://127.0.0.1:{client_port}", auth, temp_dir, gcs_port)
+    finally:
+        stop_pids(_cluster_pids(temp_dir, sid), timeout=15.0)
+        left = _cluster_pids(temp_dir, sid)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        assert not left, f"Ray processes of the test cluster still alive: {left}"
+
+
+def _search(workdir: Path, env: dict[str, str], *args: str, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "raynas", "search", *args],
+        cwd=workdir,
+        env=dict(os.environ, PYTHONUNBUFFERED="1", **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_search_through_ray_client(tmp_path: Path, ray_cluster: Cluster) -> None:
+    driver = tmp_path / "driver"
+    driver.mkdir()
+    store = tmp_path / "store" / "mlflow.db"  # absolute: the cluster writes the trial runs
+    storage = tmp_path / "shared"  # Tune's experiment folders and checkpoints
+    proc = _search(
+        driver,
+        ray_cluster.env,
+        "--space", "c2f_small", "--dataset", "synthetic", "--preset", "smoke",
+        "--address", ray_cluster.address,
+        "--tracking-uri", f"sqlite:///{store}",
+        "--storage-path", str(storage),
+        *TINY,
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Pareto frontier" in proc.stdout
+
+    # outputs where --storage-path says, read back by the driver (same machine = shared storage)
+    folder = next((storage / "raynas").iterdir())
+    for stage in ("coarse", "fine", "retrain"):
+        assert (folder / "ray" / stage).is_dir(), stage
+        assert (folder / f"{stage}.csv").is_file(), stage
+    assert list((folder / "models").glob("*.pt")), "best weights not read back from checkpoint"
+    assert not (driver / "raynas_runs").exists()
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    exp = client.get_experiment_by_name("raynas")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("raynas.kind") == "search"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0].info.run_id
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent]
+    assert {r.data.tags["stage"] for r in children} == {"coarse", "fine", "retrain"}
+    # the trial runs were written on the cluster (Tune runs there through Ray Client) and carry
+    # the per-epoch metrics the trials reported
+    assert all("dice" in r.data.metrics for r in children)
+    assert all(r.info.status == "FINISHED" for r in children)
+
+
+def test_closed_client_port_fails_fast(tmp_path: Path) -> None:
+    port = _free_port()  # nothing listens there
+    start = time.monotonic()
+    proc = _search(
+        tmp_path, {},
+        "--space", "c2f_small", "--dataset", "synthetic", "--preset", "smoke",
+        "--address", f"ray://127.0.0.1:{port}",
+        timeout=120,
+    )
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"ray://127.0.0.1:{port}" in lines[0], proc.stderr
+    # before any work: no output folder, no Ray, and not Ray Client's ~30 s of retries
+    assert not (tmp_path / "raynas_runs").exists()
+    assert elapsed < 60, elapsed

@@ -1,0 +1,179 @@
+"""``raynas retrain``, ``raynas baseline`` and ``raynas evaluate``: end to end through the real
+CLI, Ray (local, 127.0.0.1) and MLflow, and every bad input failing fast with exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SMALL = [
+    "--preset", "smoke", "--set", "retrain.epochs=1", "--set", "data.synthetic_cases=6",
+    "--set", "data.cases=6", "--set", "data.folds=3",
+]  # fmt: skip
+
+
+def _raynas(workdir: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run(
+        [sys.executable, "-m", "raynas", *args],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def _runs(workdir: Path) -> list:
+    from raynas.tracking import client_for, resolve_tracking_uri
+
+    client = client_for(resolve_tracking_uri(None, workdir=workdir))
+    exp = client.get_experiment_by_name("raynas")
+    return client.search_runs([exp.experiment_id], max_results=100)
+
+
+def _check_tracked(workdir: Path, command: str, kind: str) -> None:
+    runs = _runs(workdir)
+    parents = [r for r in runs if r.data.tags.get("raynas.kind") == command]
+    assert len(parents) == 1 and parents[0].data.tags["command"] == command
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["params"] > 0
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 1
+    child = children[0].data
+    assert child.tags["stage"] == "retrain" and child.tags["kind"] == kind
+    assert "dice" in child.metrics and child.metrics["params"] == parent.data.metrics["params"]
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One ``raynas retrain`` of a tiny sampled C2F architecture (shared by two tests)."""
+    work = tmp_path_factory.mktemp("retrain")
+    sample = _raynas(work, "spaces", "sample", "c2f_small", "--width", "4", "--classes", "3")
+    assert sample.returncode == 0, sample.stderr
+    (work / "tiny.json").write_text(sample.stdout)
+    return work, _raynas(work, "retrain", "tiny.json", "--dataset", "synthetic", *SMALL)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_retrain_trains_saves_and_tracks(retrained: tuple[Path, subprocess.CompletedProcess]):
+    work, proc = retrained
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Dice" in proc.stdout and "params:" in proc.stdout and "mlflow ui" in proc.stdout
+    folder = work / "raynas_runs" / "raynas" / "retrain_tiny_synthetic_s0"
+    assert (folder / "models" / "tiny.pt").is_file() and (folder / "models" / "tiny.json").is_file()
+    assert (folder / "retrain.csv").is_file() and str(folder / "models" / "tiny.pt") in proc.stdout
+    _check_tracked(work, "retrain", "searched")
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_evaluate_scores_the_retrained_model(retrained: tuple[Path, subprocess.CompletedProcess]):
+    work, proc = retrained
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model = work / "raynas_runs" / "raynas" / "retrain_tiny_synthetic_s0" / "models" / "tiny.pt"
+    out = _raynas(work, "evaluate", str(model), "--dataset", "synthetic", *SMALL, "--json")
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    assert 0.0 <= result["dice"] <= 1.0 and set(result["per_class"]) == {"organ", "lesion"}
+    assert result["cases"] == 2  # the validation fold of 6 cases in 3 folds
+    # the same best weights, the same validation fold: the Dice the retrain reported
+    assert f"Dice {result['dice']:.4f}" in proc.stdout
+    text = _raynas(work, "evaluate", str(model), "--dataset", "synthetic", *SMALL)
+    assert text.returncode == 0 and "Dice:" in text.stdout and "organ:" in text.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_baseline_is_tracked_and_counted_by_pareto(tmp_path: Path) -> None:
+    proc = _raynas(tmp_path, "baseline", "--model", "unet", "--dataset", "synthetic", *SMALL,
+                   "--set", "retrain.width=4")  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    folder = tmp_path / "raynas_runs" / "raynas" / "baseline_baseline-unet_synthetic_s0"
+    arch = json.loads((folder / "models" / "baseline-unet.json").read_text())
+    assert arch["space"] == "unet" and arch["filters"][0] == 4
+    assert (folder / "models" / "baseline-unet.pt").is_file()
+    _check_tracked(tmp_path, "baseline", "baseline")
+    pareto = _raynas(tmp_path, "pareto", "--out", str(tmp_path / "pareto"), timeout=120)
+    assert pareto.returncode == 0, pareto.stderr
+    assert "1 of 1 retrained networks on the frontier" in pareto.stdout
+
+
+# ----------------------------------------------------------------- bad input (fast, no Ray)
+
+
+def _unet(width: int) -> tuple[str, dict]:
+    import torch
+
+    from raynas.nets import build_network
+    from raynas.nets.baselines import unet_architecture
+
+    torch.set_num_threads(2)
+    arch = unet_architecture(spatial_dims=3, in_channels=1, out_channels=3, width=width)
+    return arch.to_json(), build_network(arch).state_dict()
+
+
+def _write_model(folder: Path, *, json_width: int | None, weights_width: int = 4) -> Path:
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    _, state = _unet(weights_width)
+    torch.save(state, folder / "m.pt")
+    if json_width is not None:
+        (folder / "m.json").write_text(_unet(json_width)[0])
+    return folder / "m.pt"
+
+
+def _bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
+    (tmp / "broken.json").write_text("{not json")
+    (tmp / "alien.json").write_text(json.dumps({"space": "alien", "width": 4}))
+    (tmp / "bad_unet.json").write_text(json.dumps({"space": "unet", "filters": "wide"}))
+    (tmp / "junk.pt").write_bytes(b"not a torch file")
+    (tmp / "junk.json").write_text(_unet(4)[0])
+    no_json = _write_model(tmp / "nojson", json_width=None)
+    mismatch = _write_model(tmp / "mismatch", json_width=8, weights_width=4)
+    data = ["--dataset", "synthetic", "--preset", "smoke"]
+    return [
+        (["retrain", str(tmp / "missing.json"), *data], "missing.json"),
+        (["retrain", str(tmp / "broken.json"), *data], "broken.json"),
+        (["retrain", str(tmp / "alien.json"), *data], "alien.json"),
+        (["retrain", str(tmp / "bad_unet.json"), *data], "bad_unet.json"),
+        (["retrain", str(tmp / "broken.json"), *data, "--epochs", "0"], "--epochs"),
+        (["baseline", "--model", "vnet", *data], "vnet"),
+        (["evaluate", str(tmp / "missing.pt"), *data], "missing.pt"),
+        (["evaluate", str(no_json), *data], "m.json"),
+        (["evaluate", str(mismatch), *data], "m.pt"),
+        (["evaluate", str(tmp / "junk.pt"), *data], "junk.pt"),
+        (["evaluate", str(tmp), *data], "state.pt"),  # a folder that is no checkpoint
+    ]
+
+
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from raynas.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    for argv, needle in _bad_cases(tmp_path):
+        code = main(argv)
+        err = capsys.readouterr().err.strip()
+        assert code == 2, (argv, err)
+        assert len(err.splitlines()) == 1 and needle in err, (argv, err)
+    assert not (tmp_path / "raynas_runs").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_evaluate_loads_without_ray_or_mlflow(tmp_path: Path) -> None:
+    model = _write_model(tmp_path / "models", json_width=4)
+    code = (
+        "import sys; sys.modules['ray'] = None; sys.modules['mlflow'] = None\n"
+        "from raynas.pipeline.evaluate import load_checkpoint\n"
+        f"net, arch, _, _ = load_checkpoint({str(model)!r})\n"
+        "print(arch.space, sum(p.numel() for p in net.parameters()))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[0] == "unet" and int(proc.stdout.split()[1]) > 0

@@ -1,0 +1,78 @@
+"""``run_stage`` on a real local Ray: a diverging trial ends failed with its reason (no retry)
+while the stage goes on; metrics and checkpoints come back; no deprecation warning from raynas."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    import os
+
+    os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rnt")
+    from raynas.tune import init_ray, shutdown_ray
+
+    runtime = init_ray(None, num_cpus=2)
+    yield runtime
+    shutdown_ray(runtime)  # stops exactly the Ray this test started
+
+
+def _spec() -> dict:
+    from raynas.config import load_preset
+
+    preset = load_preset(
+        "smoke",
+        ["data.synthetic_cases=6", "data.cases=6", "data.folds=3", "retrain.steps_per_epoch=2"],
+    )
+    return {
+        "stage": "retrain",
+        "space": "c2f_small",
+        "dataset": "synthetic",
+        "data_root": None,
+        "seed": 0,
+        "preset": preset.model_dump(mode="json"),
+        "device": "cpu",
+    }
+
+
+def test_diverging_trial_fails_with_reason_and_stage_goes_on(ray_runtime, tmp_path: Path) -> None:
+    from raynas.spaces import load_space
+    from raynas.tune import StageRequest, load_checkpoint_state, run_stage
+
+    arch = load_space("c2f_small").sample_architecture(
+        seed=0, in_channels=1, out_channels=3, width=4
+    )
+    candidates = {
+        "ok": {"arch_json": arch.to_json()},
+        "diverge": {"arch_json": arch.to_json(), "hparams": {"lr": 1e30}},
+    }
+    request = StageRequest(
+        stage="retrain", spec=_spec(), candidates=candidates, epochs=2, storage_path=tmp_path,
+        cpus_per_trial=1, gpus_per_trial=0, max_concurrent=2, max_failures=2,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        records = {r.candidate: r for r in run_stage(request)}
+    ours = [w for w in caught if "raynas" in str(w.filename) and
+            issubclass(w.category, DeprecationWarning)]
+    assert not ours, [str(w.message) for w in ours]
+
+    assert records["diverge"].status == "failed"
+    assert "non-finite" in records["diverge"].error
+    assert records["diverge"].iterations == 1  # reported once, not retried
+
+    ok = records["ok"]
+    assert ok.status == "done" and ok.iterations == 2
+    assert 0.0 <= ok.best_dice <= 1.0 and ok.last["params"] > 0
+    state = load_checkpoint_state(ok.checkpoint)  # weights_only=True
+    assert state["epoch"] == 2 and "best_state" in state["extra"]
+    saved = json.loads((Path(ok.checkpoint) / "architecture.json").read_text())
+    assert saved["space"] == "c2f"
