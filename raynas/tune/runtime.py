@@ -96,7 +96,8 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
         else:
             ray.init(address=address, runtime_env=_forwarded_env(), **kwargs)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # one line: Ray's messages often put the cause on the lines after a heading
+        first = " ".join(str(exc).split())[:400] or type(exc).__name__
         hint = f"; {_AUTH_HINT}" if address and address.startswith("ray://") else ""
         raise UserError(f"--address {address}: cannot connect to Ray ({first}{hint})") from None
     res = ray.cluster_resources()

@@ -4,6 +4,7 @@ preset declares distributions, a checkpoint per epoch, retries from it, and ``Tu
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,15 +57,17 @@ class TrialRecord:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def _optuna(request: StageRequest) -> Any:
-    from ray.tune.search.optuna import OptunaSearch
+class _DefineByRun:
+    """Optuna define-by-run space: the candidate plus the declared hyper-parameters (a class,
+    not a closure, so Tune can pickle the searcher for ``--resume``)."""
 
-    keys = list(request.candidates)
-    hparams = request.hparams
+    def __init__(self, keys: list[str], hparams: dict[str, dict[str, Any]]) -> None:
+        self.keys = keys
+        self.hparams = hparams
 
-    def space(trial: Any) -> None:
-        trial.suggest_categorical("candidate", keys)
-        for name, dist in hparams.items():
+    def __call__(self, trial: Any) -> None:
+        trial.suggest_categorical("candidate", self.keys)
+        for name, dist in self.hparams.items():
             kind = dist["type"]
             if kind == "choice":
                 trial.suggest_categorical(name, list(dist["values"]))
@@ -73,7 +76,28 @@ def _optuna(request: StageRequest) -> Any:
             else:
                 trial.suggest_float(name, dist["low"], dist["high"], log=kind == "loguniform")
 
-    return OptunaSearch(space=space, metric="dice", mode="max", seed=request.seed)
+
+def _optuna(request: StageRequest) -> Any:
+    from ray.tune.search.optuna import OptunaSearch
+
+    space = _DefineByRun(list(request.candidates), request.hparams)
+    # Every candidate is trained at least once, at the centre of each distribution.
+    centre = {name: _centre(dist) for name, dist in request.hparams.items()}
+    points = [{"candidate": key, **centre} for key in request.candidates]
+    return OptunaSearch(
+        space=space, metric="dice", mode="max", seed=request.seed, points_to_evaluate=points
+    )
+
+
+def _centre(dist: dict[str, Any]) -> Any:
+    kind = dist["type"]
+    if kind == "choice":
+        return dist["values"][0]
+    if kind == "int":
+        return int(round((dist["low"] + dist["high"]) / 2))
+    if kind == "loguniform":
+        return float(math.sqrt(dist["low"] * dist["high"]))
+    return float((dist["low"] + dist["high"]) / 2)
 
 
 def _trainable(request: StageRequest) -> Any:

@@ -9,9 +9,11 @@ Never ``ray stop`` (other tests and helpers run Ray on the same machine).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from procs import pids_with_marker, stop_pids
+from procs import pids_with_marker
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -49,20 +51,36 @@ def _free_port() -> int:
     raise RuntimeError("no free port outside 10002-19999")
 
 
+def _stat(pid: int) -> list[str] | None:
+    """``state ppid pgrp session ...`` of a live (non-zombie) process, else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else fields
+
+
 def _session_pids(sid: int) -> list[int]:
-    """Processes of the session ``sid`` (``ray start`` ran with ``start_new_session``)."""
+    """Live processes of the session ``sid`` (``ray start`` ran with ``start_new_session``)."""
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()  # state ppid pgrp session ...
-        if int(fields[3]) == sid and int(entry.name) != os.getpid():
-            found.append(int(entry.name))
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            fields = _stat(int(entry.name))
+            if fields is not None and int(fields[3]) == sid:
+                found.append(int(entry.name))
     return found
+
+
+def _stop(pids: list[int], timeout: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL what is still alive after ``timeout`` (zombies count as gone)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(_stat(p) is not None for p in pids):
+            time.sleep(0.2)
 
 
 @dataclass
@@ -74,7 +92,8 @@ class Cluster:
 
 
 def _cluster_pids(temp_dir: Path, sid: int | None) -> list[int]:
-    pids = set(pids_with_marker(str(temp_dir)))
+    """The head's processes: its session, or the test's marker in command line / environment."""
+    pids = {p for p in pids_with_marker(str(temp_dir)) if _stat(p) is not None}
     if sid is not None:
         pids |= set(_session_pids(sid))
     return sorted(pids)
@@ -100,24 +119,40 @@ def ray_cluster(tmp_path: Path) -> Iterator[Cluster]:
     sid = None
     try:
         proc = subprocess.Popen(
-            [RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={gcs_port}",
-             f"--ray-client-server-port={client_port}", "--num-cpus=2", "--num-gpus=0",
-             "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
-            cwd=head_dir, env=head_env, start_new_session=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                RAY,
+                "start",
+                "--head",
+                "--node-ip-address=127.0.0.1",
+                f"--port={gcs_port}",
+                f"--ray-client-server-port={client_port}",
+                "--num-cpus=2",
+                "--num-gpus=0",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+                f"--temp-dir={temp_dir}",
+            ],
+            cwd=head_dir,
+            env=head_env,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         sid = proc.pid
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, out[-3000:]
         yield Cluster(f"ray://127.0.0.1:{client_port}", auth, temp_dir, gcs_port)
     finally:
-        stop_pids(_cluster_pids(temp_dir, sid), timeout=15.0)
+        _stop(_cluster_pids(temp_dir, sid))
         left = _cluster_pids(temp_dir, sid)
         shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"Ray processes of the test cluster still alive: {left}"
 
 
-def _search(workdir: Path, env: dict[str, str], *args: str, timeout: int) -> subprocess.CompletedProcess:
+def _search(
+    workdir: Path, env: dict[str, str], *args: str, timeout: int
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "raynas", "search", *args],
         cwd=workdir,
@@ -128,6 +163,14 @@ def _search(workdir: Path, env: dict[str, str], *args: str, timeout: int) -> sub
     )
 
 
+def _logs(cluster: Cluster) -> str:
+    """The tails of the head's Ray Client server logs, for a failure message."""
+    out = []
+    for path in sorted((cluster.temp_dir / "session_latest" / "logs").glob("ray_client*")):
+        out.append(f"\n--- {path.name}\n" + path.read_text(errors="replace")[-1500:])
+    return "".join(out)
+
+
 def test_search_through_ray_client(tmp_path: Path, ray_cluster: Cluster) -> None:
     driver = tmp_path / "driver"
     driver.mkdir()
@@ -136,14 +179,22 @@ def test_search_through_ray_client(tmp_path: Path, ray_cluster: Cluster) -> None
     proc = _search(
         driver,
         ray_cluster.env,
-        "--space", "c2f_small", "--dataset", "synthetic", "--preset", "smoke",
-        "--address", ray_cluster.address,
-        "--tracking-uri", f"sqlite:///{store}",
-        "--storage-path", str(storage),
+        "--space",
+        "c2f_small",
+        "--dataset",
+        "synthetic",
+        "--preset",
+        "smoke",
+        "--address",
+        ray_cluster.address,
+        "--tracking-uri",
+        f"sqlite:///{store}",
+        "--storage-path",
+        str(storage),
         *TINY,
         timeout=400,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + _logs(ray_cluster)
     assert "Pareto frontier" in proc.stdout
 
     # outputs where --storage-path says, read back by the driver (same machine = shared storage)
@@ -174,9 +225,16 @@ def test_closed_client_port_fails_fast(tmp_path: Path) -> None:
     port = _free_port()  # nothing listens there
     start = time.monotonic()
     proc = _search(
-        tmp_path, {},
-        "--space", "c2f_small", "--dataset", "synthetic", "--preset", "smoke",
-        "--address", f"ray://127.0.0.1:{port}",
+        tmp_path,
+        {},
+        "--space",
+        "c2f_small",
+        "--dataset",
+        "synthetic",
+        "--preset",
+        "smoke",
+        "--address",
+        f"ray://127.0.0.1:{port}",
         timeout=120,
     )
     elapsed = time.monotonic() - start

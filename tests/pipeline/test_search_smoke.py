@@ -65,6 +65,8 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Pareto frontier" in proc.stdout and "mlflow ui --backend-store-uri" in proc.stdout
+    stopped = int(proc.stdout.split("ASHA stopped ")[1].split()[0])
+    assert stopped >= 1, "ASHA stopped no trial before its last epoch"
 
     folder = next((tmp_path / "raynas_runs" / "raynas").iterdir())
     for name in (

@@ -30,7 +30,13 @@ def _spec() -> dict:
 
     preset = load_preset(
         "smoke",
-        ["data.synthetic_cases=6", "data.cases=6", "data.folds=3", "retrain.steps_per_epoch=2"],
+        [
+            "data.synthetic_cases=6",
+            "data.cases=6",
+            "data.folds=3",
+            "retrain.steps_per_epoch=2",
+            "retrain.epochs=2",
+        ],
     )
     return {
         "stage": "retrain",
@@ -55,14 +61,24 @@ def test_diverging_trial_fails_with_reason_and_stage_goes_on(ray_runtime, tmp_pa
         "diverge": {"arch_json": arch.to_json(), "hparams": {"lr": 1e30}},
     }
     request = StageRequest(
-        stage="retrain", spec=_spec(), candidates=candidates, epochs=2, storage_path=tmp_path,
-        cpus_per_trial=1, gpus_per_trial=0, max_concurrent=2, max_failures=2,
+        stage="retrain",
+        spec=_spec(),
+        candidates=candidates,
+        epochs=2,
+        storage_path=tmp_path,
+        cpus_per_trial=1,
+        gpus_per_trial=0,
+        max_concurrent=2,
+        max_failures=2,
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         records = {r.candidate: r for r in run_stage(request)}
-    ours = [w for w in caught if "raynas" in str(w.filename) and
-            issubclass(w.category, DeprecationWarning)]
+    ours = [
+        w
+        for w in caught
+        if "raynas" in str(w.filename) and issubclass(w.category, DeprecationWarning)
+    ]
     assert not ours, [str(w.message) for w in ours]
 
     assert records["diverge"].status == "failed"
@@ -76,3 +92,37 @@ def test_diverging_trial_fails_with_reason_and_stage_goes_on(ray_runtime, tmp_pa
     assert state["epoch"] == 2 and "best_state" in state["extra"]
     saved = json.loads((Path(ok.checkpoint) / "architecture.json").read_text())
     assert saved["space"] == "c2f"
+
+
+def test_optuna_samples_declared_hparams(ray_runtime, tmp_path: Path) -> None:
+    from raynas.spaces import load_space
+    from raynas.tune import StageRequest, run_stage
+
+    arch = load_space("c2f_small").sample_architecture(
+        seed=1, in_channels=1, out_channels=3, width=4
+    )
+    request = StageRequest(
+        stage="retrain",
+        spec=_spec(),
+        candidates={"net": {"arch_json": arch.to_json()}},
+        epochs=2,
+        storage_path=tmp_path,
+        cpus_per_trial=1,
+        gpus_per_trial=0,
+        max_concurrent=2,
+        max_failures=0,
+        asha={"grace_period": 1, "reduction_factor": 2},
+        hparams={
+            "lr": {"type": "loguniform", "low": 1e-3, "high": 1e-1},
+            "optimizer": {"type": "choice", "values": ["sgd", "adamw"]},
+        },
+        num_samples=3,
+        seed=0,
+    )
+    records = run_stage(request)
+    assert len(records) == 3
+    lrs = [r.config["lr"] for r in records]
+    assert all(1e-3 <= lr <= 1e-1 for lr in lrs) and len(set(lrs)) == 3
+    assert any(abs(lr - 1e-2) < 1e-12 for lr in lrs)  # the centre point is evaluated first
+    assert {r.config["optimizer"] for r in records} <= {"sgd", "adamw"}
+    assert all(r.candidate == "net" and r.status in ("done", "stopped") for r in records)
