@@ -9,7 +9,7 @@ CODE = """
 import sys
 sys.modules["ray"] = None
 sys.modules["mlflow"] = None
-import raynas.config, raynas.data, raynas.nets, raynas.spaces, raynas.engine
+import raynas.config, raynas.data, raynas.nets, raynas.spaces, raynas.engine, raynas.stages
 from raynas.nets import make_op, build_network
 from raynas.spaces import MixedOp, load_space
 assert load_space("c2f_small").describe()["topologies"] == 30

@@ -72,7 +72,7 @@ def _session_pids(sid: int) -> list[int]:
     return found
 
 
-def _stop(pids: list[int], timeout: float = 15.0) -> None:
+def _stop(pids: list[int], timeout: float = 5.0) -> None:
     """SIGTERM, then SIGKILL what is still alive after ``timeout`` (zombies count as gone)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:

@@ -1,0 +1,37 @@
+"""Every benchmark runs with ``--smoke-test`` and writes its results file (CI runs these)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("script", "check"),
+    [
+        ("pcdarts_memory.py", lambda d: {r["k"] for r in d["runs"]} >= {1, 4}),
+        ("thrifty_vs_baselines.py", lambda d: len(d["models"]) >= 3),
+    ],
+)
+def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke-test", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    files = [out] if out.is_file() else list(out.glob("*.json"))
+    assert files, f"{script} wrote no results"
+    data = json.loads(files[0].read_text())
+    assert data["smoke_test"] is True
+    assert check(data), data
