@@ -4,7 +4,6 @@ editable install or a source checkout, the top-level folders themselves."""
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 __all__ = ["builtin_dir", "builtin_names", "builtin_file"]
@@ -14,11 +13,12 @@ def builtin_dir(kind: str) -> Path:
     """``kind`` is ``"search_spaces"`` or ``"tune_configs"``."""
     if kind not in ("search_spaces", "tune_configs"):
         raise ValueError(f"kind must be search_spaces or tune_configs, got {kind!r}")
-    try:
-        return Path(str(resources.files(f"raynas.{kind}")))
-    except ModuleNotFoundError:
-        # Editable installs and source checkouts: the folder sits beside the package.
-        return Path(__file__).resolve().parents[2] / kind
+    package = Path(__file__).resolve().parents[1]
+    installed = package / kind  # raynas/search_spaces in an installed package
+    if installed.is_dir():
+        return installed
+    # Editable installs and source checkouts: the folder sits beside the package.
+    return package.parent / kind
 
 
 def builtin_names(kind: str) -> list[str]:
