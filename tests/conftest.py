@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+# Test helper modules beside this file (``procs``: find and stop the processes a test started).
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def write_msd(

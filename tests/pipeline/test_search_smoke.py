@@ -49,7 +49,7 @@ def _runs(workdir: Path):
 
 @pytest.mark.parametrize(
     ("space", "dataset"),
-    [("c2f_small", "synthetic"), ("thrifty", "synthetic2d")],
+    [("c2f", "synthetic"), ("thrifty", "synthetic2d")],
 )
 def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> None:
     extra = ["--set", "data.synthetic_cases=6", "--set", "data.cases=6", "--set", "data.folds=3"]

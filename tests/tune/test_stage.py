@@ -126,3 +126,55 @@ def test_optuna_samples_declared_hparams(ray_runtime, tmp_path: Path) -> None:
     assert any(abs(lr - 1e-2) < 1e-12 for lr in lrs)  # the centre point is evaluated first
     assert {r.config["optimizer"] for r in records} <= {"sgd", "adamw"}
     assert all(r.candidate == "net" and r.status in ("done", "stopped") for r in records)
+
+
+def test_crashed_trial_is_retried_from_its_last_checkpoint(ray_runtime, tmp_path: Path) -> None:
+    """Kill the trial's worker process after its first checkpoint: ``FailureConfig`` restarts
+    the trial, which resumes from that checkpoint (``iterations_since_restore`` < iterations)."""
+    import os
+    import threading
+    import time
+
+    from procs import pids_with_marker, stop_pids
+
+    from raynas.spaces import load_space
+    from raynas.tune import StageRequest, run_stage
+
+    arch = load_space("c2f_small").sample_architecture(
+        seed=2, in_channels=1, out_channels=3, width=4
+    )
+    spec = _spec()
+    spec["preset"]["retrain"]["epochs"] = 4
+    request = StageRequest(
+        stage="retrain",
+        spec=spec,
+        candidates={"net": {"arch_json": arch.to_json()}},
+        epochs=4,
+        storage_path=tmp_path,
+        cpus_per_trial=1,
+        gpus_per_trial=0,
+        max_concurrent=1,
+        max_failures=2,
+    )
+    out: dict = {}
+    worker = threading.Thread(target=lambda: out.update(records=run_stage(request)))
+    worker.start()
+    marker = os.environ["RAY_TMPDIR"]
+    killed = False
+    deadline = time.monotonic() + 300
+    while worker.is_alive() and time.monotonic() < deadline and not killed:
+        if list(tmp_path.glob("retrain/*/checkpoint_000000")):
+            victims = [
+                pid
+                for pid in pids_with_marker(marker)
+                if "ImplicitFunc" in Path(f"/proc/{pid}/cmdline").read_text(errors="ignore")
+            ]
+            if victims:
+                stop_pids(victims, timeout=0.5)
+                killed = True
+        time.sleep(0.2)
+    worker.join(timeout=300)
+    assert killed, "found no trial worker to kill"
+    (record,) = out["records"]
+    assert record.status == "done" and record.iterations == 4
+    assert record.last["iterations_since_restore"] < record.last["training_iteration"]
