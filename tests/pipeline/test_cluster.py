@@ -221,6 +221,31 @@ def test_search_through_ray_client(tmp_path: Path, ray_cluster: Cluster) -> None
     assert all(r.info.status == "FINISHED" for r in children)
 
 
+def test_search_joins_running_cluster_with_address_auto(
+    tmp_path: Path, ray_cluster: Cluster
+) -> None:
+    """``--address auto`` on a node of the cluster: a native driver attaches to the head that
+    ``RAY_ADDRESS`` names (as on a cluster node) instead of starting a Ray of its own."""
+    store = tmp_path / "mlflow.db"
+    own_tmp = Path(tempfile.mkdtemp(prefix="rn-drv-"))  # where a Ray of its own would live
+    env = dict(
+        ray_cluster.env,
+        RAY_ADDRESS=f"127.0.0.1:{ray_cluster.gcs_port}",
+        RAY_TMPDIR=str(own_tmp),
+    )
+    try:
+        proc = _search(
+            tmp_path, env, "--space", "c2f_small", "--dataset", "synthetic", "--preset", "smoke",
+            "--address", "auto", "--tracking-uri", f"sqlite:///{store}", *TINY, timeout=400,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "Pareto frontier" in proc.stdout
+        # no Ray session of its own was started: the search ran on the test's cluster
+        assert not list(own_tmp.rglob("session_*")), sorted(own_tmp.rglob("*"))[:5]
+    finally:
+        shutil.rmtree(own_tmp, ignore_errors=True)
+
+
 def test_closed_client_port_fails_fast(tmp_path: Path) -> None:
     port = _free_port()  # nothing listens there
     start = time.monotonic()

@@ -96,6 +96,10 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
         .list_artifacts(parent.info.run_id)
     }
     assert {"pareto.csv", "pareto.json", "pareto.png"} <= artifacts
+    # the UI can chart Dice against parameters across runs: every retrain run carries both
+    retrain = [r for r in children if r.data.tags["stage"] == "retrain"]
+    assert retrain and all({"dice", "params"} <= set(r.data.metrics) for r in retrain)
+    assert parent.data.tags.get("best_model")  # the best retrained model, logged as a model
     # no trial ran twice: one MLflow run per Ray trial id
     trial_ids = [r.data.tags["trial_id"] for r in children]
     assert len(trial_ids) == len(set(trial_ids))
