@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from raynas.errors import UserError
 from raynas.pipeline.outputs import slug
 from raynas.pipeline.running import run_tracked_stage
 from raynas.pipeline.setup import (
+    RunOptions,
     SearchSetup,
     baseline_architecture,
     load_run_preset,
@@ -36,31 +37,18 @@ logger = logging.getLogger("raynas.search")
 BASELINES = ("unet", "unetpp", "dynunet")
 
 
-@dataclass
-class RetrainOptions:
+@dataclass(kw_only=True)
+class RetrainOptions(RunOptions):
     """The options of ``raynas retrain`` (``architecture``) or ``raynas baseline`` (``model``).
 
     Example:
         >>> RetrainOptions(dataset="synthetic", architecture=Path("arch.json"), preset="smoke")
     """
 
-    dataset: str
     architecture: Path | None = None  # raynas retrain ARCH.json
     model: str | None = None  # raynas baseline --model unet|unetpp|dynunet
-    data_root: Path | None = None
     epochs: int | None = None
     width: int | None = None
-    gpus: int | None = None
-    cpus_per_trial: float | None = None
-    preset: str | None = None
-    config: Path | None = None
-    address: str | None = None
-    tracking_uri: str | None = None
-    experiment: str | None = None
-    storage_path: Path | None = None
-    seed: int | None = None
-    overrides: list[str] = field(default_factory=list)
-    workdir: Path = field(default_factory=Path.cwd)
 
     @property
     def command(self) -> str:

@@ -6,38 +6,25 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from raynas.pipeline.outputs import slug
 from raynas.pipeline.running import run_tracked_stage
-from raynas.pipeline.setup import SearchSetup, prepare_search
+from raynas.pipeline.setup import RunOptions, SearchSetup, prepare_search
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "rank_records"]
 
 logger = logging.getLogger("raynas.search")
 
 
-@dataclass
-class SearchOptions:
+@dataclass(kw_only=True)
+class SearchOptions(RunOptions):
     """The options of ``raynas search`` (see DESIGN.md, "The user's contract")."""
 
     space: str
-    dataset: str
-    data_root: Path | None = None
-    gpus: int | None = None
-    cpus_per_trial: float | None = None
-    preset: str | None = None
-    config: Path | None = None
-    address: str | None = None
-    tracking_uri: str | None = None
-    experiment: str | None = None
-    storage_path: Path | None = None
     resume: bool = False
-    seed: int | None = None
-    overrides: list[str] = field(default_factory=list)
-    workdir: Path = field(default_factory=Path.cwd)
 
 
 @dataclass

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from raynas.pipeline.search import SearchOptions
 
 __all__ = [
+    "RunOptions",
     "SearchSetup",
     "baseline_architecture",
     "load_run_preset",
@@ -31,9 +32,28 @@ __all__ = [
 logger = logging.getLogger("raynas.search")
 
 
+@dataclass(kw_only=True)
+class RunOptions:
+    """Options every run command shares (``search``, ``retrain``, ``baseline``)."""
+
+    dataset: str
+    data_root: Path | None = None
+    gpus: int | None = None
+    cpus_per_trial: float | None = None
+    preset: str | None = None
+    config: Path | None = None
+    address: str | None = None
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    storage_path: Path | None = None
+    seed: int | None = None
+    overrides: list[str] = field(default_factory=list)
+    workdir: Path = field(default_factory=Path.cwd)
+
+
 @dataclass
 class SearchSetup:
-    options: Any
+    options: RunOptions
     preset: Any
     space: Any
     space_ref: str
@@ -108,7 +128,7 @@ def baseline_architecture(name: str, *, preset: Any, dataset: Any, spatial_dims:
     return make(spatial_dims=dims, width=preset.retrain.width, **channels)
 
 
-def _folder(options: Any, experiment: str, name: str) -> SearchFolder:
+def _folder(options: RunOptions, experiment: str, name: str) -> SearchFolder:
     storage = (options.storage_path or options.workdir / "raynas_runs").absolute()
     base = storage / slug(experiment) / slug(name)
     existing = [base] + sorted(base.parent.glob(base.name + "_*"), key=lambda p: p.stat().st_mtime)
@@ -124,7 +144,7 @@ def _folder(options: Any, experiment: str, name: str) -> SearchFolder:
     return SearchFolder(path)
 
 
-def _resources(setup: SearchSetup, options: Any) -> None:
+def _resources(setup: SearchSetup, options: RunOptions) -> None:
     runtime = setup.runtime
     cpus = options.cpus_per_trial or setup.preset.resources.cpus_per_trial
     if cpus <= 0:
@@ -175,7 +195,7 @@ def _check_address(address: str | None, timeout: float = 5.0) -> None:
         ) from None
 
 
-def load_run_preset(options: Any, extra_overrides: list[str] | None = None) -> Any:
+def load_run_preset(options: RunOptions, extra_overrides: list[str] | None = None) -> Any:
     """Checks the options every run command shares and loads the preset (``--preset`` or
     ``--config``, then ``extra_overrides``, ``--set`` and ``--seed``)."""
     from raynas.config import load_preset
@@ -193,7 +213,7 @@ def load_run_preset(options: Any, extra_overrides: list[str] | None = None) -> A
     return load_preset(options.config or options.preset or "default", overrides)
 
 
-def open_run_dataset(options: Any, preset: Any, *, validate: str = "full") -> Any:
+def open_run_dataset(options: RunOptions, preset: Any, *, validate: str = "full") -> Any:
     """Opens (and by default fully validates) ``--dataset`` / ``--data-root``."""
     from raynas.data import get_dataset_info, open_dataset
 
@@ -213,7 +233,7 @@ def open_run_dataset(options: Any, preset: Any, *, validate: str = "full") -> An
     )
 
 
-def resolve_run_target(options: Any) -> Any:
+def resolve_run_target(options: RunOptions) -> Any:
     """The MLflow store of ``--tracking-uri`` (default ``./mlflow.db``), checked reachable."""
     from raynas.tracking import check_tracking_reachable, resolve_tracking_uri
 
@@ -262,7 +282,7 @@ def prepare_search(options: SearchOptions) -> SearchSetup:
 
 
 def open_run(
-    options: Any,
+    options: RunOptions,
     *,
     preset: Any,
     space: Any,
