@@ -7,6 +7,7 @@ code 2; anything else is a bug and exits 1 with its traceback.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import typer
@@ -56,8 +57,38 @@ def _register() -> None:
 _register()
 
 
+class _WarningsToStderr(logging.Handler):
+    """``warning: ...`` lines on the *current* ``sys.stderr`` (rich's live view swaps it for a
+    proxy that prints above the view), so a user sees warnings that also go to ``search.log``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(logging.Formatter("warning: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+def _console_warnings() -> logging.Handler:
+    log = logging.getLogger("raynas")
+    handler = _WarningsToStderr()
+    log.addHandler(handler)
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    handler = _console_warnings()
+    try:
+        return _main(argv)
+    finally:
+        logging.getLogger("raynas").removeHandler(handler)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except UserError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,27 @@ _AUTH_HINT = (
     "with token auth, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) "
     "to the cluster's token"
 )
+# The head's Ray Client proxy starts one server process per client and gives it
+# RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S (default 30 s) to come up; on a busy head that can
+# pass, the proxy answers with one of these messages, and a new attempt usually succeeds.
+_CLIENT_SERVER_FAILED = ("Starting Ray client server failed", "Proxy failed to Connect to backend")
+_CLIENT_SERVER_HINT = (
+    "the head could not start a Ray Client server for this driver in time: see "
+    "ray_client_server_*.err in the head's session logs, or start the head with a larger "
+    "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S (default 30 s)"
+)
+CLIENT_CONNECT_ATTEMPTS_ENV = "RAYNAS_RAY_CLIENT_ATTEMPTS"  # default 3
+
+
+def _client_attempts() -> int:
+    raw = os.environ.get(CLIENT_CONNECT_ATTEMPTS_ENV, "3")
+    try:
+        attempts = int(raw)
+    except ValueError:
+        attempts = 0
+    if attempts < 1:
+        raise UserError(f"{CLIENT_CONNECT_ATTEMPTS_ENV}={raw}: expected a whole number >= 1")
+    return attempts
 
 
 def _forwarded_env() -> dict[str, Any]:
@@ -70,6 +92,47 @@ class RayRuntime:
         return bool(self.address and self.address.startswith("ray://"))
 
 
+def _client_server_failed(exc: BaseException) -> bool:
+    return any(m in str(exc) for m in _CLIENT_SERVER_FAILED)
+
+
+def _explain(address: str | None, exc: BaseException) -> str:
+    """Ray's error on one line (its messages often put the cause after a heading) and a hint."""
+    first = " ".join(str(exc).split())[:400] or type(exc).__name__
+    if not (address and address.startswith("ray://")):
+        return first
+    hint = _CLIENT_SERVER_HINT if _client_server_failed(exc) else _AUTH_HINT
+    return f"{first}; {hint}"
+
+
+def _connect_client(ray: Any, address: str) -> None:
+    """``ray.init("ray://...")``, tried again when the head's proxy failed to start this client's
+    server in time (a busy head); any other failure, or the last attempt's, is raised."""
+    attempts = _client_attempts()
+    for attempt in range(1, attempts + 1):
+        try:
+            with warnings.catch_warnings():
+                # Ray warns (stderr) before it raises; the error line says it once
+                warnings.filterwarnings("ignore", "Ray Client connection timed out", UserWarning)
+                ray.init(
+                    address=address,
+                    logging_level=logging.WARNING,
+                    log_to_driver=False,
+                    runtime_env=_forwarded_env(),
+                )
+            return
+        except ConnectionError as exc:
+            if not _client_server_failed(exc) or attempt == attempts:
+                raise
+            logger.warning(
+                "%s: the head's Ray Client server did not start in time (attempt %d of %d); "
+                "trying again",
+                address,
+                attempt,
+                attempts,
+            )
+
+
 def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
     """Starts a local Ray bound to 127.0.0.1 (no address) or joins ``auto`` / ``ray://HOST:PORT``."""
     prepare_ray_env()
@@ -87,19 +150,13 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
         if address is None:
             ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
         elif address.startswith("ray://"):
-            ray.init(
-                address=address,
-                logging_level=logging.WARNING,
-                log_to_driver=False,
-                runtime_env=_forwarded_env(),
-            )
+            _connect_client(ray, address)
         else:
             ray.init(address=address, runtime_env=_forwarded_env(), **kwargs)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
-        # one line: Ray's messages often put the cause on the lines after a heading
-        first = " ".join(str(exc).split())[:400] or type(exc).__name__
-        hint = f"; {_AUTH_HINT}" if address and address.startswith("ray://") else ""
-        raise UserError(f"--address {address}: cannot connect to Ray ({first}{hint})") from None
+        raise UserError(
+            f"--address {address}: cannot connect to Ray ({_explain(address, exc)})"
+        ) from None
     res = ray.cluster_resources()
     return RayRuntime(address, float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0)), True)
 

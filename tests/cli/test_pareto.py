@@ -118,3 +118,17 @@ def test_pareto_unreachable_server(
         f"error: --tracking-uri http://127.0.0.1:{port}: MLflow server not reachable "
         "(connection refused)"
     )
+
+
+def test_warnings_reach_the_console(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A raynas warning (here: a ``file://`` store redirected to SQLite) is printed as a
+    ``warning:`` line on stderr, not only written to a log file."""
+    monkeypatch.chdir(tmp_path)
+    code = main(["pareto", "--experiment", "cli-exp", "--tracking-uri", f"file://{store}"])
+    captured = capsys.readouterr()
+    assert code == 0
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "file store is disabled" in warnings[0], captured.err
+    assert "2 of 3 retrained networks on the frontier" in captured.out

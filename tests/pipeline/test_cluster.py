@@ -99,9 +99,11 @@ def _cluster_pids(temp_dir: Path, sid: int | None) -> list[int]:
     return sorted(pids)
 
 
-@pytest.fixture
-def ray_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A one-node Ray cluster (2 CPUs) on 127.0.0.1, stopped by pid afterwards, even on failure."""
+@contextlib.contextmanager
+def _start_cluster(workdir: Path, **head_vars: str) -> Iterator[Cluster]:
+    """A one-node Ray cluster (2 CPUs) on 127.0.0.1, stopped by pid afterwards, even on failure.
+
+    ``head_vars`` are extra environment variables of the head's processes."""
     # Short path: Ray's unix sockets live under the temp dir (108-byte limit on their paths).
     temp_dir = Path(tempfile.mkdtemp(prefix="rn-ray-"))
     gcs_port, client_port = _free_port(), _free_port()
@@ -113,8 +115,9 @@ def ray_cluster(tmp_path: Path) -> Iterator[Cluster]:
         RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",  # every listener on 127.0.0.1
         RAY_USAGE_STATS_ENABLED="0",
         RAYNAS_TEST_RAY_TEMP_DIR=str(temp_dir),  # marker in every descendant's environment
+        **head_vars,
     )
-    head_dir = tmp_path / "head"  # the workers' working directory: not the driver's
+    head_dir = workdir / "head"  # the workers' working directory: not the driver's
     head_dir.mkdir()
     sid = None
     try:
@@ -148,6 +151,23 @@ def ray_cluster(tmp_path: Path) -> Iterator[Cluster]:
         left = _cluster_pids(temp_dir, sid)
         shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"Ray processes of the test cluster still alive: {left}"
+
+
+@pytest.fixture
+def ray_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    # The head's Ray Client proxy gives each client's server process 30 s to come up by
+    # default; a CI machine busy with the rest of the suite once needed more.
+    with _start_cluster(tmp_path, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="180") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def stalling_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A head whose Ray Client proxy never waits for a client's server (timeout 0 s): every
+    ``ray://`` connection fails the way a head too busy to start the server in time fails."""
+    workdir = tmp_path_factory.mktemp("stalling")
+    with _start_cluster(workdir, RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S="0") as cluster:
+        yield cluster
 
 
 def _search(
@@ -269,3 +289,41 @@ def test_closed_client_port_fails_fast(tmp_path: Path) -> None:
     # before any work: no output folder, no Ray, and not Ray Client's ~30 s of retries
     assert not (tmp_path / "raynas_runs").exists()
     assert elapsed < 60, elapsed
+
+
+def test_client_server_that_never_comes_up_is_retried_then_explained(
+    tmp_path: Path, stalling_cluster: Cluster
+) -> None:
+    env = dict(stalling_cluster.env, RAYNAS_RAY_CLIENT_ATTEMPTS="2")  # ~30 s each
+    proc = _search(
+        tmp_path, env, "--space", "c2f_small", "--dataset", "synthetic",
+        "--preset", "smoke", "--address", stalling_cluster.address,
+        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    retries = [line for line in lines if line.startswith("warning: ")]
+    assert len(retries) == 1 and "(attempt 1 of 2); trying again" in retries[0], proc.stderr
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0] == lines[-1], proc.stderr
+    assert stalling_cluster.address in errors[0]
+    assert "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S" in errors[0]
+    assert "ray_client_server_" in errors[0]
+    # a server was asked for on each attempt (their logs are named after their ports)
+    logs = stalling_cluster.temp_dir / "session_latest" / "logs"
+    servers = {p.stem for p in logs.glob("ray_client_server_*.err")}
+    assert len(servers) >= 2, _logs(stalling_cluster)
+
+
+def test_client_without_the_token_is_refused_with_the_hint(
+    tmp_path: Path, stalling_cluster: Cluster
+) -> None:
+    proc = _search(
+        tmp_path, {}, "--space", "c2f_small",
+        "--dataset", "synthetic", "--preset", "smoke", "--address", stalling_cluster.address,
+        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert stalling_cluster.address in lines[0] and "RAY_AUTH_TOKEN" in lines[0]
