@@ -3,12 +3,18 @@ in their command line, such as the test's own Ray temp dir) — never a broad ``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["pids_with_marker", "stop_pids", "stop_group"]
+__all__ = ["pids_with_marker", "stop_pids", "stop_group", "mlflow_server"]
 
 
 def pids_with_marker(marker: str) -> list[int]:
@@ -45,3 +51,52 @@ def stop_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(folder: Path, *, timeout: float = 90.0) -> Iterator[str]:
+    """An ``mlflow server`` on 127.0.0.1 (SQLite store and proxied artifacts under ``folder``)
+    in a session of its own; yields its ``http://`` URI and stops exactly that session."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(
+        [
+            mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination", str(folder / "artifacts"),
+        ],
+        cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                text = (folder / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"mlflow server did not come up on {uri}:\n{text}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            stop_group(proc.pid)
+            proc.wait(timeout=15)
+        stop_group(proc.pid)  # workers the server forked stay in its session
+        log.close()

@@ -29,6 +29,7 @@ _SET = typer.Option([], "--set", help="key.path=value (repeatable)")
 def _run(**kwargs: Any) -> None:
     from rich.console import Console
 
+    from raynas.cli.common import where_in_mlflow
     from raynas.pipeline import RetrainOptions, run_retrain
 
     overrides = list(kwargs.pop("overrides"))
@@ -40,10 +41,7 @@ def _run(**kwargs: Any) -> None:
     console.print(f"params:   {result.params:,}")
     console.print(f"model:    {result.model_path}")
     console.print(f"outputs:  {result.folder}")
-    console.print(
-        f"MLflow:   mlflow ui --backend-store-uri {result.tracking_uri}  "
-        f"(experiment '{result.experiment}', parent run {result.parent_run_id})"
-    )
+    console.print(where_in_mlflow(result.tracking_uri, result.experiment, result.parent_run_id))
 
 
 def retrain(

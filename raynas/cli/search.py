@@ -29,6 +29,7 @@ def search(
     """Run the two-stage search (coarse topology, fine PC-DARTS, retrain, Pareto frontier)."""
     from rich.console import Console
 
+    from raynas.cli.common import where_in_mlflow
     from raynas.pipeline import SearchOptions, run_search
     from raynas.tracking import frontier_table
 
@@ -56,7 +57,4 @@ def search(
     console.print(f"outputs:  {result.folder}")
     console.print(f"frontier: {result.folder / 'frontier.png'}")
     console.print(f"ASHA stopped {result.stopped_early} trial(s) early")
-    console.print(
-        f"MLflow:   mlflow ui --backend-store-uri {result.tracking_uri}  "
-        f"(experiment '{result.experiment}', parent run {result.parent_run_id})"
-    )
+    console.print(where_in_mlflow(result.tracking_uri, result.experiment, result.parent_run_id))

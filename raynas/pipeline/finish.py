@@ -11,7 +11,7 @@ import torch
 
 from raynas.pipeline.outputs import slug
 
-__all__ = ["finish_search", "save_best_weights"]
+__all__ = ["finish_search", "log_best_model", "save_best_weights"]
 
 logger = logging.getLogger("raynas.search")
 
@@ -34,20 +34,34 @@ def save_best_weights(folder: Any, record: Any, name: str, arch_json: str) -> Pa
     return path
 
 
+def log_best_model(setup: Any, name: str, arch_json: str, weights: Path) -> str:
+    """Logs the network ``name`` with its saved best ``weights`` as an MLflow PyTorch model
+    (``best_model``, Architecture JSON inside) on the parent run, tags the run, and records it
+    in the folder's state; returns the model URI."""
+    from raynas.nets import build_network, load_architecture
+    from raynas.tracking import log_pytorch_model, set_tags
+
+    model = build_network(load_architecture(arch_json))
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    uri = log_pytorch_model(setup.target, setup.parent_run_id, model, arch_json, name="best_model")
+    set_tags(setup.target, setup.parent_run_id, {"best_model": name, "best_model_uri": uri})
+    setup.folder.state["model"] = name
+    setup.folder.save_state()
+    return uri
+
+
 def finish_search(
     setup: Any,
     records: dict[str, list[Any]],
     candidates: dict[str, dict[str, Any]],
     kinds: dict[str, str],
 ) -> Any:
-    from raynas.nets import build_network, load_architecture
     from raynas.pipeline.search import SearchResult, rank_records
     from raynas.tracking import (
         ParetoPoint,
         find_trial_run,
         finish_run,
         log_frontier,
-        log_pytorch_model,
         save_frontier,
         set_tags,
     )
@@ -82,14 +96,8 @@ def finish_search(
     best = rank_records([r for r in records["retrain"] if kinds.get(r.candidate) == "searched"])
     best = best or rank_records(records["retrain"])
     if best and weights.get(best[0].candidate) is not None and not setup.folder.state.get("model"):
-        top = best[0]
-        arch_json = candidates[top.candidate]["arch_json"]
-        model = build_network(load_architecture(arch_json))
-        model.load_state_dict(torch.load(weights[top.candidate], weights_only=True))
-        log_pytorch_model(setup.target, setup.parent_run_id, model, arch_json, name="best_model")
-        set_tags(setup.target, setup.parent_run_id, {"best_model": top.candidate})
-        setup.folder.state["model"] = top.candidate
-        setup.folder.save_state()
+        top = best[0].candidate
+        log_best_model(setup, top, candidates[top]["arch_json"], weights[top])
 
     stopped = sum(r.status == "stopped" for rs in records.values() for r in rs)
     set_tags(setup.target, setup.parent_run_id, {"asha.stopped_trials": str(stopped)})

@@ -6,7 +6,8 @@ Output folder: ``<storage>/<experiment>/<command>_<name>_<dataset>_s<seed>/`` wi
 ``retrain.csv``, ``architectures/<name>.json``, ``models/<name>.pt`` + ``models/<name>.json``
 and ``search.log``. MLflow: a parent run tagged ``raynas.kind`` = ``command`` = ``retrain`` or
 ``baseline``, holding one nested trial run (``stage=retrain``, ``kind=searched|baseline``), so
-``raynas pareto`` counts baselines beside the search of the same experiment.
+``raynas pareto`` counts baselines beside the search of the same experiment; the trained network
+is logged on the parent as an MLflow PyTorch model (``best_model``), as a search logs its best.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def _per_class(last: dict[str, Any], labels: dict[Any, str]) -> dict[str, float]
 
 
 def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, kind: str) -> Any:
-    from raynas.pipeline.finish import save_best_weights
+    from raynas.pipeline.finish import log_best_model, save_best_weights
     from raynas.pipeline.search import rank_records
     from raynas.tracking import finish_run, log_metrics, log_text, set_tags
 
@@ -156,8 +157,10 @@ def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, k
     log_metrics(target, parent, {"best_dice": best.best_dice, "params": params}, step=0)
     log_text(target, parent, arch_json, "architecture.json")
     set_tags(target, parent, {"model_path": str(path) if path else ""})
+    if path is not None:
+        log_best_model(setup, name, arch_json, path)
     finish_run(target, parent, "FINISHED")
-    setup.folder.state.update(finished=True, model=name)
+    setup.folder.state["finished"] = True
     setup.folder.save_state()
     setup.close(failed=False)
     logger.info("retrain %s finished: best dice %.4f, %d parameters", name, best.best_dice, params)

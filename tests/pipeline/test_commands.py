@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,8 +34,8 @@ def _runs(workdir: Path) -> list:
     return client.search_runs([exp.experiment_id], max_results=100)
 
 
-def _check_tracked(workdir: Path, command: str, kind: str) -> None:
-    runs = _runs(workdir)
+def _check_tracked(runs: list, command: str, kind: str) -> Any:
+    """One finished parent of ``command`` with one nested retrain run of ``kind``; the parent."""
     parents = [r for r in runs if r.data.tags.get("raynas.kind") == command]
     assert len(parents) == 1 and parents[0].data.tags["command"] == command
     parent = parents[0]
@@ -45,6 +46,8 @@ def _check_tracked(workdir: Path, command: str, kind: str) -> None:
     child = children[0].data
     assert child.tags["stage"] == "retrain" and child.tags["kind"] == kind
     assert "dice" in child.metrics and child.metrics["params"] == parent.data.metrics["params"]
+    assert parent.data.tags["best_model"] and parent.data.tags["best_model_uri"]
+    return parent
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,7 @@ def test_retrain_trains_saves_and_tracks(retrained: tuple[Path, subprocess.Compl
     folder = work / "raynas_runs" / "raynas" / "retrain_tiny_synthetic_s0"
     assert (folder / "models" / "tiny.pt").is_file() and (folder / "models" / "tiny.json").is_file()
     assert (folder / "retrain.csv").is_file() and str(folder / "models" / "tiny.pt") in proc.stdout
-    _check_tracked(work, "retrain", "searched")
+    _check_tracked(_runs(work), "retrain", "searched")
 
 
 @pytest.mark.slow
@@ -88,18 +91,46 @@ def test_evaluate_scores_the_retrained_model(retrained: tuple[Path, subprocess.C
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_baseline_is_tracked_and_counted_by_pareto(tmp_path: Path) -> None:
-    proc = _raynas(tmp_path, "baseline", "--model", "unet", "--dataset", "synthetic", *SMALL,
-                   "--set", "retrain.width=4")  # fmt: skip
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    folder = tmp_path / "raynas_runs" / "raynas" / "baseline_baseline-unet_synthetic_s0"
-    arch = json.loads((folder / "models" / "baseline-unet.json").read_text())
-    assert arch["space"] == "unet" and arch["filters"][0] == 4
-    assert (folder / "models" / "baseline-unet.pt").is_file()
-    _check_tracked(tmp_path, "baseline", "baseline")
-    pareto = _raynas(tmp_path, "pareto", "--out", str(tmp_path / "pareto"), timeout=120)
-    assert pareto.returncode == 0, pareto.stderr
-    assert "1 of 1 retrained networks on the frontier" in pareto.stdout
+def test_baseline_tracked_on_an_mlflow_server(tmp_path: Path) -> None:
+    """``--tracking-uri http://...``: a real ``mlflow server`` (127.0.0.1, proxied artifacts)
+    receives the parent and nested runs and the logged model, and ``raynas pareto`` reads them
+    back from it."""
+    import mlflow.artifacts
+    import mlflow.pytorch
+    from mlflow import MlflowClient
+    from procs import mlflow_server
+
+    with mlflow_server(tmp_path / "server") as uri:
+        proc = _raynas(tmp_path, "baseline", "--model", "unet", "--dataset", "synthetic", *SMALL,
+                       "--set", "retrain.width=4", "--tracking-uri", uri)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert f"MLflow:   open {uri}" in proc.stdout
+        folder = tmp_path / "raynas_runs" / "raynas" / "baseline_baseline-unet_synthetic_s0"
+        arch = json.loads((folder / "models" / "baseline-unet.json").read_text())
+        assert arch["space"] == "unet" and arch["filters"][0] == 4
+        assert (folder / "models" / "baseline-unet.pt").is_file()
+        assert not (tmp_path / "mlflow.db").exists()  # nothing went to a local store
+
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name("raynas")
+        runs = client.search_runs([exp.experiment_id], max_results=100)
+        parent = _check_tracked(runs, "baseline", "baseline")
+        # the trained network, as an MLflow PyTorch model with its Architecture JSON, through
+        # the server's artifact proxy
+        model_id = parent.data.tags["best_model_uri"].removeprefix("models:/")
+        location = client.get_logged_model(model_id).artifact_location
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=location, dst_path=str(tmp_path / "loaded"), tracking_uri=uri
+        )
+        assert json.loads(Path(local, "extra_files", "architecture.json").read_text()) == arch
+        net = mlflow.pytorch.load_model(local)
+        assert sum(p.numel() for p in net.parameters()) == parent.data.metrics["params"]
+        assert (tmp_path / "server" / "artifacts").is_dir()
+
+        pareto = _raynas(tmp_path, "pareto", "--tracking-uri", uri, "--out",
+                         str(tmp_path / "pareto"), timeout=120)  # fmt: skip
+        assert pareto.returncode == 0, pareto.stderr
+        assert "1 of 1 retrained networks on the frontier" in pareto.stdout
 
 
 # ----------------------------------------------------------------- bad input (fast, no Ray)
