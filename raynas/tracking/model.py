@@ -38,14 +38,20 @@ def _tracking_uri(uri: str) -> Iterator[None]:
     import mlflow
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
+    # no tqdm bar for the artifact round trip of log_model, unless the user asked for one
+    quiet = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
     with _LOCK:
         old_uri = tracking_utils._tracking_uri
         old_env = os.environ.get("MLFLOW_TRACKING_URI")
         try:
+            if quiet:
+                os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
             mlflow.set_tracking_uri(uri)
             yield
         finally:
             mlflow.set_tracking_uri(old_uri)
+            if quiet:
+                os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", None)
             if old_env is None:
                 os.environ.pop("MLFLOW_TRACKING_URI", None)
             else:

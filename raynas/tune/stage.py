@@ -11,6 +11,7 @@ from typing import Any
 
 from ray import tune
 from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tuner
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 
 from raynas.tune.trainables import stage_trainable
@@ -143,7 +144,9 @@ def _tuner(request: StageRequest, trainable: Any) -> Tuner:
             storage_path=str(request.storage_path),
             failure_config=FailureConfig(max_failures=request.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
-            callbacks=request.callbacks,
+            # Tune's per-trial result.json / progress.csv (what ExperimentAnalysis and
+            # ResultGrid read); the automatic loggers are off so no TensorBoardX logger warns
+            callbacks=[*request.callbacks, CSVLoggerCallback(), JsonLoggerCallback()],
             verbose=0,
         ),
     )

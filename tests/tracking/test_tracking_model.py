@@ -8,6 +8,7 @@ from pathlib import Path
 
 import mlflow
 import mlflow.pytorch
+import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
@@ -21,7 +22,7 @@ from raynas.tracking import (
 
 
 def test_log_pytorch_model_round_trip(
-    target: TrackingTarget, experiment_id: str, tmp_path: Path
+    target: TrackingTarget, experiment_id: str, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -46,6 +47,8 @@ def test_log_pytorch_model_round_trip(
     assert mlflow.active_run() is None
     assert mlflow.get_tracking_uri() == uri_before
     assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+    assert "Downloading artifacts" not in capfd.readouterr().err  # no tqdm bar in the way
     client = MlflowClient(tracking_uri=target.uri)
     assert client.get_run(run_id).info.status == "RUNNING"  # not closed by logging
 

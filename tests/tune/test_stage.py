@@ -4,6 +4,7 @@ while the stage goes on; metrics and checkpoints come back; no deprecation warni
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import warnings
 from pathlib import Path
@@ -23,6 +24,17 @@ def ray_runtime():
     runtime = init_ray(None, num_cpus=2)
     yield runtime
     shutdown_ray(runtime)  # stops exactly the Ray this test started
+
+
+class _Collect(logging.Handler):
+    """Keeps the messages of Ray Tune's loggers during a stage."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _spec() -> dict:
@@ -71,9 +83,14 @@ def test_diverging_trial_fails_with_reason_and_stage_goes_on(ray_runtime, tmp_pa
         max_concurrent=2,
         max_failures=2,
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        records = {r.candidate: r for r in run_stage(request)}
+    tune_log = _Collect()
+    logging.getLogger("ray.tune").addHandler(tune_log)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            records = {r.candidate: r for r in run_stage(request)}
+    finally:
+        logging.getLogger("ray.tune").removeHandler(tune_log)
     ours = [
         w
         for w in caught
@@ -92,6 +109,16 @@ def test_diverging_trial_fails_with_reason_and_stage_goes_on(ray_runtime, tmp_pa
     assert state["epoch"] == 2 and "best_state" in state["extra"]
     saved = json.loads((Path(ok.checkpoint) / "architecture.json").read_text())
     assert saved["space"] == "c2f"
+
+    # Tune's own per-trial results are written, so ResultGrid found every trial's metrics
+    trial_dirs = sorted(p for p in (tmp_path / "retrain").iterdir() if p.is_dir())
+    assert len(trial_dirs) == 2
+    for trial in trial_dirs:
+        assert (trial / "progress.csv").is_file(), trial
+    ok_dir = Path(ok.checkpoint).parent
+    lines = (ok_dir / "result.json").read_text().splitlines()
+    assert [json.loads(line)["training_iteration"] for line in lines] == [1, 2]
+    assert not [m for m in tune_log.messages if "Failed to fetch metrics" in m], tune_log.messages
 
 
 def test_optuna_samples_declared_hparams(ray_runtime, tmp_path: Path) -> None:
