@@ -1,10 +1,12 @@
-"""A smoke search on a real (local, 127.0.0.1) Ray cluster through Ray Client (``ray://``).
+"""Smoke searches on real (local, 127.0.0.1) Ray clusters: through Ray Client (``ray://``) and
+submitted as a Ray Job (``ray job submit ... -- raynas search --address auto``); a client server
+that never comes up, a client without the token, and a closed port.
 
-The test starts its own head with ``ray start`` (its own ``--temp-dir``, free ports, token auth
-with a token of its own), runs ``raynas search --address ray://...`` from another working
-directory, checks the MLflow store, and stops exactly the processes of that head: those in the
-session ``ray start`` ran in, or whose command line / environment carries the test's marker.
-Never ``ray stop`` (other tests and helpers run Ray on the same machine).
+Each test starts its own head with ``ray start`` (its own ``--temp-dir``, free ports, token auth
+with a token of its own), runs ``raynas search`` from another working directory, checks the
+MLflow store, and stops exactly the processes of that head: those in the session ``ray start``
+ran in, or whose command line / environment carries the test's marker. Never ``ray stop`` (other
+tests and helpers run Ray on the same machine).
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ class Cluster:
     env: dict[str, str]  # what a client needs: token auth and the cluster's token
     temp_dir: Path
     gcs_port: int
+    jobs_address: str | None = None  # http://127.0.0.1:PORT of the dashboard (Jobs API)
 
 
 def _cluster_pids(temp_dir: Path, sid: int | None) -> list[int]:
@@ -100,13 +103,16 @@ def _cluster_pids(temp_dir: Path, sid: int | None) -> list[int]:
 
 
 @contextlib.contextmanager
-def _start_cluster(workdir: Path, **head_vars: str) -> Iterator[Cluster]:
+def _start_cluster(
+    workdir: Path, *, dashboard: bool = False, **head_vars: str
+) -> Iterator[Cluster]:
     """A one-node Ray cluster (2 CPUs) on 127.0.0.1, stopped by pid afterwards, even on failure.
 
-    ``head_vars`` are extra environment variables of the head's processes."""
+    ``dashboard`` starts Ray's dashboard (and with it the Jobs API; ``raynas[cluster]``) on a
+    free port; ``head_vars`` are extra environment variables of the head's processes."""
     # Short path: Ray's unix sockets live under the temp dir (108-byte limit on their paths).
     temp_dir = Path(tempfile.mkdtemp(prefix="rn-ray-"))
-    gcs_port, client_port = _free_port(), _free_port()
+    gcs_port, client_port, dashboard_port = _free_port(), _free_port(), _free_port()
     token = secrets.token_hex(32)
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
     head_env = dict(
@@ -131,7 +137,12 @@ def _start_cluster(workdir: Path, **head_vars: str) -> Iterator[Cluster]:
                 f"--ray-client-server-port={client_port}",
                 "--num-cpus=2",
                 "--num-gpus=0",
-                "--include-dashboard=false",
+                *(
+                    ["--include-dashboard=true", "--dashboard-host=127.0.0.1"]
+                    + [f"--dashboard-port={dashboard_port}"]
+                    if dashboard
+                    else ["--include-dashboard=false"]
+                ),
                 "--disable-usage-stats",
                 f"--temp-dir={temp_dir}",
             ],
@@ -145,7 +156,13 @@ def _start_cluster(workdir: Path, **head_vars: str) -> Iterator[Cluster]:
         sid = proc.pid
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, out[-3000:]
-        yield Cluster(f"ray://127.0.0.1:{client_port}", auth, temp_dir, gcs_port)
+        yield Cluster(
+            f"ray://127.0.0.1:{client_port}",
+            auth,
+            temp_dir,
+            gcs_port,
+            f"http://127.0.0.1:{dashboard_port}" if dashboard else None,
+        )
     finally:
         _stop(_cluster_pids(temp_dir, sid))
         left = _cluster_pids(temp_dir, sid)
@@ -241,29 +258,47 @@ def test_search_through_ray_client(tmp_path: Path, ray_cluster: Cluster) -> None
     assert all(r.info.status == "FINISHED" for r in children)
 
 
-def test_search_joins_running_cluster_with_address_auto(
-    tmp_path: Path, ray_cluster: Cluster
-) -> None:
-    """``--address auto`` on a node of the cluster: a native driver attaches to the head that
-    ``RAY_ADDRESS`` names (as on a cluster node) instead of starting a Ray of its own."""
+def test_search_submitted_as_a_ray_job(tmp_path: Path) -> None:
+    """The README's Ray Job command: ``ray job submit ... -- raynas search --address auto``. The
+    driver then runs on the head and attaches to the cluster the job names (``RAY_ADDRESS``)
+    instead of starting a Ray of its own."""
+    job_dir = tmp_path / "job"  # the job's --working-dir (uploaded to the cluster)
+    job_dir.mkdir()
     store = tmp_path / "mlflow.db"
+    storage = tmp_path / "shared"
     own_tmp = Path(tempfile.mkdtemp(prefix="rn-drv-"))  # where a Ray of its own would live
-    env = dict(
-        ray_cluster.env,
-        RAY_ADDRESS=f"127.0.0.1:{ray_cluster.gcs_port}",
-        RAY_TMPDIR=str(own_tmp),
-    )
+    ray_bin = str(Path(RAY).parent)
     try:
-        proc = _search(
-            tmp_path, env, "--space", "c2f_small", "--dataset", "synthetic", "--preset", "smoke",
-            "--address", "auto", "--tracking-uri", f"sqlite:///{store}", *TINY, timeout=400,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-        assert "Pareto frontier" in proc.stdout
-        # no Ray session of its own was started: the search ran on the test's cluster
-        assert not list(own_tmp.rglob("session_*")), sorted(own_tmp.rglob("*"))[:5]
+        with _start_cluster(tmp_path, dashboard=True, RAY_TMPDIR=str(own_tmp)) as cluster:
+            assert cluster.jobs_address is not None
+            env = dict(os.environ, **cluster.env, PATH=f"{ray_bin}:{os.environ['PATH']}")
+            proc = subprocess.run(
+                [
+                    RAY, "job", "submit", "--address", cluster.jobs_address,
+                    "--working-dir", str(job_dir), "--",
+                    "raynas", "search", "--space", "c2f_small", "--dataset", "synthetic",
+                    "--preset", "smoke", "--address", "auto",
+                    "--tracking-uri", f"sqlite:///{store}", "--storage-path", str(storage), *TINY,
+                ],
+                cwd=job_dir, env=env, capture_output=True, text=True, timeout=500,
+            )  # fmt: skip
+            out = proc.stdout + proc.stderr
+            assert proc.returncode == 0, out[-4000:]
+            assert "Pareto frontier" in out and "succeeded" in out, out[-4000:]
+            # the job's driver joined the test's cluster: no Ray session of its own
+            assert not list(own_tmp.rglob("session_*")), sorted(own_tmp.rglob("*"))[:5]
     finally:
         shutil.rmtree(own_tmp, ignore_errors=True)
+    folder = next((storage / "raynas").iterdir())
+    assert (folder / "retrain.csv").is_file() and list((folder / "models").glob("*.pt"))
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    exp = client.get_experiment_by_name("raynas")
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("raynas.kind") == "search"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
 
 
 def test_closed_client_port_fails_fast(tmp_path: Path) -> None:
