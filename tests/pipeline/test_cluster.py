@@ -187,6 +187,15 @@ def stalling_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clust
         yield cluster
 
 
+# Ray Client's own waits, shortened for the tests of failing connections: the back-off between
+# tries of a channel that does not answer (5 s, doubling) and the grace period for reconnecting
+# a data channel the server dropped (30 s).
+_QUICK_CLIENT = {
+    "RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S": "1",
+    "RAY_CLIENT_RECONNECT_GRACE_PERIOD": "2",
+}
+
+
 def _search(
     workdir: Path, env: dict[str, str], *args: str, timeout: int
 ) -> subprocess.CompletedProcess:
@@ -329,7 +338,7 @@ def test_closed_client_port_fails_fast(tmp_path: Path) -> None:
 def test_client_server_that_never_comes_up_is_retried_then_explained(
     tmp_path: Path, stalling_cluster: Cluster
 ) -> None:
-    env = dict(stalling_cluster.env, RAYNAS_RAY_CLIENT_ATTEMPTS="2")  # ~30 s each
+    env = dict(stalling_cluster.env, RAYNAS_RAY_CLIENT_ATTEMPTS="2", **_QUICK_CLIENT)
     proc = _search(
         tmp_path, env, "--space", "c2f_small", "--dataset", "synthetic",
         "--preset", "smoke", "--address", stalling_cluster.address,
@@ -354,7 +363,7 @@ def test_client_without_the_token_is_refused_with_the_hint(
     tmp_path: Path, stalling_cluster: Cluster
 ) -> None:
     proc = _search(
-        tmp_path, {}, "--space", "c2f_small",
+        tmp_path, _QUICK_CLIENT, "--space", "c2f_small",
         "--dataset", "synthetic", "--preset", "smoke", "--address", stalling_cluster.address,
         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", timeout=300,
     )  # fmt: skip
