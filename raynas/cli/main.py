@@ -72,20 +72,21 @@ class _WarningsToStderr(logging.Handler):
             self.handleError(record)
 
 
-def _console_warnings() -> logging.Handler:
-    log = logging.getLogger("raynas")
-    handler = _WarningsToStderr()
-    log.addHandler(handler)
-    return handler
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
-    handler = _console_warnings()
+    """Entry point of the console script; returns the exit code.
+
+    raynas's log goes to the run's ``search.log`` and its warnings to stderr; it does not
+    propagate to the root logger, where a library may have installed a handler of its own
+    (one appears while MLflow logs a model) that would print every INFO line too."""
+    log = logging.getLogger("raynas")
+    handler, propagate = _WarningsToStderr(), log.propagate
+    log.addHandler(handler)
+    log.propagate = False
     try:
         return _main(argv)
     finally:
-        logging.getLogger("raynas").removeHandler(handler)
+        log.removeHandler(handler)
+        log.propagate = propagate
 
 
 def _main(argv: list[str] | None) -> int:

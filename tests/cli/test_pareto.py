@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,12 +125,17 @@ def test_pareto_unreachable_server(
 def test_warnings_reach_the_console(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    """A raynas warning (here: a ``file://`` store redirected to SQLite) is printed as a
-    ``warning:`` line on stderr, not only written to a log file."""
+    """A raynas warning (here: a ``file://`` store redirected to SQLite) is printed once, as a
+    ``warning:`` line on stderr, even where a library put a handler on the root logger."""
     monkeypatch.chdir(tmp_path)
-    code = main(["pareto", "--experiment", "cli-exp", "--tracking-uri", f"file://{store}"])
+    root_handler = logging.StreamHandler(sys.stderr)  # what logging.basicConfig() installs
+    logging.getLogger().addHandler(root_handler)
+    try:
+        code = main(["pareto", "--experiment", "cli-exp", "--tracking-uri", f"file://{store}"])
+    finally:
+        logging.getLogger().removeHandler(root_handler)
     captured = capsys.readouterr()
     assert code == 0
-    warnings = [line for line in captured.err.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 1 and "file store is disabled" in warnings[0], captured.err
+    warnings = [line for line in captured.err.splitlines() if "file store is disabled" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: "), captured.err
     assert "2 of 3 retrained networks on the frontier" in captured.out

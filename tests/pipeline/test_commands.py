@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,24 @@ def test_baseline_tracked_on_an_mlflow_server(tmp_path: Path) -> None:
         net = mlflow.pytorch.load_model(local)
         assert sum(p.numel() for p in net.parameters()) == parent.data.metrics["params"]
         assert (tmp_path / "server" / "artifacts").is_dir()
+
+        # what the MLflow UI is built from: the page itself, and the runs its ajax API returns
+        # (nesting by mlflow.parentRunId; dice and params, the axes of the comparison chart)
+        with urllib.request.urlopen(f"{uri}/", timeout=10) as page:
+            assert page.status == 200 and b"<html" in page.read().lower()
+        request = urllib.request.Request(
+            f"{uri}/ajax-api/2.0/mlflow/runs/search",
+            data=json.dumps({"experiment_ids": [exp.experiment_id]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            ui_runs = json.loads(response.read())["runs"]
+        nested = [
+            r for r in ui_runs
+            if {"key": "mlflow.parentRunId", "value": parent.info.run_id} in r["data"]["tags"]
+        ]  # fmt: skip
+        assert len(nested) == 1
+        assert {"dice", "params"} <= {m["key"] for m in nested[0]["data"]["metrics"]}
 
         pareto = _raynas(tmp_path, "pareto", "--tracking-uri", uri, "--out",
                          str(tmp_path / "pareto"), timeout=120)  # fmt: skip
