@@ -74,6 +74,8 @@ def mlflow_server(folder: Path, *, timeout: float = 90.0) -> Iterator[str]:
             "--artifacts-destination", str(folder / "artifacts"),
         ],
         cwd=folder, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        # no job runner and huey consumers (on by default with a SQLite store): not needed here
+        env=dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
     )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     try:

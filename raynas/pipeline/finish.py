@@ -34,16 +34,29 @@ def save_best_weights(folder: Any, record: Any, name: str, arch_json: str) -> Pa
     return path
 
 
-def log_best_model(setup: Any, name: str, arch_json: str, weights: Path) -> str:
+def log_best_model(setup: Any, name: str, arch_json: str, weights: Path) -> str | None:
     """Logs the network ``name`` with its saved best ``weights`` as an MLflow PyTorch model
     (``best_model``, Architecture JSON inside) on the parent run, tags the run, and records it
-    in the folder's state; returns the model URI."""
+    in the folder's state; returns the model URI.
+
+    A failure to log (an artifact store gone away at the end of a long run) is a warning, not
+    the end of the run: the weights and the JSON are already saved in ``models/``."""
     from raynas.nets import build_network, load_architecture
     from raynas.tracking import log_pytorch_model, set_tags
 
     model = build_network(load_architecture(arch_json))
     model.load_state_dict(torch.load(weights, weights_only=True))
-    uri = log_pytorch_model(setup.target, setup.parent_run_id, model, arch_json, name="best_model")
+    try:
+        uri = log_pytorch_model(
+            setup.target, setup.parent_run_id, model, arch_json, name="best_model"
+        )
+    except Exception as exc:  # noqa: BLE001 - MLflow, HTTP and storage errors alike
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        logger.warning(
+            "%s: could not log it as an MLflow model (%s); its weights are in %s", name, reason,
+            weights,
+        )
+        return None
     set_tags(setup.target, setup.parent_run_id, {"best_model": name, "best_model_uri": uri})
     setup.folder.state["model"] = name
     setup.folder.save_state()

@@ -38,9 +38,9 @@ def _tracking_uri(uri: str) -> Iterator[None]:
     import mlflow
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    # no tqdm bar for the artifact round trip of log_model, unless the user asked for one
-    quiet = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
     with _LOCK:
+        # no tqdm bar for the artifact round trip of log_model, unless the user asked for one
+        quiet = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
         old_uri = tracking_utils._tracking_uri
         old_env = os.environ.get("MLFLOW_TRACKING_URI")
         try:

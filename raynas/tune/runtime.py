@@ -97,8 +97,16 @@ def _client_server_failed(exc: BaseException) -> bool:
 
 
 def _explain(address: str | None, exc: BaseException) -> str:
-    """Ray's error on one line (its messages often put the cause after a heading) and a hint."""
-    first = " ".join(str(exc).split())[:400] or type(exc).__name__
+    """Ray's error on one line (its messages often put the cause after a heading) and a hint.
+
+    For a client server that did not start, the head's proxy sends back its whole traceback:
+    only the proxy's own sentence is kept."""
+    text = str(exc)
+    for marker in _CLIENT_SERVER_FAILED:
+        if marker in text:
+            text = text[text.index(marker) :].splitlines()[0]
+            break
+    first = " ".join(text.split())[:400] or type(exc).__name__
     if not (address and address.startswith("ray://")):
         return first
     hint = _CLIENT_SERVER_HINT if _client_server_failed(exc) else _AUTH_HINT

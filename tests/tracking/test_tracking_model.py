@@ -22,8 +22,13 @@ from raynas.tracking import (
 
 
 def test_log_pytorch_model_round_trip(
-    target: TrackingTarget, experiment_id: str, tmp_path: Path, capfd: pytest.CaptureFixture
+    target: TrackingTarget,
+    experiment_id: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
     torch.set_num_threads(2)
     torch.manual_seed(0)
     parent = start_parent_run(target, experiment_id, run_name="p", params={}, tags={})
