@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["pids_with_marker", "stop_pids", "stop_group", "mlflow_server"]
+__all__ = ["free_port", "pids_with_marker", "stop_pids", "stop_group", "mlflow_server"]
 
 
 def pids_with_marker(marker: str) -> list[int]:
@@ -53,10 +53,16 @@ def stop_group(pgid: int) -> None:
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 from the ephemeral range (outside Ray's 10002-19999, so a
+    test server never takes a port a Ray worker may want)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not 10002 <= port <= 19999:
+            return port
+    raise RuntimeError("no free port outside 10002-19999")
 
 
 @contextlib.contextmanager
@@ -64,7 +70,7 @@ def mlflow_server(folder: Path, *, timeout: float = 90.0) -> Iterator[str]:
     """An ``mlflow server`` on 127.0.0.1 (SQLite store and proxied artifacts under ``folder``)
     in a session of its own; yields its ``http://`` URI and stops exactly that session."""
     folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     mlflow = str(Path(sys.executable).with_name("mlflow"))
     log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(

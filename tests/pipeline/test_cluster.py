@@ -16,7 +16,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from procs import pids_with_marker
+from procs import free_port, pids_with_marker
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 RAY = str(Path(sys.executable).with_name("ray"))
+SMALL_SEARCH = ("--space", "c2f_small", "--dataset", "synthetic", "--preset", "smoke")
 TINY = [
     # Small enough for ~3 minutes on 2 shared cores; every stage still runs.
     *("--set", "coarse.epochs=1", "--set", "coarse.eval_topologies=2"),
@@ -40,17 +40,6 @@ TINY = [
     *("--set", "retrain.steps_per_epoch=2", "--set", "retrain.baselines=[]"),
     *("--set", "data.synthetic_cases=6", "--set", "data.cases=6", "--set", "data.folds=3"),
 ]
-
-
-def _free_port() -> int:
-    """A free TCP port on 127.0.0.1 from the ephemeral range (outside Ray's 10002-19999)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not 10002 <= port <= 19999:
-            return port
-    raise RuntimeError("no free port outside 10002-19999")
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -112,7 +101,7 @@ def _start_cluster(
     free port; ``head_vars`` are extra environment variables of the head's processes."""
     # Short path: Ray's unix sockets live under the temp dir (108-byte limit on their paths).
     temp_dir = Path(tempfile.mkdtemp(prefix="rn-ray-"))
-    gcs_port, client_port, dashboard_port = _free_port(), _free_port(), _free_port()
+    gcs_port, client_port, dashboard_port = free_port(), free_port(), free_port()
     token = secrets.token_hex(32)
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
     head_env = dict(
@@ -144,7 +133,7 @@ def _start_cluster(
                     else ["--include-dashboard=false"]
                 ),
                 # not Ray's fixed default 52365: the Jobs API goes through this agent
-                f"--dashboard-agent-listen-port={_free_port()}",
+                f"--dashboard-agent-listen-port={free_port()}",
                 "--disable-usage-stats",
                 f"--temp-dir={temp_dir}",
             ],
@@ -229,12 +218,7 @@ def test_search_through_ray_client(tmp_path: Path, ray_cluster: Cluster) -> None
     proc = _search(
         driver,
         ray_cluster.env,
-        "--space",
-        "c2f_small",
-        "--dataset",
-        "synthetic",
-        "--preset",
-        "smoke",
+        *SMALL_SEARCH,
         "--address",
         ray_cluster.address,
         "--tracking-uri",
@@ -289,8 +273,7 @@ def test_search_submitted_as_a_ray_job(tmp_path: Path) -> None:
                 [
                     RAY, "job", "submit", "--address", cluster.jobs_address,
                     "--working-dir", str(job_dir), "--",
-                    "raynas", "search", "--space", "c2f_small", "--dataset", "synthetic",
-                    "--preset", "smoke", "--address", "auto",
+                    "raynas", "search", *SMALL_SEARCH, "--address", "auto",
                     "--tracking-uri", f"sqlite:///{store}", "--storage-path", str(storage), *TINY,
                 ],
                 cwd=job_dir, env=env, capture_output=True, text=True, timeout=500,
@@ -315,17 +298,12 @@ def test_search_submitted_as_a_ray_job(tmp_path: Path) -> None:
 
 
 def test_closed_client_port_fails_fast(tmp_path: Path) -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     start = time.monotonic()
     proc = _search(
         tmp_path,
         {},
-        "--space",
-        "c2f_small",
-        "--dataset",
-        "synthetic",
-        "--preset",
-        "smoke",
+        *SMALL_SEARCH,
         "--address",
         f"ray://127.0.0.1:{port}",
         timeout=120,
@@ -344,8 +322,7 @@ def test_client_server_that_never_comes_up_is_retried_then_explained(
 ) -> None:
     env = dict(stalling_cluster.env, RAYNAS_RAY_CLIENT_ATTEMPTS="2", **_QUICK_CLIENT)
     proc = _search(
-        tmp_path, env, "--space", "c2f_small", "--dataset", "synthetic",
-        "--preset", "smoke", "--address", stalling_cluster.address,
+        tmp_path, env, *SMALL_SEARCH, "--address", stalling_cluster.address,
         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", timeout=300,
     )  # fmt: skip
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -367,8 +344,7 @@ def test_client_without_the_token_is_refused_with_the_hint(
     tmp_path: Path, stalling_cluster: Cluster
 ) -> None:
     proc = _search(
-        tmp_path, _QUICK_CLIENT, "--space", "c2f_small",
-        "--dataset", "synthetic", "--preset", "smoke", "--address", stalling_cluster.address,
+        tmp_path, _QUICK_CLIENT, *SMALL_SEARCH, "--address", stalling_cluster.address,
         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", timeout=300,
         drop=("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"),
     )  # fmt: skip
