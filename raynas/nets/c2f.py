@@ -234,7 +234,13 @@ class C2FArchitecture(Architecture):
             raise ValueError("needs a valid 'topology' and 'spatial_dims'")
         counts = edges_per_cell(check_topology(topology, levels=8))
         if [len(row) for row in value] != counts:
-            raise ValueError(f"expected one op per cell edge, edges per cell {counts}")
+            hint = ""
+            if len(value) == len(counts) and all(
+                len(row) in (n, 2) for row, n in zip(value, counts, strict=True)
+            ):
+                hint = ("; cells at the deepest level after the first one are bottleneck cells "
+                        "with one edge (their skip would repeat their own input)")
+            raise ValueError(f"expected one op per cell edge, edges per cell {counts}{hint}")
         valid = [n for n in op_names(dims) if n != "none"]
         for row in value:
             for name in row:
