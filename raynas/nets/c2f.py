@@ -9,8 +9,8 @@ supernet supplies edge weights.
 
 Example:
     >>> arch = C2FArchitecture(spatial_dims=2, in_channels=1, out_channels=2, width=4, levels=3,
-    ...                        topology="0-1-1-0", ops=[["conv3"], ["skip"], ["conv3", "skip"],
-    ...                        ["conv3", "conv3"]])
+    ...                        topology="0-1-1-0", ops=[["conv3"], ["skip"], ["conv3"],
+    ...                        ["conv3", "skip"]])
     >>> import torch
     >>> build_c2f(arch)(torch.zeros(1, 1, 16, 16)).shape
     torch.Size([1, 2, 16, 16])
