@@ -1,7 +1,9 @@
 """Architectures as validated JSON data, and the one builder registry keyed by ``space``.
 
 An Architecture is plain data (never pickled): ``space``, ``schema_version``, ``spatial_dims``,
-``in_channels``, ``out_channels``, ``width`` and the space's own fields. Each space registers a
+``in_channels``, ``out_channels``, ``width`` (the base width the network is built, i.e. trained,
+at), optionally ``search_width`` (the base width it was searched at, when it came from a search)
+and the space's own fields. Each space registers a
 pydantic model and a builder with :func:`register_architecture`; :func:`load_architecture`
 validates a file, dict or JSON string and dispatches on ``"space"``; :func:`build_network` builds
 the plain ``nn.Module``. Model names (``raynas summary unet``) resolve through
@@ -61,9 +63,13 @@ class Architecture(BaseModel):
     in_channels: int = Field(ge=1, le=64)
     out_channels: int = Field(ge=1, le=256)
     width: int = Field(ge=1, le=1024)
+    search_width: int | None = Field(default=None, ge=1, le=1024)
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        if data.get("search_width") is None:  # files without a search stay as they were
+            data.pop("search_width", None)
+        return data
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)

@@ -9,8 +9,8 @@ supernet supplies edge weights.
 
 Example:
     >>> arch = C2FArchitecture(spatial_dims=2, in_channels=1, out_channels=2, width=4, levels=3,
-    ...                        topology="0-1-1-0", ops=[["conv3"], ["skip"], ["conv3", "skip"],
-    ...                        ["conv3", "conv3"]])
+    ...                        topology="0-1-1-0", ops=[["conv3"], ["skip"], ["conv3"],
+    ...                        ["conv3", "skip"]])
     >>> import torch
     >>> build_c2f(arch)(torch.zeros(1, 1, 16, 16)).shape
     torch.Size([1, 2, 16, 16])
@@ -234,7 +234,13 @@ class C2FArchitecture(Architecture):
             raise ValueError("needs a valid 'topology' and 'spatial_dims'")
         counts = edges_per_cell(check_topology(topology, levels=8))
         if [len(row) for row in value] != counts:
-            raise ValueError(f"expected one op per cell edge, edges per cell {counts}")
+            hint = ""
+            if len(value) == len(counts) and all(
+                len(row) in (n, 2) for row, n in zip(value, counts, strict=True)
+            ):
+                hint = ("; cells at the deepest level after the first one are bottleneck cells "
+                        "with one edge (their skip would repeat their own input)")
+            raise ValueError(f"expected one op per cell edge, edges per cell {counts}{hint}")
         valid = [n for n in op_names(dims) if n != "none"]
         for row in value:
             for name in row:

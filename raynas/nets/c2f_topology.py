@@ -5,14 +5,19 @@ input resolution); ``l_0`` is 0 or 1; consecutive levels differ by at most one; 
 level 0 and is unimodal (non-decreasing to its deepest level, then non-increasing); its deepest
 level lies in ``[min_depth, levels - 1]``.
 
-Encoder cells run up to and including the first cell at the deepest level; each later (decoder)
-cell also receives the most recent encoder output at its own level (the stem is the level-0
-encoder output, index ``-1``).
+Encoder cells run up to and including the last cell at the deepest level (a run of cells at the
+deepest level is the bottleneck); each later (decoder) cell also receives the most recent encoder
+output at its own level (the stem is the level-0 encoder output, index ``-1``). So a decoder
+cell's skip is never its own previous input: a cell that would get the same tensor on both edges
+(the second cell of a plateau at the deepest level, e.g. cell 3 of ``0-1-2-2-1-0``) has no
+encoder feature of its level other than that input, and is a bottleneck cell with one edge.
 
 Example:
     >>> t = parse_topology("0-1-2-1-0")
     >>> format_topology(t), decoder_skips(t)
     ('0-1-2-1-0', {3: 1, 4: 0})
+    >>> decoder_skips(parse_topology("0-1-2-2-1-0"))
+    {4: 1, 5: 0}
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ __all__ = [
     "format_topology",
     "topology_errors",
     "check_topology",
-    "first_deepest",
+    "last_encoder",
     "decoder_skips",
     "edges_per_cell",
 ]
@@ -90,16 +95,17 @@ def check_topology(
     return t
 
 
-def first_deepest(topology: Sequence[int]) -> int:
-    """Index of the last encoder cell (the first cell at the deepest level)."""
+def last_encoder(topology: Sequence[int]) -> int:
+    """Index of the last encoder cell: the last cell at the deepest level (end of the
+    bottleneck; the deepest cells of a U-shaped path are contiguous)."""
     t = tuple(topology)
-    return t.index(max(t))
+    return len(t) - 1 - t[::-1].index(max(t))
 
 
 def decoder_skips(topology: Sequence[int]) -> dict[int, int]:
     """Decoder cell index -> index of its skip source (encoder cell, or ``-1`` for the stem)."""
     t = tuple(topology)
-    last_enc = first_deepest(t)
+    last_enc = last_encoder(t)
     latest = {0: STEM}
     for i in range(last_enc + 1):
         latest[t[i]] = i

@@ -2,7 +2,8 @@
 
 Layout (``<storage>/<experiment>/<space>_<dataset>_s<seed>/``)::
 
-    state.json            stages done, the parent MLflow run, selections
+    state.json            stages done, the parent MLflow run, selections, created/updated
+                          times, the configuration fingerprint (``--resume`` checks it)
     search.log            the log of the search
     ray/                  Ray Tune's experiment folders (one per stage), for Tuner.restore
     coarse.csv fine.csv retrain.csv   one row per trial
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,9 @@ class SearchFolder:
         return self.root / "ray"
 
     def save_state(self) -> None:
+        now = time.time()  # when this search was created / last written (``--resume`` order)
+        self.state.setdefault("created", now)
+        self.state["updated"] = now
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True))
         tmp.replace(self.state_file)

@@ -5,6 +5,7 @@ steps and :func:`open_run` are shared with :mod:`raynas.pipeline.retrain`."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import socket
@@ -128,20 +129,56 @@ def baseline_architecture(name: str, *, preset: Any, dataset: Any, spatial_dims:
     return make(spatial_dims=dims, width=preset.retrain.width, **channels)
 
 
+def _last_active(folder: Path) -> float:
+    """When a search folder was last written: ``state.json``'s ``updated`` time (kept through a
+    copy), else the file's mtime."""
+    state_file = folder / "state.json"
+    try:
+        updated = json.loads(state_file.read_text()).get("updated")
+    except (OSError, ValueError, AttributeError):
+        updated = None
+    if isinstance(updated, int | float) and not isinstance(updated, bool):
+        return float(updated)
+    return state_file.stat().st_mtime
+
+
 def _folder(options: RunOptions, experiment: str, name: str) -> SearchFolder:
     storage = (options.storage_path or options.workdir / "raynas_runs").absolute()
     base = storage / slug(experiment) / slug(name)
-    existing = [base] + sorted(base.parent.glob(base.name + "_*"), key=lambda p: p.stat().st_mtime)
+    existing = [base, *base.parent.glob(base.name + "_*")]
     existing = [p for p in existing if (p / "state.json").is_file()]
     if getattr(options, "resume", False):
         if not existing:
             raise UserError(f"--resume: no earlier search found under {base.parent}")
-        return SearchFolder(existing[-1])
+        # the most recent search by time (not by folder name: _10 sorts before _2)
+        return SearchFolder(max(existing, key=lambda p: (_last_active(p), p.name)))
     path, n = base, 1
     while path.exists():
         n += 1
         path = base.with_name(f"{base.name}_{n}")
     return SearchFolder(path)
+
+
+def _check_resume_fingerprint(folder: SearchFolder, fingerprint: dict[str, Any]) -> None:
+    """On ``--resume``: the folder's saved fingerprint must match this run's."""
+    from raynas.pipeline.fingerprint import resume_mismatch
+
+    if not folder.state:  # a new folder
+        return
+    saved = folder.state.get("fingerprint")
+    if saved is None:
+        logger.warning(
+            "--resume: %s has no configuration fingerprint (a search from an older raynas); "
+            "cannot check that it used the same preset, space and data",
+            folder.root,
+        )
+        return
+    diff = resume_mismatch(saved, fingerprint)
+    if diff is not None:
+        raise UserError(
+            f"--resume: {folder.root} was searched with another configuration: {diff}; "
+            "pass the same options, or leave out --resume to start a new search"
+        )
 
 
 def _resources(setup: SearchSetup, options: RunOptions) -> None:
@@ -268,6 +305,8 @@ def _log_to_file(folder: SearchFolder) -> logging.Handler:
 
 def prepare_search(options: SearchOptions) -> SearchSetup:
     """Validates everything, then starts Ray, checks a worker, and opens the parent run."""
+    from raynas.pipeline.fingerprint import search_fingerprint
+
     preset, space, space_ref, dataset, target = _validate(options)
     return open_run(
         options,
@@ -278,6 +317,7 @@ def prepare_search(options: SearchOptions) -> SearchSetup:
         target=target,
         name=f"{space.config.name}_{dataset.info.name}_s{preset.seed}",
         tags={"space": space.config.name},
+        fingerprint=search_fingerprint(preset=preset, space=space, dataset=dataset),
     )
 
 
@@ -292,19 +332,27 @@ def open_run(
     name: str,
     tags: dict[str, str],
     kind: str = "search",
+    fingerprint: dict[str, Any] | None = None,
 ) -> SearchSetup:
     """Creates the output folder ``<storage>/<experiment>/<name>``, starts (or joins) Ray, sizes
     the trials, checks a worker, and opens (or, on ``--resume``, finds) the parent run.
 
     ``tags`` go on the parent run (at least ``space``); ``kind`` is its ``raynas.kind`` tag
-    (``search``, ``retrain`` or ``baseline``).
+    (``search``, ``retrain`` or ``baseline``). ``fingerprint`` (see
+    :mod:`raynas.pipeline.fingerprint`) is saved in ``state.json``; on ``--resume`` a folder
+    saved with another one stops the run (UserError naming what differs) before Ray starts.
     """
     from raynas.tracking import ensure_experiment, run_tags, start_parent_run
     from raynas.tune import init_ray, preflight_on_worker
 
     experiment = options.experiment or preset.tracking.experiment
     folder = _folder(options, experiment, name)
+    if fingerprint is not None:
+        _check_resume_fingerprint(folder, fingerprint)
     folder.create()
+    if fingerprint is not None and folder.state.get("fingerprint") != fingerprint:
+        folder.state["fingerprint"] = fingerprint
+        folder.save_state()
     setup = SearchSetup(
         options=options,
         preset=preset,

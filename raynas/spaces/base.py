@@ -42,6 +42,9 @@ class SearchSpace(abc.ABC):
     """A search space: coarse candidates and supernets, fine supernets, random architectures."""
 
     type: str = ""
+    #: True when the base width is part of what the space searches (Thrifty: its coarse stage
+    #: chooses it), so the derived network is retrained at that width, not at ``retrain.width``.
+    keeps_searched_width: bool = False
 
     def __init__(self, config: Any) -> None:
         self.config = config

@@ -106,14 +106,19 @@ class C2FCoarseSupernet(C2FNet):
 
 
 class C2FFineSupernet(ArchParamsMixin, C2FNet):
-    """PC-DARTS supernet of one topology: a MixedOp per cell edge; ``alpha`` (edge x op) and
-    ``beta`` (decoder cell x 2 edges) in ``self.arch``.
+    """PC-DARTS supernet of one topology: a MixedOp per cell edge; ``alpha`` (edge x op) in
+    ``self.arch``.
+
+    There is no edge normalisation (``beta``): a C2F decoder cell keeps both of its edges (the
+    previous cell and the U-Net skip) by design, so no edge is ever chosen at derivation, and the
+    supernet sums the edges with weight 1 exactly as the derived network does. With one-hot
+    alphas and K=1 the supernet computes what the derived network computes.
 
     Example:
         >>> net = C2FFineSupernet(topology="0-1-0", ops=["conv3", "skip"], k=2, levels=2,
         ...     spatial_dims=2, in_channels=1, out_channels=2, width=4)
         >>> net.derive().topology, len(net.arch_parameters())
-        ('0-1-0', 2)
+        ('0-1-0', 1)
     """
 
     def __init__(
@@ -133,27 +138,20 @@ class C2FFineSupernet(ArchParamsMixin, C2FNet):
                          out_channels=out_channels, width=width, slots=slots_for([t]),
                          topology=t, edge_factory=edge, act=act)
         self._alpha_rows: list[list[int]] = []
-        self._beta_row: dict[int, int] = {}
         row = 0
-        for i, n in enumerate(counts):
+        for n in counts:
             self._alpha_rows.append(list(range(row, row + n)))
             row += n
-            if n > 1:
-                self._beta_row[i] = len(self._beta_row)
-        self.arch = nn.ParameterDict({
-            "alpha": init_arch_param(row, len(ops)),
-            "beta": init_arch_param(len(self._beta_row), 2),
-        })
+        self.arch = nn.ParameterDict({"alpha": init_arch_param(row, len(ops))})
 
     def cell_weights(self, position: int, level: int
                      ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
         alpha = torch.softmax(self.arch["alpha"][self._alpha_rows[position]], dim=-1)
-        beta_row = self._beta_row.get(position)
-        edge_w = None if beta_row is None else torch.softmax(self.arch["beta"][beta_row], dim=-1)
-        return list(alpha), edge_w
+        return list(alpha), None  # every edge weighs 1, as in the derived network
 
     def derive(self) -> C2FArchitecture:
-        """Strongest non-``none`` op per edge; C2F keeps every edge of the topology."""
+        """Strongest non-``none`` op per edge; C2F keeps every edge of the topology (so there
+        is no edge choice, and no ``beta``)."""
         alpha = self.arch["alpha"].detach()
         ops = [[strongest_op(alpha[r], self.op_names) for r in rows] for rows in self._alpha_rows]
         return C2FArchitecture(

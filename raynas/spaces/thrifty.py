@@ -251,6 +251,7 @@ class ThriftySpace(SearchSpace):
     """
 
     type = "thrifty"
+    keeps_searched_width = True  # the coarse stage chose the width C: retrain at that width
     config: ThriftySpaceConfig
 
     def _supernet(

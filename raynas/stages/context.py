@@ -31,6 +31,19 @@ class TrialSpec:
     candidate: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
 
+    @property
+    def trial_key(self) -> str:
+        """The trial's key: ``candidate["trial"]`` (e.g. ``<candidate>#<n>``), else the
+        candidate's ``key``."""
+        return str(self.candidate.get("trial") or self.candidate.get("key") or "")
+
+    @property
+    def trial_seed(self) -> int:
+        """This trial's own seed, derived from the search seed and :attr:`trial_key`."""
+        from raynas.engine.seeding import derive_seed
+
+        return derive_seed(self.seed, self.trial_key)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

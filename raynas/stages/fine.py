@@ -2,7 +2,10 @@
 
 Warm-up epochs train only the weights; after them, first-order alternating updates: weights on
 the "weights" half of the training cases, architecture (Adam) on the "architecture" half. Each
-epoch derives the current Architecture, at the retrain width, with its parameter count.
+epoch derives the current Architecture, at the width it will be retrained at, with its parameter
+count: C2F at ``retrain.width`` (searched narrow at ``fine.width``, retrained wide, by design),
+Thrifty at the width its coarse stage chose (the width is part of what Thrifty searches). The
+Architecture JSON records both: ``width`` (trained) and ``search_width`` (searched).
 """
 
 from __future__ import annotations
@@ -16,11 +19,21 @@ from raynas.stages.context import TrialSpec
 __all__ = ["FineProgram", "at_width"]
 
 
-def at_width(arch_dict: dict[str, Any], width: int) -> dict[str, Any]:
-    """The same architecture with base width ``width`` (searched narrow, retrained wide)."""
+def at_width(arch_dict: dict[str, Any], width: int | None) -> dict[str, Any]:
+    """The same architecture to be trained at base width ``width`` (``None``: at the width it was
+    searched at), with the searched width kept in ``search_width``.
+
+    Example:
+        >>> at_width({"space": "c2f", "width": 4}, 16)
+        {'space': 'c2f', 'width': 16, 'search_width': 4}
+        >>> at_width({"space": "thrifty", "width": 8}, None)
+        {'space': 'thrifty', 'width': 8, 'search_width': 8}
+    """
     out = dict(arch_dict)
     if "width" in out:
-        out["width"] = int(width)
+        out["search_width"] = int(out.get("search_width") or out["width"])
+        if width is not None:
+            out["width"] = int(width)
     return out
 
 
@@ -57,7 +70,8 @@ class FineProgram(StageProgram):
 
     def derived(self) -> dict[str, Any]:
         arch = self.model.derive()
-        return at_width(arch.to_dict(), self.preset.retrain.width)
+        keep = getattr(self.space, "keeps_searched_width", False)
+        return at_width(arch.to_dict(), None if keep else self.preset.retrain.width)
 
     def train_and_score(self, epoch: int) -> dict[str, Any]:
         from raynas.engine import bilevel_epoch

@@ -30,6 +30,15 @@ def _save(program: Any, folder: Path) -> None:
         (folder / name).write_text(text, encoding="utf-8")
 
 
+def _trial_key(config: dict[str, Any]) -> str:
+    """The key a trial's seed derives from: ``config["trial"]`` when the stage names its trials,
+    else the candidate, with ``#<sample>`` when several samples of one candidate run."""
+    if config.get("trial"):
+        return str(config["trial"])
+    key = str(config["candidate"])
+    return f"{key}#{config['sample']}" if "sample" in config else key
+
+
 def stage_trainable(
     config: dict[str, Any], *, spec: dict[str, Any], candidates: dict[str, dict[str, Any]]
 ) -> None:
@@ -41,7 +50,7 @@ def stage_trainable(
     cpus = max(1, int(spec.get("cpus_per_trial", 1)))
     torch.set_num_threads(cpus)
     key = config["candidate"]
-    candidate = {"key": key, **candidates[key]}
+    candidate = {"key": key, **candidates[key], "trial": _trial_key(config)}
     hparams = {k: config[k] for k in _HPARAMS if k in config}
     if hparams:
         candidate["hparams"] = hparams

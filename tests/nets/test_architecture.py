@@ -36,6 +36,26 @@ def test_round_trip_file_dict_json(tmp_path):
     assert "c2f" in architecture_spaces()
 
 
+def test_search_width_is_optional_recorded_and_backward_compatible():
+    old = load_architecture(GOOD)  # a file written before search_width existed
+    assert old.search_width is None and "search_width" not in old.to_dict()
+    arch = load_architecture({**GOOD, "width": 16, "search_width": 4})
+    assert (arch.width, arch.search_width) == (16, 4)
+    assert load_architecture(arch.to_json()) == arch
+    assert json.loads(arch.to_json())["search_width"] == 4
+    # the network is built at the width it is trained at
+    assert count_parameters(build_network(arch)) == count_parameters(
+        build_network({**GOOD, "width": 16}))
+
+
+def test_old_plateau_architecture_is_named_clearly():
+    plateau = {**GOOD, "topology": "0-1-2-2-1-0",
+               "ops": [["conv3"], ["p3d"], ["conv3"], ["conv3", "skip"], ["skip", "conv3"],
+                       ["conv3", "conv3"]]}
+    with pytest.raises(ConfigError, match="bottleneck cells"):
+        load_architecture(plateau)
+
+
 @pytest.mark.parametrize("change,field", [
     ({"ops": [["conv3"], ["p3d"], ["conv7"], ["conv3", "skip"], ["skip", "conv3"]]}, "ops"),
     ({"ops": [["conv3"], ["p3d"], ["none"], ["conv3", "skip"], ["skip", "conv3"]]}, "ops"),
@@ -46,6 +66,8 @@ def test_round_trip_file_dict_json(tmp_path):
     ({"topology": "0-1-3-1-0"}, "topology"),
     ({"width": 4096}, "width"),
     ({"width": 0}, "width"),
+    ({"search_width": 0}, "search_width"),
+    ({"search_width": "wide"}, "search_width"),
     ({"space": "nope"}, "space"),
     ({"spatial_dims": 2}, "ops"),  # p3d does not exist in 2D
     ({"extra": 1}, "extra"),

@@ -57,7 +57,7 @@ def test_coarse_cells_are_shared_per_position_and_level():
 
 
 @pytest.mark.parametrize("name,overrides,dims", SPACES)
-def test_fine_supernet_gradients_reach_alpha_beta_and_derive_round_trip(name, overrides, dims):
+def test_fine_supernet_gradients_reach_alpha_and_derive_round_trip(name, overrides, dims):
     space = load_space(name, overrides=overrides)
     topo = "0-1-2-1-1-0"
     net = space.build_fine_supernet({"topology": topo}, in_channels=1, out_channels=3, width=4)
@@ -66,12 +66,11 @@ def test_fine_supernet_gradients_reach_alpha_beta_and_derive_round_trip(name, ov
     assert not arch_ids & weight_ids
     assert arch_ids | weight_ids == {id(p) for p in net.parameters()}
     assert net.arch["alpha"].shape == (9, len(space.config.ops))  # 3 encoder + 3x2 decoder edges
-    assert net.arch["beta"].shape == (3, 2)
+    assert set(net.arch.keys()) == {"alpha"}  # no beta: decoder cells keep both edges
     y = net(_x(dims))
     assert y.shape == (2, 3, *(16,) * dims)
     y.square().mean().backward()
     assert net.arch["alpha"].grad.abs().sum() > 0
-    assert net.arch["beta"].grad.abs().sum() > 0
     with torch.no_grad():
         net.arch["alpha"].zero_()
         net.arch["alpha"][:, space.config.ops.index("skip")] = 1.0
@@ -81,6 +80,53 @@ def test_fine_supernet_gradients_reach_alpha_beta_and_derive_round_trip(name, ov
     derived = build_network(again)
     assert not any("alpha" in n or "beta" in n for n, _ in derived.named_parameters())
     assert derived(_x(dims)).shape == (2, 3, *(16,) * dims)
+
+
+def _derived_weights(supernet, choice: dict[tuple[str, int], int]) -> dict[str, torch.Tensor]:
+    """The supernet's weights renamed for the derived net: the chosen op of each MixedOp."""
+    out = {}
+    for name, value in supernet.state_dict().items():
+        if name.startswith("arch."):
+            continue
+        parts = name.split(".")
+        if parts[0] == "cells" and parts[2] == "edges" and parts[4] == "ops":
+            if int(parts[5]) != choice[(parts[1], int(parts[3]))]:
+                continue
+            name = ".".join(parts[:4] + parts[6:])
+        out[name] = value
+    return out
+
+
+@pytest.mark.parametrize("topology", ["0-1-2-1-0", "0-1-2-2-1-1-0", "1-1-0"])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_derived_net_computes_the_supernet_argmax_path(topology, dims):
+    """With one-hot alphas (and K=1, no partial channels), the fine supernet and the network it
+    derives, holding the same weights, compute the same function: the derived network is what
+    was searched, decoder cells summing both edges with weight 1 in both."""
+    ops = ["conv3", "skip", "sep_conv3", "none"]
+    net = C2FFineSupernet(topology=topology, ops=ops, k=1, levels=3, spatial_dims=dims,
+                          in_channels=1, out_channels=2, width=4)
+    gen = torch.Generator().manual_seed(0)
+    rows = net.arch["alpha"].shape[0]
+    picks = [int(v) for v in torch.randint(0, 3, (rows,), generator=gen)]  # never "none"
+    with torch.no_grad():
+        net.arch["alpha"].fill_(-1e4)
+        for r, j in enumerate(picks):
+            net.arch["alpha"][r, j] = 1e4  # softmax is exactly one-hot
+    arch = net.derive()
+    row_of = {}
+    for i, rows_i in enumerate(net._alpha_rows):
+        for e, r in enumerate(rows_i):
+            row_of[(f"{i}_{net.topology[i]}", e)] = r
+    assert arch.ops == [[ops[picks[r]] for r in rows_i] for rows_i in net._alpha_rows]
+    derived = build_network(load_architecture(arch.to_json()))
+    derived.load_state_dict(
+        _derived_weights(net, {k: picks[r] for k, r in row_of.items()}), strict=True
+    )
+    net.eval(), derived.eval()
+    x = torch.randn(2, 1, *(16,) * dims, generator=gen)
+    with torch.no_grad():
+        torch.testing.assert_close(derived(x), net(x), rtol=1e-5, atol=1e-6)
 
 
 def test_fine_supernet_derive_never_picks_none():
