@@ -299,12 +299,15 @@ def open_run(
     ``tags`` go on the parent run (at least ``space``); ``kind`` is its ``raynas.kind`` tag
     (``search``, ``retrain`` or ``baseline``).
     """
+    from raynas.pipeline.split import log_split, run_split, write_split
     from raynas.tracking import ensure_experiment, run_tags, start_parent_run
     from raynas.tune import init_ray, preflight_on_worker
 
+    split = run_split(dataset, preset)  # DataError (exit 2) before any folder or Ray
     experiment = options.experiment or preset.tracking.experiment
     folder = _folder(options, experiment, name)
     folder.create()
+    write_split(folder.root, split)
     setup = SearchSetup(
         options=options,
         preset=preset,
@@ -342,6 +345,7 @@ def open_run(
                 parent_run_id=parent, space=space_ref, dataset=dataset.info.name, seed=preset.seed
             )
             folder.save_state()
+            log_split(target, parent, split)
         setup.parent_run_id = parent
     except BaseException:
         setup.close(failed=False)
