@@ -32,7 +32,10 @@ logger = logging.getLogger("raynas.search")
 
 def model_file(name: str) -> str:
     """The file stem of trial ``name``: each part slugged, the ``#`` of ``<candidate>#<n>``
-    kept (a plain character in file names, and never part of an MLflow artifact path here)."""
+    kept. ``#`` is a plain character in a local file name, but must never go into an MLflow
+    artifact path: through an ``mlflow server`` artifact proxy (MLflow 3.17) ``models/a#0.json``
+    was stored as ``models/a`` (the URL fragment is cut). Trial names go into run names, tags
+    and params only; artifacts keep fixed names (``best_model``, ``architecture.json``)."""
     return "#".join(slug(part) for part in name.split("#"))
 
 
