@@ -76,9 +76,13 @@ def _check_best_model(workdir: Path, folder: Path, uri: str, trial: str) -> None
     [("c2f", "synthetic"), ("thrifty", "synthetic2d")],
 )
 def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> None:
-    extra = ["--set", "data.synthetic_cases=6", "--set", "data.cases=6", "--set", "data.folds=3"]
+    # 7 cases: 1 held out for testing, 4 train and 2 validation cases in fold 0 of 3
+    extra = ["--set", "data.synthetic_cases=7", "--set", "data.cases=7", "--set", "data.folds=3"]
     if space == "c2f":  # two trials of every retrain candidate: they must not clobber each other
         extra += ["--set", "retrain.num_samples=2"]
+        # Optuna samples the learning rate, so the two trials of a candidate train differently
+        extra += ["--set", "retrain.hparams.lr.type=loguniform"]
+        extra += ["--set", "retrain.hparams.lr.low=0.001", "--set", "retrain.hparams.lr.high=0.01"]
     if space == "thrifty":
         extra += [
             "--set",
@@ -110,7 +114,7 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
 
     assert "test Dice" in proc.stdout and "val Dice" in proc.stdout
     split = json.loads((folder / "split.json").read_text())
-    assert len(split["test"]) == 1 and len(split["val"]) == 2 and len(split["train"]) == 3
+    assert len(split["test"]) == 1 and len(split["val"]) == 2 and len(split["train"]) == 4
     samples = 2 if space == "c2f" else 1
     rows = list(csv.DictReader((folder / "frontier.csv").open()))
     assert {"test_dice", "val_dice", "test_dice_organ", "val_dice_organ"} <= set(rows[0])
@@ -120,6 +124,14 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     assert "baseline-unet" in candidates
     for name in names:  # one weight file per trial
         assert (folder / "models" / f"{name}.pt").is_file(), name
+    if samples == 2:  # two trials of one candidate (other learning rates): other weights
+        import torch
+
+        first, second = (
+            torch.load(folder / "models" / f"{candidates[-1]}#{n}.pt", weights_only=True)
+            for n in (0, 1)
+        )
+        assert any(not torch.equal(first[k], second[k]) for k in first)
 
     runs = _runs(tmp_path)
     parents = [r for r in runs if r.data.tags.get("raynas.kind") == "search"]
