@@ -4,8 +4,9 @@ disk and on the parent run, ``pareto=true`` tags), and the best model logged to 
 Everything is keyed by retrain trial, ``<candidate>#<sample>`` (two samples of one candidate
 are two rows, two weight files, two runs). The frontier's Dice is the test Dice each trial
 measured at its end on the held-out cases (a trial that ASHA stopped early is scored here, on
-the driver, from its best weights); the validation Dice stays beside it. The best model is the
-frontier's searched trial with the highest validation Dice (the test cases choose nothing).
+the driver, from its best weights); the validation Dice stays beside it. The best model is,
+among the frontier's searched trials, the one with the highest validation Dice (the test Dice
+decides only which trials are on the frontier).
 """
 
 from __future__ import annotations
