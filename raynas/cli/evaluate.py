@@ -1,4 +1,5 @@
-"""``raynas evaluate CHECKPOINT``: sliding-window Dice on whole validation volumes; calls
+"""``raynas evaluate CHECKPOINT``: sliding-window Dice on whole volumes of the held-out test
+cases (``--split test``, the default) or the validation fold (``--split val``); calls
 :func:`raynas.pipeline.run_evaluate` (no Ray, no MLflow)."""
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ def evaluate(
     seed: int | None = typer.Option(None, "--seed"),
     overrides: list[str] = typer.Option([], "--set", help="key.path=value (repeatable)"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    split: str = typer.Option(
+        "test", "--split", help="test (the held-out cases) | val (the validation fold)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Mean foreground and per-class Dice of a trained network on the validation fold."""
+    """Mean foreground and per-class Dice of a trained network on the test cases (or --split
+    val: the validation fold)."""
     from raynas.pipeline import EvaluateOptions, run_evaluate
 
     result = run_evaluate(
@@ -38,6 +43,7 @@ def evaluate(
             seed=seed,
             overrides=list(overrides),
             device=device,
+            split=split,
         )
     )
     if as_json:
@@ -48,6 +54,7 @@ def evaluate(
         typer.echo(json.dumps(data, indent=2))
         return
     typer.echo(f"model:     {result.checkpoint} ({result.space}, {result.params:,} params)")
-    typer.echo(f"Dice:      {result.dice:.4f} (mean foreground, {result.cases} volumes)")
+    what = "test" if result.split == "test" else "validation"
+    typer.echo(f"Dice:      {result.dice:.4f} (mean foreground, {result.cases} {what} volumes)")
     for label, value in result.per_class.items():
         typer.echo(f"  {label}: {value:.4f}")

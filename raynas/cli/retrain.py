@@ -35,9 +35,12 @@ def _run(**kwargs: Any) -> None:
     overrides = list(kwargs.pop("overrides"))
     result = run_retrain(RetrainOptions(**kwargs, overrides=overrides, workdir=Path.cwd()))
     console = Console(soft_wrap=True)
-    console.print(f"{result.name}: Dice {result.dice:.4f} (best of {result.epochs} epochs)")
+    console.print(
+        f"{result.name}: test Dice {result.dice:.4f} (held-out cases; validation Dice "
+        f"{result.val_dice:.4f}, best of {result.epochs} epochs)"
+    )
     for label, value in result.per_class.items():
-        console.print(f"  {label}: {value:.4f} (last epoch)")
+        console.print(f"  {label}: {value:.4f} (test)")
     console.print(f"params:   {result.params:,}")
     console.print(f"model:    {result.model_path}")
     console.print(f"outputs:  {result.folder}")

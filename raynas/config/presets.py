@@ -74,6 +74,10 @@ class AshaSection(Strict):
 class DataSection(Strict):
     folds: int = Field(default=5, ge=2)
     fold: int = Field(default=0, ge=0)
+    # held-out test cases (never seen by search, selection or best-epoch choice): a fraction of
+    # the cases (at least one), or an explicit list of case names, which wins
+    test_fraction: float = Field(default=0.2, gt=0, lt=1)
+    test_cases: list[str] | None = Field(default=None, min_length=1)
     cases: PositiveInt | None = None  # use only the first N cases of dataset.json (smoke runs)
     synthetic_cases: PositiveInt = 16  # cases generated for synthetic / synthetic2d
     patch_size: list[PositiveInt] | None = None  # search patch; default from the dataset

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from raynas.data.loaders import CACHE_MODES, DataBundle, build_loaders
 from raynas.data.msd import Case, MSDDataset, open_dataset, read_msd
-from raynas.data.splits import bilevel_split, kfold_split
+from raynas.data.splits import bilevel_split, case_split, holdout_split, kfold_split
 from raynas.data.synthetic import cache_root, ensure_synthetic, generate_case, write_synthetic
 from raynas.data.tasks import DATASETS, DatasetInfo, get_dataset_info, list_datasets
 from raynas.data.transforms import base_transforms, train_transforms, val_transforms
@@ -36,6 +36,8 @@ __all__ = [
     "generate_case",
     "get_dataset_info",
     "kfold_split",
+    "holdout_split",
+    "case_split",
     "list_datasets",
     "open_dataset",
     "read_msd",

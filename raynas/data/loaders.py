@@ -1,8 +1,9 @@
 """DataLoaders for search and retraining: :func:`build_loaders` -> :class:`DataBundle`.
 
 One cached dataset holds the training fold (the deterministic transforms run once); the
-``weights`` and ``arch`` loaders of bi-level search are disjoint subsets of it. Validation gives
-whole 3D volumes, batch size 1, in both modes.
+``weights`` and ``arch`` loaders of bi-level search are disjoint subsets of it. Validation and
+the held-out test cases (``test``, see :func:`raynas.data.case_split`) give whole 3D volumes,
+batch size 1, in both modes.
 
 Example:
     >>> ds = open_dataset("synthetic", synthetic_cases=6)  # doctest: +SKIP
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from raynas.data.splits import bilevel_split, kfold_split
+from raynas.data.splits import bilevel_split, case_split
 from raynas.data.synthetic import cache_root
 from raynas.data.transforms import crop_size, train_transforms, val_transforms
 
@@ -59,6 +60,8 @@ class DataBundle:
     val_cases: list[str] = field(default_factory=list)
     weights_cases: list[str] = field(default_factory=list)
     arch_cases: list[str] = field(default_factory=list)
+    test: DataLoader | None = None  # the held-out test cases (None when there are none)
+    test_cases: list[str] = field(default_factory=list)
 
 
 def _make_dataset(
@@ -95,11 +98,14 @@ def build_loaders(
     folds: int = 5,
     fold: int = 0,
     seed: int = 0,
+    test_fraction: float = 0.0,
+    test_cases: Sequence[str] | None = None,
     max_val_cases: int | None = None,
     cache_dir: Path | str | None = None,
     check: bool = True,
 ) -> DataBundle:
-    """Splits ``ds`` (fold ``fold`` of ``folds``, then weights/arch halves) and builds loaders.
+    """Splits ``ds`` (held-out test cases, fold ``fold`` of ``folds`` of the rest, then
+    weights/arch halves) and builds loaders.
 
     Args:
         mode: ``"3d"`` patches or ``"2d"`` axial slices; default ``ds.info.default_mode``.
@@ -109,6 +115,8 @@ def build_loaders(
         batch_size: cases per batch; a batch holds ``batch_size * samples_per_case`` patches.
         cache: ``"memory"`` (CacheDataset), ``"disk"`` (PersistentDataset under ``cache_dir``,
             default ``<raynas cache>/persistent``) or ``"none"``.
+        test_fraction, test_cases: the held-out test cases (see :func:`case_split`); none by
+            default.
         max_val_cases: validate on at most this many cases of the fold.
         check: read every used case first (:func:`check_dataset`), so bad data fails early.
 
@@ -131,14 +139,24 @@ def build_loaders(
         raise ValueError(f"max_val_cases must be positive, got {max_val_cases}")
     crop = crop_size(patch_size or ds.info.search_patch, mode)
     spacing = tuple(float(s) for s in (spacing or ds.info.target_spacing))
-    train_cases, val_cases = kfold_split(ds.cases, folds=folds, fold=fold, seed=seed)
+    split = case_split(
+        ds.cases,
+        folds=folds,
+        fold=fold,
+        seed=seed,
+        test_fraction=test_fraction,
+        test_cases=test_cases,
+    )
+    train_cases, val_cases, held_out = split["train"], split["val"], split["test"]
     if max_val_cases is not None:
         val_cases = val_cases[:max_val_cases]
     weights_cases, arch_cases = bilevel_split(train_cases, seed=seed)
     if check:
         from raynas.data.validate import check_dataset
 
-        check_dataset(dataclasses.replace(ds, cases=[*train_cases, *val_cases]), deep=True)
+        check_dataset(
+            dataclasses.replace(ds, cases=[*train_cases, *val_cases, *held_out]), deep=True
+        )
 
     common = {"modality": ds.modality, "spacing": spacing, "hu_window": ds.info.hu_window}
     train_t = train_transforms(
@@ -153,6 +171,9 @@ def build_loaders(
         vdir = _disk_cache_dir(ds, cache_dir, {**key, "pad": None})
     train_ds = _make_dataset([c.as_dict() for c in train_cases], train_t, cache, tdir)
     val_ds = _make_dataset([c.as_dict() for c in val_cases], val_t, cache, vdir)
+    test_ds = (
+        _make_dataset([c.as_dict() for c in held_out], val_t, cache, vdir) if held_out else None
+    )
     index = {id(c): i for i, c in enumerate(train_cases)}
 
     def loader(dataset: Any, shuffle: bool, bs: int, salt: int) -> Any:
@@ -186,4 +207,6 @@ def build_loaders(
         val_cases=[c.name for c in val_cases],
         weights_cases=[c.name for c in weights_cases],
         arch_cases=[c.name for c in arch_cases],
+        test=loader(test_ds, False, 1, 4) if test_ds is not None else None,
+        test_cases=[c.name for c in held_out],
     )

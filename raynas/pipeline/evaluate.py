@@ -1,10 +1,12 @@
-"""``raynas evaluate``: sliding-window Dice of a trained network on whole validation volumes.
+"""``raynas evaluate``: sliding-window Dice of a trained network on whole volumes of the held-out
+test cases (default) or of the validation fold.
 
 A checkpoint is ``models/<name>.pt`` (a state dict, as ``retrain``, ``baseline`` and ``search``
 write it) with ``<name>.json`` (its Architecture) beside it, or a Ray checkpoint folder holding
 ``state.pt`` (a retrain trial's state; its best weights are used) and ``architecture.json``.
-The validation volumes are those of the preset's fold (``data.folds`` / ``data.fold``), as in
-training. No Ray and no MLflow.
+The split is the preset's, as in training: the test cases (``data.test_fraction`` /
+``data.test_cases``, drawn with the preset's seed) or the validation volumes of its fold
+(``data.folds`` / ``data.fold``, made from the other cases). No Ray and no MLflow.
 """
 
 from __future__ import annotations
@@ -16,7 +18,16 @@ from typing import Any
 from raynas.errors import UserError
 from raynas.pipeline.setup import load_run_preset, open_run_dataset
 
-__all__ = ["EvaluateOptions", "EvaluateResult", "load_checkpoint", "run_evaluate"]
+__all__ = [
+    "SPLITS",
+    "EvaluateOptions",
+    "EvaluateResult",
+    "load_checkpoint",
+    "run_evaluate",
+    "score_network",
+]
+
+SPLITS = ("test", "val")
 
 _STATE_FILE = "state.pt"  # see raynas.tune.trainables.STATE_FILE (not imported: no Ray here)
 _ARCH_FILE = "architecture.json"
@@ -38,6 +49,7 @@ class EvaluateOptions:
     seed: int | None = None
     overrides: list[str] = field(default_factory=list)
     device: str = "auto"
+    split: str = "test"  # "test" (held-out cases) | "val" (the validation fold)
 
 
 @dataclass
@@ -50,12 +62,14 @@ class EvaluateResult:
     cases: int
     params: int
     seconds: float
+    split: str = "test"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "checkpoint": str(self.checkpoint),
             "architecture": str(self.architecture),
             "space": self.space,
+            "split": self.split,
             "dice": self.dice,
             "per_class": self.per_class,
             "cases": self.cases,
@@ -120,21 +134,22 @@ def load_checkpoint(checkpoint: Path) -> tuple[Any, Any, Path, Path]:
     return model, arch, weights, arch_path
 
 
-def run_evaluate(options: EvaluateOptions) -> EvaluateResult:
-    """Loads the checkpoint and scores it on the validation fold of ``options.dataset``."""
+def score_network(
+    model: Any,
+    arch: Any,
+    *,
+    preset: Any,
+    dataset: Any,
+    split: str = "test",
+    device: str = "auto",
+) -> Any:
+    """Sliding-window Dice (:class:`raynas.engine.EvalResult`) of ``model`` on the whole
+    volumes of ``split`` (``test`` | ``val``) of ``dataset``, split as the preset splits it."""
     from raynas.engine import evaluate, resolve_device, seed_everything
-    from raynas.nets import count_parameters
     from raynas.stages import TrialSpec, build_trial_data
 
-    preset = load_run_preset(options)
-    model, arch, weights, arch_path = load_checkpoint(options.checkpoint)
-    dataset = open_run_dataset(options, preset, validate="header")
-    expected = (dataset.in_channels, dataset.num_classes)
-    if (arch.in_channels, arch.out_channels) != expected:
-        raise UserError(
-            f"{arch_path}: in_channels={arch.in_channels}, out_channels={arch.out_channels}, "
-            f"but {dataset.info.name} has {expected[0]} input channel(s) and {expected[1]} classes"
-        )
+    if split not in SPLITS:
+        raise UserError(f"--split {split}: unknown; valid: {', '.join(SPLITS)}")
     seed_everything(preset.seed)
     spec = TrialSpec(
         stage="retrain",
@@ -145,16 +160,40 @@ def run_evaluate(options: EvaluateOptions) -> EvaluateResult:
         preset=preset.model_dump(mode="json"),
     )
     data = build_trial_data(spec, spatial_dims=int(arch.spatial_dims), retrain=True)
-    device = resolve_device(options.device)
-    result = evaluate(
-        model.to(device),
-        data.bundle.val,
+    loader = data.bundle.test if split == "test" else data.bundle.val
+    if loader is None:
+        raise UserError("--split test: the preset holds out no test cases (data.test_fraction)")
+    target = resolve_device(device)
+    return evaluate(
+        model.to(target),
+        loader,
         num_classes=dataset.num_classes,
         roi_size=data.roi_size,
         spatial_dims=data.spatial_dims,
-        device=device,
+        device=target,
         sw_batch_size=preset.retrain.sw_batch_size,
         overlap=preset.retrain.sw_overlap,
+    )
+
+
+def run_evaluate(options: EvaluateOptions) -> EvaluateResult:
+    """Loads the checkpoint and scores it on the test cases (or the validation fold) of
+    ``options.dataset``."""
+    from raynas.nets import count_parameters
+
+    if options.split not in SPLITS:
+        raise UserError(f"--split {options.split}: unknown; valid: {', '.join(SPLITS)}")
+    preset = load_run_preset(options)
+    model, arch, weights, arch_path = load_checkpoint(options.checkpoint)
+    dataset = open_run_dataset(options, preset, validate="header")
+    expected = (dataset.in_channels, dataset.num_classes)
+    if (arch.in_channels, arch.out_channels) != expected:
+        raise UserError(
+            f"{arch_path}: in_channels={arch.in_channels}, out_channels={arch.out_channels}, "
+            f"but {dataset.info.name} has {expected[0]} input channel(s) and {expected[1]} classes"
+        )
+    result = score_network(
+        model, arch, preset=preset, dataset=dataset, split=options.split, device=options.device
     )
     per_class = {
         str(dataset.labels.get(i, i)): float(v) for i, v in enumerate(result.per_class, start=1)
@@ -168,4 +207,5 @@ def run_evaluate(options: EvaluateOptions) -> EvaluateResult:
         cases=result.cases,
         params=count_parameters(model),
         seconds=result.seconds,
+        split=options.split,
     )

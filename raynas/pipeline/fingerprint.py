@@ -64,18 +64,11 @@ def _case_files(case: Any, root: Path) -> dict[str, Any]:
 
 
 def _split(preset: Any, dataset: Any) -> dict[str, Any]:
-    """The cases of each side of the split every trial uses (from the resolved preset)."""
-    from raynas.data.splits import kfold_split
+    """The cases of each side of the split every trial uses: held-out test, train, validation
+    (:func:`raynas.pipeline.split.run_split`, the split written to ``split.json``)."""
+    from raynas.pipeline.split import run_split
 
-    data = preset.data
-    train, val = kfold_split(dataset.cases, folds=data.folds, fold=data.fold, seed=preset.seed)
-    return {
-        "seed": preset.seed,
-        "folds": data.folds,
-        "fold": data.fold,
-        "train": [c.name for c in train],
-        "val": [c.name for c in val],
-    }
+    return run_split(dataset, preset)
 
 
 def search_fingerprint(*, preset: Any, space: Any, dataset: Any) -> dict[str, Any]:

@@ -1,5 +1,13 @@
 """The end of a search: best weights of each retrained network, the Pareto frontier (files on
-disk and on the parent run, ``pareto=true`` tags), and the best model logged to MLflow."""
+disk and on the parent run, ``pareto=true`` tags), and the best model logged to MLflow.
+
+Everything is keyed by retrain trial, ``<candidate>#<sample>`` (two samples of one candidate
+are two rows, two weight files, two runs). The frontier's Dice is the test Dice each trial
+measured at its end on the held-out cases (a trial that ASHA stopped early is scored here, on
+the driver, from its best weights); the validation Dice stays beside it. The best model is,
+among the frontier's searched trials, the one with the highest validation Dice (the test Dice
+decides only which trials are on the frontier).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +19,31 @@ import torch
 
 from raynas.pipeline.outputs import slug
 
-__all__ = ["finish_search", "log_best_model", "save_best_weights"]
+__all__ = [
+    "choose_best",
+    "finish_search",
+    "log_best_model",
+    "model_file",
+    "save_best_weights",
+    "trial_scores",
+]
 
 logger = logging.getLogger("raynas.search")
+
+
+def model_file(name: str) -> str:
+    """The file stem of trial ``name``: each part slugged, the ``#`` of ``<candidate>#<n>``
+    kept. ``#`` is a plain character in a local file name, but must never go into an MLflow
+    artifact path: through an ``mlflow server`` artifact proxy (MLflow 3.17) ``models/a#0.json``
+    was stored as ``models/a`` (the URL fragment is cut). Trial names go into run names, tags
+    and params only; artifacts keep fixed names (``best_model``, ``architecture.json``)."""
+    return "#".join(slug(part) for part in name.split("#"))
 
 
 def save_best_weights(folder: Any, record: Any, name: str, arch_json: str) -> Path | None:
     """Writes ``models/<name>.pt`` (the best weights of a retrain trial, a plain state dict) and
     ``models/<name>.json`` (its Architecture) in the output ``folder``; ``None`` when the trial
-    left no reachable checkpoint."""
+    left no reachable checkpoint. ``name`` is the trial's, ``<candidate>#<sample>``."""
     from raynas.tune import load_checkpoint_state
 
     if record.checkpoint is None or not Path(record.checkpoint).is_dir():
@@ -27,7 +51,7 @@ def save_best_weights(folder: Any, record: Any, name: str, arch_json: str) -> Pa
         return None
     state = load_checkpoint_state(record.checkpoint)
     best = state["extra"].get("best_state", state["model"])
-    path = folder.root / "models" / f"{slug(name)}.pt"
+    path = folder.root / "models" / f"{model_file(name)}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(best, path)
     path.with_suffix(".json").write_text(arch_json)
@@ -63,13 +87,83 @@ def log_best_model(setup: Any, name: str, arch_json: str, weights: Path) -> str 
     return uri
 
 
+def _split_metrics(last: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in last.items()
+        if k.startswith(("test_dice", "val_dice"))
+        and not k.startswith("val_dice_class_")
+        and isinstance(v, int | float)
+    }
+
+
+def trial_scores(
+    setup: Any, record: Any, arch_json: str, weights: Path | None, run_id: str | None
+) -> dict[str, float]:
+    """``test_dice``, ``val_dice`` and their per-class values of one retrain trial: from its last
+    report, or, for a trial that did not reach its last epoch (ASHA), measured here once on the
+    test cases from its best ``weights`` and logged on its run."""
+    import math
+
+    scores = _split_metrics(record.last)
+    if "test_dice" in scores:
+        return scores
+    from raynas.nets import build_network, load_architecture
+    from raynas.pipeline.evaluate import score_network
+    from raynas.stages.retrain import class_keys, split_metrics
+    from raynas.tracking import log_metrics
+
+    keys = class_keys(setup.dataset.labels, setup.dataset.num_classes)
+    best_val: list[float] = []
+    if record.checkpoint is not None and Path(record.checkpoint).is_dir():
+        from raynas.tune import load_checkpoint_state
+
+        best_val = list(load_checkpoint_state(record.checkpoint)["extra"].get("best_val", []))
+    val = record.best_dice if math.isfinite(record.best_dice) else math.nan
+    scores = split_metrics("val", val, best_val, keys)
+    if weights is None:
+        return {**scores, "test_dice": math.nan}
+    arch = load_architecture(arch_json)
+    model = build_network(arch)
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    device = "auto" if setup.gpus_per_trial > 0 else "cpu"
+    result = score_network(
+        model, arch, preset=setup.preset, dataset=setup.dataset, split="test", device=device
+    )
+    scores.update(split_metrics("test", result.dice, list(result.per_class), keys))
+    logger.info("retrain %s: test Dice %.4f (scored on the driver)", record.trial, result.dice)
+    if run_id is not None:
+        log_metrics(setup.target, run_id, scores, step=max(record.iterations, 0))
+    return scores
+
+
+def choose_best(points: list[Any], front: list[Any]) -> Any | None:
+    """The best model: among the frontier's searched points (else all searched points, else all
+    points), the highest validation Dice; ties: higher test Dice, fewer parameters, name."""
+    import math
+
+    def key(p: Any) -> tuple:
+        val = p.val_dice if math.isfinite(p.val_dice) else -math.inf
+        test = p.dice if math.isfinite(p.dice) else -math.inf
+        return (-val, -test, p.params, p.name)
+
+    for pool in (
+        [p for p in front if p.kind == "searched"],
+        [p for p in points if p.kind == "searched"],
+        list(points),
+    ):
+        if pool:
+            return sorted(pool, key=key)[0]
+    return None
+
+
 def finish_search(
     setup: Any,
     records: dict[str, list[Any]],
     candidates: dict[str, dict[str, Any]],
     kinds: dict[str, str],
 ) -> Any:
-    from raynas.pipeline.search import SearchResult, rank_records
+    from raynas.pipeline.search import SearchResult
     from raynas.tracking import (
         ParetoPoint,
         find_trial_run,
@@ -79,11 +173,12 @@ def finish_search(
         set_tags,
     )
 
-    points, weights = [], {}
+    points, weights, archs = [], {}, {}
     for record in records["retrain"]:
         if record.status == "failed":
             continue
-        name = record.candidate
+        name = record.trial  # <candidate>#<sample>
+        arch_json = candidates[record.candidate]["arch_json"]
         run_id = find_trial_run(
             setup.target,
             setup.experiment_id,
@@ -91,14 +186,18 @@ def finish_search(
             record.trial_id,
             stage="retrain",
         )
-        weights[name] = save_best_weights(setup.folder, record, name, candidates[name]["arch_json"])
+        weights[name] = save_best_weights(setup.folder, record, name, arch_json)
+        archs[name] = arch_json
+        scores = trial_scores(setup, record, arch_json, weights[name], run_id)
         points.append(
             ParetoPoint(
                 name=name,
-                dice=record.best_dice,
+                dice=scores.pop("test_dice"),
                 params=int(record.last.get("params", 0)),
                 run_id=run_id,
-                kind=kinds.get(name, "searched"),
+                kind=kinds.get(record.candidate, "searched"),
+                val_dice=scores.pop("val_dice", record.best_dice),
+                per_class={k: v for k, v in scores.items() if k != "test_volumes"},
             )
         )
     if not points:
@@ -106,11 +205,10 @@ def finish_search(
     save_frontier(points, setup.folder.root, stem="frontier")
     front = log_frontier(setup.target, setup.parent_run_id, points)
 
-    best = rank_records([r for r in records["retrain"] if kinds.get(r.candidate) == "searched"])
-    best = best or rank_records(records["retrain"])
-    if best and weights.get(best[0].candidate) is not None and not setup.folder.state.get("model"):
-        top = best[0].candidate
-        log_best_model(setup, top, candidates[top]["arch_json"], weights[top])
+    best = choose_best(points, front)
+    if best is not None and weights.get(best.name) is not None:
+        if not setup.folder.state.get("model"):
+            log_best_model(setup, best.name, archs[best.name], weights[best.name])
 
     stopped = sum(r.status == "stopped" for rs in records.values() for r in rs)
     set_tags(setup.target, setup.parent_run_id, {"asha.stopped_trials": str(stopped)})

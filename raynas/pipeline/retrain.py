@@ -3,11 +3,14 @@ trial (a retrain stage with a single candidate), under its own MLflow parent run
 same setup, stage runner and output folder as a search.
 
 Output folder: ``<storage>/<experiment>/<command>_<name>_<dataset>_s<seed>/`` with
-``retrain.csv``, ``architectures/<name>.json``, ``models/<name>.pt`` + ``models/<name>.json``
-and ``search.log``. MLflow: a parent run tagged ``raynas.kind`` = ``command`` = ``retrain`` or
-``baseline``, holding one nested trial run (``stage=retrain``, ``kind=searched|baseline``), so
-``raynas pareto`` counts baselines beside the search of the same experiment; the trained network
-is logged on the parent as an MLflow PyTorch model (``best_model``), as a search logs its best.
+``retrain.csv``, ``split.json``, ``architectures/<name>.json``, ``models/<name>#<n>.pt`` +
+``models/<name>#<n>.json`` (one per trial, ``n`` = 0 .. ``retrain.num_samples``-1) and
+``search.log``. The reported Dice is the test Dice of the best trial (chosen by validation
+Dice) on the held-out test cases. MLflow: a parent run tagged ``raynas.kind`` = ``command`` =
+``retrain`` or ``baseline``, holding the nested trial runs (``stage=retrain``,
+``kind=searched|baseline``), so ``raynas pareto`` counts baselines beside the search of the same
+experiment; the trained network is logged on the parent as an MLflow PyTorch model
+(``best_model``), as a search logs its best.
 """
 
 from __future__ import annotations
@@ -58,10 +61,11 @@ class RetrainOptions(RunOptions):
 
 @dataclass
 class RetrainResult:
-    name: str
+    name: str  # the trial's, <name>#<n>
     kind: str  # "searched" | "baseline"
-    dice: float  # best validation Dice over the epochs (sliding window, whole volumes)
-    per_class: dict[str, float]  # of the last epoch, by label name
+    dice: float  # test Dice of the best-epoch weights (sliding window, held-out test cases)
+    per_class: dict[str, float]  # test Dice per class, by label name
+    val_dice: float  # validation Dice of the best epoch (what chose the epoch)
     params: int
     epochs: int
     model_path: Path | None
@@ -132,43 +136,57 @@ def _validate(options: RetrainOptions) -> tuple[Any, Any, Any, str, Any]:
     return preset, dataset, arch, name, target
 
 
-def _per_class(last: dict[str, Any], labels: dict[Any, str]) -> dict[str, float]:
+def _per_class(scores: dict[str, float], labels: dict[Any, str], n: int) -> dict[str, float]:
+    from raynas.stages.retrain import class_keys
+
     out = {}
-    for key, value in last.items():
-        if key.startswith("val_dice_class_"):
-            index = int(key.rsplit("_", 1)[1])
-            out[str(labels.get(index, labels.get(str(index), index)))] = float(value)
+    for i, key in enumerate(class_keys(labels, n), start=1):
+        if f"test_dice_{key}" in scores:
+            out[str(labels.get(i, key))] = float(scores[f"test_dice_{key}"])
     return out
 
 
 def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, kind: str) -> Any:
-    from raynas.pipeline.finish import log_best_model, save_best_weights
+    from raynas.pipeline.finish import log_best_model, save_best_weights, trial_scores
     from raynas.pipeline.search import rank_records
-    from raynas.tracking import finish_run, log_metrics, log_text, set_tags
+    from raynas.tracking import find_trial_run, finish_run, log_metrics, log_text, set_tags
 
-    ranked = rank_records(records)
+    ranked = rank_records(records)  # by validation Dice: the test cases choose nothing
     if not ranked:
         errors = "; ".join(r.error or r.status for r in records) or "no trial ran"
         raise RuntimeError(f"retrain {name}: the trial failed ({errors}); see search.log")
+    paths = {r.trial: save_best_weights(setup.folder, r, r.trial, arch_json) for r in ranked}
     best = ranked[0]
-    path = save_best_weights(setup.folder, best, name, arch_json)
+    path = paths[best.trial]
+    run_id = find_trial_run(
+        setup.target, setup.experiment_id, setup.parent_run_id, best.trial_id, stage="retrain"
+    )
+    scores = trial_scores(setup, best, arch_json, path, run_id)
     params = int(best.last.get("params", 0))
     target, parent = setup.target, setup.parent_run_id
-    log_metrics(target, parent, {"best_dice": best.best_dice, "params": params}, step=0)
+    summary = {"best_dice": best.best_dice, "params": params, **scores}
+    log_metrics(target, parent, summary, step=0)
     log_text(target, parent, arch_json, "architecture.json")
-    set_tags(target, parent, {"model_path": str(path) if path else ""})
+    set_tags(target, parent, {"model_path": str(path) if path else "", "trial": best.trial})
     if path is not None:
-        log_best_model(setup, name, arch_json, path)
+        log_best_model(setup, best.trial, arch_json, path)
     finish_run(target, parent, "FINISHED")
     setup.folder.state["finished"] = True
     setup.folder.save_state()
     setup.close(failed=False)
-    logger.info("retrain %s finished: best dice %.4f, %d parameters", name, best.best_dice, params)
+    logger.info(
+        "retrain %s finished: test dice %.4f (validation %.4f), %d parameters",
+        best.trial,
+        scores["test_dice"],
+        best.best_dice,
+        params,
+    )
     return RetrainResult(
-        name=name,
+        name=best.trial,
         kind=kind,
-        dice=best.best_dice,
-        per_class=_per_class(best.last, setup.dataset.labels),
+        dice=scores["test_dice"],
+        per_class=_per_class(scores, setup.dataset.labels, setup.dataset.num_classes),
+        val_dice=best.best_dice,
         params=params,
         epochs=best.iterations,
         model_path=path,

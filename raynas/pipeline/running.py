@@ -19,12 +19,15 @@ def _rows(records: list[Any], labels: dict[str, str]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "trial_id": r.trial_id,
+                "trial": r.trial,  # <candidate>#<sample>
                 "candidate": labels.get(r.candidate, r.candidate),
                 "status": r.status,
                 "epochs": r.iterations,
                 "best_dice": r.best_dice,
                 "last_dice": r.last.get("dice"),
                 "params": r.last.get("params"),
+                "val_dice": r.last.get("val_dice"),  # retrain: of the best epoch
+                "test_dice": r.last.get("test_dice"),  # retrain: held-out cases
                 "topology": r.last.get("topology", ""),
                 "error": r.error or "",
                 **{k: v for k, v in r.config.items() if k != "candidate"},

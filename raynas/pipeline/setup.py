@@ -342,9 +342,11 @@ def open_run(
     :mod:`raynas.pipeline.fingerprint`) is saved in ``state.json``; on ``--resume`` a folder
     saved with another one stops the run (UserError naming what differs) before Ray starts.
     """
+    from raynas.pipeline.split import log_split, run_split, write_split
     from raynas.tracking import ensure_experiment, run_tags, start_parent_run
     from raynas.tune import init_ray, preflight_on_worker
 
+    split = run_split(dataset, preset)  # DataError (exit 2) before any folder or Ray
     experiment = options.experiment or preset.tracking.experiment
     folder = _folder(options, experiment, name)
     if fingerprint is not None:
@@ -353,6 +355,7 @@ def open_run(
     if fingerprint is not None and folder.state.get("fingerprint") != fingerprint:
         folder.state["fingerprint"] = fingerprint
         folder.save_state()
+    write_split(folder.root, split)
     setup = SearchSetup(
         options=options,
         preset=preset,
@@ -390,6 +393,7 @@ def open_run(
                 parent_run_id=parent, space=space_ref, dataset=dataset.info.name, seed=preset.seed
             )
             folder.save_state()
+            log_split(target, parent, split)
         setup.parent_run_id = parent
     except BaseException:
         setup.close(failed=False)

@@ -98,6 +98,8 @@ def build_trial_data(spec: TrialSpec, *, spatial_dims: int, retrain: bool = Fals
         folds=preset.data.folds,
         fold=preset.data.fold,
         seed=spec.seed,
+        test_fraction=preset.data.test_fraction,
+        test_cases=preset.data.test_cases,
         check=False,  # the driver validated the dataset before the search started
     )
     return TrialData(dataset=ds, bundle=bundle, spatial_dims=spatial_dims, roi_size=roi)

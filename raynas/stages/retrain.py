@@ -1,17 +1,50 @@
 """Retrain stage: a derived Architecture (or a baseline) trained from scratch at full width and
 evaluated with sliding-window inference on whole validation volumes. The best weights so far
-travel in every checkpoint, so the last checkpoint always holds the best model."""
+travel in every checkpoint, so the last checkpoint always holds the best model.
+
+After the last epoch, the best-epoch weights are scored once on the held-out test cases (whole
+volumes, sliding window), on the trial's own device; the last report then carries
+``test_dice``, ``test_dice_<class>``, and the validation Dice of the best epoch beside it
+(``val_dice``, ``val_dice_<class>``); ``<class>`` is the label name (see :func:`class_keys`).
+"""
 
 from __future__ import annotations
 
 import copy
 import json
+import math
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from raynas.stages.base import StageProgram
 from raynas.stages.context import TrialSpec
 
-__all__ = ["RetrainProgram"]
+__all__ = ["RetrainProgram", "class_keys", "split_metrics"]
+
+
+def class_keys(labels: Mapping[Any, str], num_classes: int) -> list[str]:
+    """Metric-key names of the foreground classes ``1..num_classes-1``: the label names made
+    safe (``"left atrium"`` -> ``left_atrium``), else ``class_<i>``; unique.
+
+    Example:
+        >>> class_keys({0: "background", 1: "organ", 2: "non-enhancing tumor"}, 3)
+        ['organ', 'non_enhancing_tumor']
+    """
+    keys: list[str] = []
+    for i in range(1, num_classes):
+        name = str(labels.get(i, labels.get(str(i), "")))  # type: ignore[call-overload]
+        key = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") or f"class_{i}"
+        keys.append(key if key not in keys else f"{key}_{i}")
+    return keys
+
+
+def split_metrics(prefix: str, dice: float, per_class: list[float], keys: list[str]) -> dict:
+    """``{"<prefix>_dice": dice, "<prefix>_dice_<class>": ...}`` (NaN kept as NaN)."""
+    out: dict[str, float] = {f"{prefix}_dice": float(dice)}
+    for key, value in zip(keys, per_class, strict=False):
+        out[f"{prefix}_dice_{key}"] = float(value)
+    return out
 
 
 class RetrainProgram(StageProgram):
@@ -36,6 +69,9 @@ class RetrainProgram(StageProgram):
         )
         self._make_schedule()
         self.best_state: dict[str, Any] = copy.deepcopy(self.model.state_dict())
+        self.best_val: list[float] = []  # per-class validation Dice of the best epoch
+        self.test: dict[str, float] = {}  # the test metrics, once measured
+        self.keys = class_keys(self.data.dataset.labels, self.num_classes)
 
     def train_and_score(self, epoch: int) -> dict[str, Any]:
         from raynas.engine import train_epoch
@@ -52,16 +88,56 @@ class RetrainProgram(StageProgram):
         dice = float(result.dice)
         if dice > self.best_dice:
             self.best_state = copy.deepcopy(self.model.state_dict())
+            self.best_val = [float(v) for v in result.per_class]
         metrics: dict[str, Any] = {"dice": dice, "loss": float(stats.loss), "params": self.params}
         for i, value in enumerate(result.per_class, start=1):
             metrics[f"val_dice_class_{i}"] = float(value)
         return metrics
 
+    def run_epoch(self) -> dict[str, Any]:
+        metrics = super().run_epoch()
+        if self.finished:
+            metrics.update(self.final_metrics())
+        return metrics
+
+    def final_metrics(self) -> dict[str, float]:
+        """Validation Dice of the best epoch and, measured once, the test Dice of its weights."""
+        if not self.test:
+            self.test = self.test_metrics()
+        best = self.best_dice if math.isfinite(self.best_dice) else math.nan
+        return {**split_metrics("val", best, self.best_val, self.keys), **self.test}
+
+    def test_metrics(self) -> dict[str, float]:
+        """Scores the best-epoch weights on the held-out test cases (empty: no test cases)."""
+        from raynas.engine import evaluate
+        from raynas.nets import build_network
+
+        loader = self.data.bundle.test
+        if loader is None:
+            return {}
+        model = build_network(self.arch)
+        model.load_state_dict(self.best_state)
+        result = evaluate(
+            model.to(self.device),
+            loader,
+            num_classes=self.num_classes,
+            roi_size=self.data.roi_size,
+            spatial_dims=self.data.spatial_dims,
+            device=self.device,
+            sw_batch_size=self.preset.retrain.sw_batch_size,
+            overlap=self.preset.retrain.sw_overlap,
+        )
+        out = split_metrics("test", result.dice, list(result.per_class), self.keys)
+        out["test_volumes"] = float(result.cases)
+        return out
+
     def extra_state(self) -> dict[str, Any]:
-        return {"best_state": self.best_state}
+        return {"best_state": self.best_state, "best_val": self.best_val, "test": self.test}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.best_state = state["best_state"]
+        self.best_val = list(state.get("best_val", []))
+        self.test = dict(state.get("test", {}))
 
     def artifacts(self) -> dict[str, str]:
         return {"architecture.json": json.dumps(self.arch.to_dict(), sort_keys=True, indent=1)}

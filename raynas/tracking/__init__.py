@@ -6,10 +6,14 @@ so it works the same on the Ray driver and in workers.
 
 Metric names (logged per epoch with ``step`` = epoch): ``dice`` (mean foreground validation
 Dice), ``loss`` (training loss), ``val_dice_class_<i>`` (validation Dice of class ``i``),
-``params`` (parameter count); once per run: ``best_dice``. Run tags: ``stage``
+``params`` (parameter count); once per run: ``best_dice``; once per retrain run, at its end:
+``test_dice`` / ``test_dice_<class>`` (its best-epoch weights on the held-out test cases; the
+frontier's Dice) and ``val_dice`` / ``val_dice_<class>`` (its best epoch's validation Dice;
+``<class>`` = the label name). Run tags: ``stage``
 (``coarse`` | ``fine`` | ``retrain``), ``space``, ``dataset``, ``seed``, ``trial_id``, ``kind``
 (``searched`` | ``baseline``), ``pareto`` (``true`` | ``false``), ``raynas.kind``
-(``search`` for the parent run, ``trial`` for nested runs).
+(``search`` for the parent run, ``trial`` for nested runs), ``trial`` (a retrain run's
+``<candidate>#<sample>``).
 
 Example:
     >>> target = resolve_tracking_uri(None, workdir=Path.cwd())

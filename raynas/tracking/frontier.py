@@ -8,7 +8,10 @@ MLflow UI can filter the frontier (``tags.pareto = "true"``).
 experiment back: the trial runs of one parent (``stage=retrain``, latest parent by default) plus
 the baseline retrain runs (``kind=baseline``) nested under that parent, standalone (no
 parent) or nested under a ``raynas baseline`` parent (``raynas.kind=baseline``). It uses the
-metrics ``best_dice`` (else the maximum of the per-epoch ``dice`` history) and ``params``.
+metrics ``test_dice`` (the held-out test Dice, the frontier's objective), ``val_dice`` (else
+``best_dice``, else the maximum of the per-epoch ``dice`` history), the per-class
+``test_dice_<class>`` / ``val_dice_<class>``, and ``params``; a point is named by the run's
+``trial`` tag (``<candidate>#<sample>``).
 """
 
 from __future__ import annotations
@@ -64,8 +67,9 @@ def log_frontier(
 
 def _best_dice(target: TrackingTarget, run: Run) -> float | None:
     metrics = run.data.metrics
-    if "best_dice" in metrics and math.isfinite(metrics["best_dice"]):
-        return float(metrics["best_dice"])
+    for key in ("val_dice", "best_dice"):
+        if key in metrics and math.isfinite(metrics[key]):
+            return float(metrics[key])
     if "dice" not in metrics:
         return None
     history = client_for(target).get_metric_history(run.info.run_id, "dice")
@@ -74,30 +78,40 @@ def _best_dice(target: TrackingTarget, run: Run) -> float | None:
 
 
 def points_from_runs(target: TrackingTarget, runs: Iterable[Run]) -> list[ParetoPoint]:
-    """Turn retrain runs into points; runs without Dice or parameter count are skipped."""
+    """Turn retrain runs into points; runs without test Dice or parameter count are skipped."""
     points = []
     for run in runs:
         if run.info.status in _SKIPPED_STATUSES:
             continue
-        dice = _best_dice(target, run)
-        params = run.data.metrics.get("params")
-        if dice is None or params is None or not math.isfinite(params):
+        metrics = run.data.metrics
+        test = metrics.get("test_dice")
+        params = metrics.get("params")
+        if test is None or params is None or not math.isfinite(params):
             logger.warning(
-                "run %s (%s) has no 'dice'/'best_dice' or 'params' metric; left out",
+                "run %s (%s) has no 'test_dice' or 'params' metric (not retrained to the end, "
+                "or by a raynas without held-out test cases); left out",
                 run.info.run_id,
                 run.info.run_name,
             )
             continue
+        val = _best_dice(target, run)
         tags = run.data.tags
         kind = tags.get("kind", "searched")
+        per_class = {
+            k: v
+            for k, v in metrics.items()
+            if k.startswith(("test_dice_", "val_dice_")) and not k.startswith("val_dice_class_")
+        }
         points.append(
             ParetoPoint(
-                name=run.info.run_name or run.info.run_id,
-                dice=dice,
+                name=tags.get("trial") or run.info.run_name or run.info.run_id,
+                dice=test,
                 params=int(round(params)),
                 run_id=run.info.run_id,
                 kind=kind if kind in ("searched", "baseline") else "searched",
                 stage=tags.get("stage", "retrain"),
+                val_dice=val if val is not None else math.nan,
+                per_class=per_class,
             )
         )
     return points
@@ -181,8 +195,8 @@ def rebuild_pareto(
     if not points:
         where = f"parent run {parent_run_id}" if parent_run_id else "the experiment"
         raise UserError(
-            f"--experiment {experiment_name}: no retrain runs with 'dice' and 'params' metrics "
-            f"in {where}"
+            f"--experiment {experiment_name}: no retrain runs with 'test_dice' and 'params' "
+            f"metrics in {where}"
         )
     save_frontier(points, out_dir, stem=ARTIFACT_STEM)
     if parent_run_id is not None:

@@ -1,4 +1,10 @@
-"""The Pareto frontier of retrained networks: validation Dice up, parameter count down.
+"""The Pareto frontier of retrained networks: test Dice up, parameter count down.
+
+A point's ``dice`` is its **test Dice**: the mean foreground Dice of its best-epoch weights on
+the held-out test cases (``data.test_fraction`` / ``data.test_cases``), which no search,
+selection or best-epoch choice saw. The validation Dice of its best epoch stays beside it
+(``val_dice``), and per class both (``per_class``: ``test_dice_<class>``, ``val_dice_<class>``).
+Files write the columns ``test_dice`` and ``val_dice``.
 
 Pure data (no MLflow): :class:`ParetoPoint`, :func:`pareto_front`, :func:`save_frontier` (CSV,
 JSON and a PNG plot) and :func:`frontier_table` (a ``rich`` table). Logging the frontier on a
@@ -15,7 +21,7 @@ import csv
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,25 +38,32 @@ __all__ = [
 ]
 
 POINT_KINDS = ("searched", "baseline")
-CSV_COLUMNS = ("name", "kind", "stage", "dice", "params", "run_id", "on_front")
+CSV_COLUMNS = ("name", "kind", "stage", "test_dice", "val_dice", "params", "run_id", "on_front")
 
 
 @dataclass(frozen=True)
 class ParetoPoint:
-    """One trained network: its validation Dice and parameter count.
+    """One trained network (a retrain trial, named ``<candidate>#<sample>``): its test Dice
+    (``dice``, the frontier's objective), its validation Dice and its parameter count.
 
     Example:
-        >>> p = ParetoPoint("c2f-t3", dice=0.81, params=120_000, run_id="abc", kind="searched")
-        >>> p.kind, p.stage
-        ('searched', 'retrain')
+        >>> p = ParetoPoint("c2f-t3#0", dice=0.78, params=120_000, run_id="abc", val_dice=0.81)
+        >>> p.kind, p.stage, p.test_dice
+        ('searched', 'retrain', 0.78)
     """
 
     name: str
-    dice: float
+    dice: float  # test Dice (held-out cases)
     params: int
     run_id: str | None = None
     kind: str = "searched"
     stage: str = "retrain"
+    val_dice: float = math.nan  # validation Dice of the best epoch
+    per_class: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def test_dice(self) -> float:
+        return self.dice
 
     def __post_init__(self) -> None:
         if self.kind not in POINT_KINDS:
@@ -59,6 +72,8 @@ class ParetoPoint:
             raise ValueError(f"params must be a non-negative integer; got {self.params!r}")
         object.__setattr__(self, "params", int(self.params))
         object.__setattr__(self, "dice", float(self.dice))
+        object.__setattr__(self, "val_dice", float(self.val_dice))
+        object.__setattr__(self, "per_class", {k: float(v) for k, v in self.per_class.items()})
 
     def dominates(self, other: ParetoPoint) -> bool:
         """True if ``self`` is at least as good on both objectives and better on one."""
@@ -101,14 +116,35 @@ def pareto_front(points: Iterable[ParetoPoint]) -> list[ParetoPoint]:
     return sort_points(front)
 
 
+def _class_columns(points: Sequence[ParetoPoint]) -> list[str]:
+    keys = {k for p in points for k in p.per_class}
+    return sorted(k for k in keys if k.startswith("test_")) + sorted(
+        k for k in keys if not k.startswith("test_")
+    )
+
+
 def _rows(points: Sequence[ParetoPoint]) -> list[dict]:
     front_ids = {id(p) for p in pareto_front(points)}
+    extra = _class_columns(points)
     rows = []
     for p in sort_points(points):
-        row = asdict(p)
-        row["on_front"] = id(p) in front_ids
+        row = {
+            "name": p.name,
+            "kind": p.kind,
+            "stage": p.stage,
+            "test_dice": p.dice,
+            "val_dice": p.val_dice,
+            "params": p.params,
+            "run_id": p.run_id,
+            "on_front": id(p) in front_ids,
+        }
+        row.update({k: p.per_class.get(k, math.nan) for k in extra})
         rows.append(row)
     return rows
+
+
+def _finite(value: object) -> object:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def save_frontier(
@@ -116,9 +152,9 @@ def save_frontier(
 ) -> dict[str, Path]:
     """Write ``<stem>.csv``, ``<stem>.json`` and ``<stem>.png`` into ``out_dir``.
 
-    The CSV and JSON hold every point (sorted by parameters) with an ``on_front`` column; the
-    PNG plots Dice against parameters (log scale), the front as a step line, baselines with
-    their own marker and a label.
+    The CSV and JSON hold every point (sorted by parameters): ``test_dice``, ``val_dice``, the
+    per-class columns and ``on_front``; the PNG plots test Dice against parameters (log scale),
+    the front as a step line, baselines with their own marker and a label.
 
     Returns:
         ``{"csv": path, "json": path, "png": path}``.
@@ -135,13 +171,14 @@ def save_frontier(
     rows = _rows(pts)
     paths = {"csv": out / f"{stem}.csv", "json": out / f"{stem}.json", "png": out / f"{stem}.png"}
     with paths["csv"].open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=[*CSV_COLUMNS, *_class_columns(pts)])
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "run_id": row["run_id"] or ""})
     payload = {
-        "objectives": {"dice": "max", "params": "min"},
-        "points": [{**r, "dice": r["dice"] if math.isfinite(r["dice"]) else None} for r in rows],
+        "objectives": {"test_dice": "max", "params": "min"},
+        "dice": "test_dice: mean foreground Dice on the held-out test cases",
+        "points": [{k: _finite(v) for k, v in r.items()} for r in rows],
         "front": [r["name"] for r in rows if r["on_front"]],
     }
     paths["json"].write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
@@ -161,16 +198,19 @@ def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto fronti
     table.add_column("front", justify="center")
     table.add_column("name")
     table.add_column("kind")
-    table.add_column("Dice", justify="right")
+    table.add_column("test Dice", justify="right")
+    table.add_column("val Dice", justify="right")
     table.add_column("params", justify="right")
     table.add_column("run id")
     for p in [*front, *rest]:
         dice = f"{p.dice:.4f}" if math.isfinite(p.dice) else "-"
+        val = f"{p.val_dice:.4f}" if math.isfinite(p.val_dice) else "-"
         table.add_row(
             "*" if id(p) in front_ids else "",
             p.name,
             p.kind,
             dice,
+            val,
             f"{p.params:,}",
             p.run_id or "",
         )

@@ -1,4 +1,4 @@
-"""The frontier plot: Dice against parameter count (log scale), front as a step line.
+"""The frontier plot: test Dice against parameter count (log scale), front as a step line.
 
 Uses matplotlib's object API with the Agg canvas (no ``pyplot``, no global figure state, no
 display needed), so it is safe on headless machines and inside Ray workers.
@@ -25,7 +25,7 @@ def plot_frontier(
     front: Sequence[ParetoPoint],
     path: str | Path,
     *,
-    title: str = "Pareto frontier (Dice up, parameters down)",
+    title: str = "Pareto frontier (test Dice up, parameters down)",
 ) -> Path:
     """Save the frontier plot of ``points`` (with ``front`` highlighted) as a PNG at ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -63,7 +63,7 @@ def plot_frontier(
         ax.scatter(xs, ys, facecolors="none", edgecolors="tab:red", s=90, zorder=4)
     ax.set_xscale("log")
     ax.set_xlabel("parameters")
-    ax.set_ylabel("validation Dice")
+    ax.set_ylabel("test Dice (held-out cases)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     if finite:

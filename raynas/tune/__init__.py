@@ -14,7 +14,7 @@ from raynas.tune.runtime import (
 prepare_ray_env()
 
 from raynas.tune.callbacks import MlflowTrialCallback, ProgressCallback  # noqa: E402
-from raynas.tune.stage import StageRequest, TrialRecord, run_stage  # noqa: E402
+from raynas.tune.stage import StageRequest, TrialRecord, run_stage, trial_name  # noqa: E402
 from raynas.tune.trainables import load_checkpoint_state, stage_trainable  # noqa: E402
 
 __all__ = [
@@ -30,4 +30,5 @@ __all__ = [
     "run_stage",
     "shutdown_ray",
     "stage_trainable",
+    "trial_name",
 ]

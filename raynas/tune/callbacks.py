@@ -19,6 +19,7 @@ from raynas.tracking import (
     log_text,
     set_tags,
 )
+from raynas.tune.stage import trial_name
 
 __all__ = ["MlflowTrialCallback", "ProgressCallback"]
 
@@ -65,15 +66,24 @@ class MlflowTrialCallback(Callback):
             key = str(trial.config.get("candidate"))
             params = {k: v for k, v in trial.config.items() if k != "candidate"}
             params["candidate"] = self.labels.get(key, key)
+            # a retrain trial is named <candidate>#<sample>, like its weights and frontier row
+            name = trial_name(key, trial.config.get("sample", 0))
+            label = self.labels.get(key, key)
+            if self.stage == "retrain":
+                label = trial_name(label, trial.config.get("sample", 0))
             run_id = create_trial_run(
                 self.target,
                 self.experiment_id,
                 parent_run_id=self.parent_run_id,
-                run_name=f"{self.stage}-{self.labels.get(key, key)}"[:200],
+                run_name=f"{self.stage}-{label}"[:200],
                 stage=self.stage,
                 trial_id=trial.trial_id,
                 params=params,
-                tags={"candidate": key[:500], "kind": self.kinds.get(key, "searched")},
+                tags={
+                    "candidate": key[:500],
+                    "trial": name[:500],
+                    "kind": self.kinds.get(key, "searched"),
+                },
             )
         self.runs[trial.trial_id] = run_id
         return run_id
@@ -87,7 +97,7 @@ class MlflowTrialCallback(Callback):
         run_id = self._run_for(trial)
         numeric = {}
         for k, v in result.items():
-            wanted = k in _METRIC_KEYS or k.startswith("val_dice_class_")
+            wanted = k in _METRIC_KEYS or k.startswith(("val_dice", "test_dice"))
             if wanted and isinstance(v, int | float) and not isinstance(v, bool):
                 numeric[k] = float(v)
         step = int(result.get("training_iteration", 0))
@@ -164,7 +174,10 @@ class ProgressCallback(Callback):
 
     def _row(self, trial: Any) -> dict[str, Any]:
         key = str(trial.config.get("candidate"))
-        return self.rows.setdefault(trial.trial_id, {"label": self.labels.get(key, key)})
+        label = self.labels.get(key, key)
+        if self.stage == "retrain":
+            label = trial_name(label, trial.config.get("sample", 0))
+        return self.rows.setdefault(trial.trial_id, {"label": label})
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._row(trial)["status"] = "running"

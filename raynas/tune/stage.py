@@ -1,5 +1,11 @@
 """One stage = one ``Tuner``: candidates as trials, ASHA on validation Dice, Optuna where the
-preset declares distributions, a checkpoint per epoch, retries from it, and ``Tuner.restore``."""
+preset declares distributions, a checkpoint per epoch, retries from it, and ``Tuner.restore``.
+
+Trials are a grid over the candidates x ``num_samples``: each trial's config holds
+``candidate`` (a key) and ``sample`` (``0..num_samples-1``), and its name is
+``<candidate>#<sample>`` (:attr:`TrialRecord.trial`). Where hyper-parameters are declared,
+Optuna samples only those; the (candidate, sample) of a trial is fixed by its place in the grid.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from raynas.tune.trainables import stage_trainable
 
-__all__ = ["StageRequest", "TrialRecord", "run_stage"]
+__all__ = ["StageRequest", "TrialRecord", "grid_slots", "run_stage", "trial_name"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,18 +62,36 @@ class TrialRecord:
     checkpoint: str | None
     error: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    sample: int = 0
+
+    @property
+    def trial(self) -> str:
+        """The trial's name, ``<candidate>#<sample>``: what records, weights, runs and the
+        frontier are keyed by."""
+        return trial_name(self.candidate, self.sample)
+
+
+def trial_name(candidate: str, sample: int) -> str:
+    """``<candidate>#<sample>``, e.g. ``searched0-a1b2#1``."""
+    return f"{candidate}#{int(sample)}"
+
+
+def grid_slots(keys: list[str], num_samples: int) -> list[tuple[str, int]]:
+    """Every (candidate, sample) pair once, sample-major: each candidate's ``#0`` comes first."""
+    return [(key, n) for n in range(num_samples) for key in keys]
 
 
 class _DefineByRun:
-    """Optuna define-by-run space: the candidate plus the declared hyper-parameters (a class,
-    not a closure, so Tune can pickle the searcher for ``--resume``)."""
+    """Optuna define-by-run space: the declared hyper-parameters only; the candidate and sample
+    are constants given by the trial's number in the study (Optuna numbers trials 0, 1, ...,
+    the enqueued centre points first), so the trials cover the grid of candidates x samples. A
+    class, not a closure, so Tune can pickle the searcher for ``--resume``."""
 
-    def __init__(self, keys: list[str], hparams: dict[str, dict[str, Any]]) -> None:
-        self.keys = keys
+    def __init__(self, slots: list[tuple[str, int]], hparams: dict[str, dict[str, Any]]) -> None:
+        self.slots = slots
         self.hparams = hparams
 
-    def __call__(self, trial: Any) -> None:
-        trial.suggest_categorical("candidate", self.keys)
+    def __call__(self, trial: Any) -> dict[str, Any]:
         for name, dist in self.hparams.items():
             kind = dist["type"]
             if kind == "choice":
@@ -76,15 +100,18 @@ class _DefineByRun:
                 trial.suggest_int(name, int(dist["low"]), int(dist["high"]))
             else:
                 trial.suggest_float(name, dist["low"], dist["high"], log=kind == "loguniform")
+        key, sample = self.slots[trial.number % len(self.slots)]
+        return {"candidate": key, "sample": sample}
 
 
 def _optuna(request: StageRequest) -> Any:
     from ray.tune.search.optuna import OptunaSearch
 
-    space = _DefineByRun(list(request.candidates), request.hparams)
-    # Every candidate is trained at least once, at the centre of each distribution.
+    slots = grid_slots(list(request.candidates), request.num_samples)
+    space = _DefineByRun(slots, request.hparams)
+    # Sample #0 of every candidate is trained at the centre of each distribution.
     centre = {name: _centre(dist) for name, dist in request.hparams.items()}
-    points = [{"candidate": key, **centre} for key in request.candidates]
+    points = [dict(centre) for _ in request.candidates]
     return OptunaSearch(
         space=space, metric="dice", mode="max", seed=request.seed, points_to_evaluate=points
     )
@@ -125,7 +152,10 @@ def _tuner(request: StageRequest, trainable: Any) -> Tuner:
         num_samples = len(request.candidates) * request.num_samples
     else:
         search_alg = None
-        param_space = {"candidate": tune.grid_search(list(request.candidates))}
+        param_space = {
+            "candidate": tune.grid_search(list(request.candidates)),
+            "sample": tune.grid_search(list(range(request.num_samples))),
+        }
         num_samples = 1
     return Tuner(
         trainable,
@@ -176,6 +206,7 @@ def _record(result: Any, epochs: int) -> TrialRecord:
         checkpoint=result.checkpoint.path if result.checkpoint is not None else None,
         error=error,
         config=dict(result.config),
+        sample=int(result.config.get("sample", metrics.get("sample", 0)) or 0),
     )
 
 

@@ -77,6 +77,7 @@ def stage_trainable(
             for k, v in metrics.items()
         }
         metrics["candidate"] = key
+        metrics["sample"] = int(config.get("sample", 0))
         with tempfile.TemporaryDirectory(prefix="raynas-ckpt-") as tmp:
             folder = Path(tmp)
             _save(program, folder)

@@ -47,6 +47,10 @@ def _check_tracked(runs: list, command: str, kind: str) -> Any:
     child = children[0].data
     assert child.tags["stage"] == "retrain" and child.tags["kind"] == kind
     assert "dice" in child.metrics and child.metrics["params"] == parent.data.metrics["params"]
+    # scored once on the held-out test case; the parent carries the same numbers
+    assert child.metrics["test_dice"] == parent.data.metrics["test_dice"]
+    assert child.metrics["val_dice"] == parent.data.metrics["val_dice"]
+    assert child.tags["trial"] == parent.data.tags["trial"] == parent.data.tags["best_model"]
     assert parent.data.tags["best_model"] and parent.data.tags["best_model_uri"]
     return parent
 
@@ -67,9 +71,13 @@ def test_retrain_trains_saves_and_tracks(retrained: tuple[Path, subprocess.Compl
     work, proc = retrained
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Dice" in proc.stdout and "params:" in proc.stdout and "mlflow ui" in proc.stdout
+    assert "test Dice" in proc.stdout and "validation Dice" in proc.stdout
     folder = work / "raynas_runs" / "raynas" / "retrain_tiny_synthetic_s0"
-    assert (folder / "models" / "tiny.pt").is_file() and (folder / "models" / "tiny.json").is_file()
-    assert (folder / "retrain.csv").is_file() and str(folder / "models" / "tiny.pt") in proc.stdout
+    models = folder / "models"
+    assert (models / "tiny#0.pt").is_file() and (models / "tiny#0.json").is_file()
+    assert (folder / "retrain.csv").is_file() and str(models / "tiny#0.pt") in proc.stdout
+    split = json.loads((folder / "split.json").read_text())
+    assert len(split["test"]) == 1 and not set(split["test"]) & set(split["train"] + split["val"])
     _check_tracked(_runs(work), "retrain", "searched")
 
 
@@ -78,16 +86,23 @@ def test_retrain_trains_saves_and_tracks(retrained: tuple[Path, subprocess.Compl
 def test_evaluate_scores_the_retrained_model(retrained: tuple[Path, subprocess.CompletedProcess]):
     work, proc = retrained
     assert proc.returncode == 0, proc.stderr[-3000:]
-    model = work / "raynas_runs" / "raynas" / "retrain_tiny_synthetic_s0" / "models" / "tiny.pt"
+    model = work / "raynas_runs" / "raynas" / "retrain_tiny_synthetic_s0" / "models" / "tiny#0.pt"
     out = _raynas(work, "evaluate", str(model), "--dataset", "synthetic", *SMALL, "--json")
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
     assert 0.0 <= result["dice"] <= 1.0 and set(result["per_class"]) == {"organ", "lesion"}
-    assert result["cases"] == 2  # the validation fold of 6 cases in 3 folds
-    # the same best weights, the same validation fold: the Dice the retrain reported
-    assert f"Dice {result['dice']:.4f}" in proc.stdout
+    assert result["split"] == "test" and result["cases"] == 1  # the held-out case of 6
+    # the same best weights, the same test case: the test Dice the retrain trial measured
+    assert f"test Dice {result['dice']:.4f}" in proc.stdout
+    val = _raynas(work, "evaluate", str(model), "--dataset", "synthetic", *SMALL, "--json",
+                  "--split", "val")  # fmt: skip
+    assert val.returncode == 0, val.stderr[-3000:]
+    val_result = json.loads(val.stdout)
+    assert val_result["split"] == "val" and val_result["cases"] == 2  # 5 cases in 3 folds
+    assert f"validation Dice {val_result['dice']:.4f}" in proc.stdout  # the best epoch's
     text = _raynas(work, "evaluate", str(model), "--dataset", "synthetic", *SMALL)
     assert text.returncode == 0 and "Dice:" in text.stdout and "organ:" in text.stdout
+    assert "1 test volumes" in text.stdout
 
 
 @pytest.mark.slow
@@ -107,9 +122,9 @@ def test_baseline_tracked_on_an_mlflow_server(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert f"MLflow:   open {uri}" in proc.stdout
         folder = tmp_path / "raynas_runs" / "raynas" / "baseline_baseline-unet_synthetic_s0"
-        arch = json.loads((folder / "models" / "baseline-unet.json").read_text())
+        arch = json.loads((folder / "models" / "baseline-unet#0.json").read_text())
         assert arch["space"] == "unet" and arch["filters"][0] == 4
-        assert (folder / "models" / "baseline-unet.pt").is_file()
+        assert (folder / "models" / "baseline-unet#0.pt").is_file()
         assert not (tmp_path / "mlflow.db").exists()  # nothing went to a local store
 
         client = MlflowClient(tracking_uri=uri)
@@ -198,6 +213,9 @@ def _bad_cases(tmp: Path) -> list[tuple[list[str], str]]:
         (["evaluate", str(mismatch), *data], "m.pt"),
         (["evaluate", str(tmp / "junk.pt"), *data], "junk.pt"),
         (["evaluate", str(tmp), *data], "state.pt"),  # a folder that is no checkpoint
+        (["evaluate", str(no_json), *data, "--split", "train"], "--split train"),
+        (["retrain", str(tmp / "junk.json"), *data, "--set", "data.test_cases=[nope]"],
+         "data.test_cases"),  # fmt: skip
     ]
 
 

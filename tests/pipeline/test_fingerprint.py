@@ -42,7 +42,8 @@ def test_same_configuration_same_fingerprint(synthetic_root):
     assert a["parts"]["dataset"]["cases"] == sorted(a["parts"]["dataset"]["cases"]) and len(
         a["parts"]["dataset"]["cases"]) == 6
     split = a["parts"]["split"]
-    assert len(split["train"]) + len(split["val"]) == 6 and split["folds"] == 3
+    assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 6 and split["folds"] == 3
+    assert split["test"]
     # where trials run does not change what the search computes
     assert _fp(synthetic_root, ["resources.cpus_per_trial=2"])["hash"] == a["hash"]
 

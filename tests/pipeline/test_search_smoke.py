@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import subprocess
 import sys
@@ -47,12 +49,40 @@ def _runs(workdir: Path):
     return client.search_runs([exp.experiment_id], max_results=1000)
 
 
+def _check_best_model(workdir: Path, folder: Path, uri: str, trial: str) -> None:
+    """The MLflow model ``uri``, ``models/<trial>.pt`` and the best weights in the named trial's
+    own last checkpoint are the same tensors."""
+    import torch
+
+    from raynas.tracking import load_pytorch_model, resolve_tracking_uri
+    from raynas.tune import load_checkpoint_state
+
+    state = json.loads((folder / "state.json").read_text())
+    (record,) = [
+        r
+        for r in state["records"]["retrain"]
+        if f"{r['candidate']}#{r.get('sample', 0)}" == trial
+    ]
+    own = load_checkpoint_state(record["checkpoint"])["extra"]["best_state"]
+    saved = torch.load(folder / "models" / f"{trial}.pt", weights_only=True)
+    logged = load_pytorch_model(resolve_tracking_uri(None, workdir=workdir), uri).state_dict()
+    assert set(own) == set(saved) == set(logged)
+    for key in own:
+        assert torch.equal(own[key], saved[key]) and torch.equal(own[key], logged[key]), key
+
+
 @pytest.mark.parametrize(
     ("space", "dataset"),
     [("c2f", "synthetic"), ("thrifty", "synthetic2d")],
 )
 def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> None:
-    extra = ["--set", "data.synthetic_cases=6", "--set", "data.cases=6", "--set", "data.folds=3"]
+    # 7 cases: 1 held out for testing, 4 train and 2 validation cases in fold 0 of 3
+    extra = ["--set", "data.synthetic_cases=7", "--set", "data.cases=7", "--set", "data.folds=3"]
+    if space == "c2f":  # two trials of every retrain candidate: they must not clobber each other
+        extra += ["--set", "retrain.num_samples=2"]
+        # Optuna samples the learning rate, so the two trials of a candidate train differently
+        extra += ["--set", "retrain.hparams.lr.type=loguniform"]
+        extra += ["--set", "retrain.hparams.lr.low=0.001", "--set", "retrain.hparams.lr.high=0.01"]
     if space == "thrifty":
         extra += [
             "--set",
@@ -82,10 +112,34 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     assert list((folder / "architectures").glob("*.json"))
     assert list((folder / "models").glob("*.pt"))
 
+    assert "test Dice" in proc.stdout and "val Dice" in proc.stdout
+    split = json.loads((folder / "split.json").read_text())
+    assert len(split["test"]) == 1 and len(split["val"]) == 2 and len(split["train"]) == 4
+    samples = 2 if space == "c2f" else 1
+    rows = list(csv.DictReader((folder / "frontier.csv").open()))
+    assert {"test_dice", "val_dice", "test_dice_organ", "val_dice_organ"} <= set(rows[0])
+    names = sorted(r["name"] for r in rows)
+    candidates = sorted({n.split("#")[0] for n in names})
+    assert names == sorted(f"{c}#{n}" for c in candidates for n in range(samples))
+    assert "baseline-unet" in candidates
+    for name in names:  # one weight file per trial
+        assert (folder / "models" / f"{name}.pt").is_file(), name
+    if samples == 2:  # two trials of one candidate (other learning rates): other weights
+        import torch
+
+        first, second = (
+            torch.load(folder / "models" / f"{candidates[-1]}#{n}.pt", weights_only=True)
+            for n in (0, 1)
+        )
+        assert any(not torch.equal(first[k], second[k]) for k in first)
+
     runs = _runs(tmp_path)
     parents = [r for r in runs if r.data.tags.get("raynas.kind") == "search"]
     assert len(parents) == 1
     parent = parents[0]
+    assert parent.data.params["split.n_test"] == "1" and parent.data.params["split.test"] == (
+        split["test"][0]
+    )
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert {r.data.tags["stage"] for r in children} == {"coarse", "fine", "retrain"}
     assert any(r.data.tags.get("pareto") == "true" for r in children)
@@ -95,11 +149,21 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
         .MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
         .list_artifacts(parent.info.run_id)
     }
-    assert {"pareto.csv", "pareto.json", "pareto.png"} <= artifacts
-    # the UI can chart Dice against parameters across runs: every retrain run carries both
+    assert {"pareto.csv", "pareto.json", "pareto.png", "split.json"} <= artifacts
+    # the UI can chart test Dice against parameters across runs: every retrain run carries them
     retrain = [r for r in children if r.data.tags["stage"] == "retrain"]
-    assert retrain and all({"dice", "params"} <= set(r.data.metrics) for r in retrain)
-    assert parent.data.tags.get("best_model")  # the best retrained model, logged as a model
+    wanted = {"dice", "params", "test_dice", "val_dice", "test_dice_organ", "val_dice_organ"}
+    assert retrain and all(wanted <= set(r.data.metrics) for r in retrain)
+    assert sorted(r.data.tags["trial"] for r in retrain) == names  # one run per trial
+    by_trial = {r.data.tags["trial"]: r for r in retrain}
+    for row in rows:  # the frontier's Dice is the run's test Dice, its pareto tag the row's
+        run = by_trial[row["name"]]
+        assert float(row["test_dice"]) == pytest.approx(run.data.metrics["test_dice"])
+        assert run.data.tags["pareto"] == row["on_front"].lower()
+    # the best model: a trial of the frontier, and exactly that trial's best weights
+    best = parent.data.tags["best_model"]
+    assert best in names and by_trial[best].data.tags["pareto"] == "true"
+    _check_best_model(tmp_path, folder, parent.data.tags["best_model_uri"], best)
     # no trial ran twice: one MLflow run per Ray trial id
     trial_ids = [r.data.tags["trial_id"] for r in children]
     assert len(trial_ids) == len(set(trial_ids))

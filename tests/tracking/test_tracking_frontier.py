@@ -22,13 +22,15 @@ from raynas.tracking import (
     start_parent_run,
 )
 
-# name, stage, kind, per-epoch Dice, params, log best_dice?
+# name, stage, kind, per-epoch (validation) Dice, params, log best_dice?, test Dice at the end
 RUNS = [
-    ("coarse-0", "coarse", "searched", [0.3, 0.4], 1_000, True),
-    ("small", "retrain", "searched", [0.50, 0.60, 0.55], 10_000, True),
-    ("medium", "retrain", "searched", [0.60, 0.70], 30_000, False),  # max of the history
-    ("big-worse", "retrain", "searched", [0.65], 50_000, True),
-    ("unet", "retrain", "baseline", [0.72], 400_000, True),
+    ("coarse-0", "coarse", "searched", [0.3, 0.4], 1_000, True, None),
+    ("small", "retrain", "searched", [0.50, 0.60, 0.55], 10_000, True, 0.58),
+    ("medium", "retrain", "searched", [0.60, 0.70], 30_000, False, 0.66),  # val: max of history
+    ("big-worse", "retrain", "searched", [0.65], 50_000, True, 0.50),
+    ("unet", "retrain", "baseline", [0.72], 400_000, True, 0.69),
+    # never reached its last epoch: no test Dice, so not on any frontier (though its val is best)
+    ("unscored", "retrain", "searched", [0.90], 5_000, True, None),
 ]
 
 
@@ -41,7 +43,7 @@ def _populate(target: TrackingTarget, experiment_id: str) -> tuple[str, dict[str
         tags=run_tags(space="c2f", dataset="synthetic", seed=0),
     )
     ids = {}
-    for name, stage, kind, dices, params, best in RUNS:
+    for name, stage, kind, dices, params, best, test in RUNS:
         run_id = create_trial_run(
             target,
             experiment_id,
@@ -56,6 +58,9 @@ def _populate(target: TrackingTarget, experiment_id: str) -> tuple[str, dict[str
             log_metrics(target, run_id, {"dice": dice, "loss": 1 - dice, "params": params}, epoch)
         if best:
             log_metrics(target, run_id, {"best_dice": max(dices)}, len(dices) - 1)
+        if test is not None:
+            final = {"test_dice": test, "test_dice_organ": test + 0.1, "val_dice_class_1": 0.3}
+            log_metrics(target, run_id, final, len(dices) - 1)
         finish_run(target, run_id)
     return parent, ids
 
@@ -103,10 +108,13 @@ def test_rebuild_pareto(target: TrackingTarget, experiment_id: str, tmp_path: Pa
     exp_name = MlflowClient(tracking_uri=target.uri).get_experiment(experiment_id).name
     points = rebuild_pareto(target, exp_name, out_dir=tmp_path / "out")
     by_name = {p.name: p for p in points}
-    assert sorted(by_name) == ["big-worse", "medium", "small", "unet"]  # retrain stage only
+    # retrain stage only, and only runs with a test Dice
+    assert sorted(by_name) == ["big-worse", "medium", "small", "unet"]
     assert all(p.stage == "retrain" for p in points)
-    assert by_name["medium"].dice == pytest.approx(0.70)  # from the dice history
-    assert by_name["small"].dice == pytest.approx(0.60)  # best_dice, not the last epoch
+    assert by_name["medium"].dice == pytest.approx(0.66)  # the frontier's Dice: test Dice
+    assert by_name["medium"].val_dice == pytest.approx(0.70)  # from the dice history
+    assert by_name["small"].val_dice == pytest.approx(0.60)  # best_dice, not the last epoch
+    assert by_name["small"].per_class == {"test_dice_organ": pytest.approx(0.68)}
     assert by_name["unet"].kind == "baseline" and by_name["unet"].params == 400_000
     assert [p.name for p in pareto_front(points)] == ["small", "medium", "unet"]
     client = MlflowClient(tracking_uri=target.uri)

@@ -68,8 +68,15 @@ def test_point_validation() -> None:
 
 def _table() -> list[ParetoPoint]:
     return [
-        ParetoPoint("c2f-0", dice=0.62, params=20_000, run_id="r0"),
-        ParetoPoint("c2f-1", dice=0.70, params=50_000, run_id="r1"),
+        ParetoPoint(
+            "c2f-0#0",
+            dice=0.62,
+            params=20_000,
+            run_id="r0",
+            val_dice=0.66,
+            per_class={"test_dice_organ": 0.7, "val_dice_organ": 0.75},
+        ),
+        ParetoPoint("c2f-1", dice=0.70, params=50_000, run_id="r1", val_dice=0.71),
         ParetoPoint("c2f-2", dice=0.60, params=80_000, run_id="r2"),
         ParetoPoint("unet", dice=0.72, params=400_000, run_id="r3", kind="baseline"),
         ParetoPoint("dynunet", dice=0.65, params=900_000, run_id=None, kind="baseline"),
@@ -85,20 +92,36 @@ def test_save_frontier_files(tmp_path: Path) -> None:
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with paths["csv"].open() as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["name", "kind", "stage", "dice", "params", "run_id", "on_front"]
+    assert list(rows[0]) == [
+        "name",
+        "kind",
+        "stage",
+        "test_dice",
+        "val_dice",
+        "params",
+        "run_id",
+        "on_front",
+        "test_dice_organ",
+        "val_dice_organ",
+    ]
     assert [(r["name"], r["on_front"]) for r in rows] == [
-        ("c2f-0", "True"),
+        ("c2f-0#0", "True"),
         ("c2f-1", "True"),
         ("c2f-2", "False"),
         ("unet", "True"),
         ("dynunet", "False"),
     ]
     assert rows[3]["kind"] == "baseline" and rows[3]["params"] == "400000"
-    assert float(rows[1]["dice"]) == 0.70 and rows[4]["run_id"] == ""
+    assert float(rows[1]["test_dice"]) == 0.70 and rows[4]["run_id"] == ""
+    assert float(rows[0]["val_dice"]) == 0.66 and float(rows[0]["test_dice_organ"]) == 0.7
+    assert rows[1]["val_dice_organ"] == "nan" and rows[3]["val_dice"] == "nan"
     data = json.loads(paths["json"].read_text())
-    assert data["front"] == ["c2f-0", "c2f-1", "unet"]
-    assert data["objectives"] == {"dice": "max", "params": "min"}
+    assert data["front"] == ["c2f-0#0", "c2f-1", "unet"]
+    assert data["objectives"] == {"test_dice": "max", "params": "min"}
     assert len(data["points"]) == 5
+    first = data["points"][0]
+    assert (first["test_dice"], first["val_dice"], first["val_dice_organ"]) == (0.62, 0.66, 0.75)
+    assert data["points"][3]["val_dice"] is None  # NaN is written as null
 
 
 def test_save_frontier_rejects_empty(tmp_path: Path) -> None:
@@ -116,10 +139,11 @@ def test_frontier_table_lists_front_first() -> None:
         if "c2f-" in line or "unet" in line
     ]
     assert [(r[0], r[1]) for r in rows] == [
-        ("*", "c2f-0"),
+        ("*", "c2f-0#0"),
         ("*", "c2f-1"),
         ("*", "unet"),
         ("", "c2f-2"),
         ("", "dynunet"),
     ]
     assert "400,000" in text and "0.7200" in text
+    assert "test Dice" in text and "val Dice" in text and "0.6600" in text

@@ -105,6 +105,11 @@ def test_diverging_trial_fails_with_reason_and_stage_goes_on(ray_runtime, tmp_pa
     ok = records["ok"]
     assert ok.status == "done" and ok.iterations == 2
     assert 0.0 <= ok.best_dice <= 1.0 and ok.last["params"] > 0
+    # the last report: the best epoch's weights scored once on the held-out test case
+    assert 0.0 <= ok.last["test_dice"] <= 1.0 and ok.last["test_volumes"] == 1
+    assert ok.last["val_dice"] == ok.best_dice
+    assert {"test_dice_organ", "test_dice_lesion", "val_dice_organ"} <= set(ok.last)
+    assert ok.trial == "ok#0" and ok.sample == 0
     state = load_checkpoint_state(ok.checkpoint)  # weights_only=True
     assert state["epoch"] == 2 and "best_state" in state["extra"]
     saved = json.loads((Path(ok.checkpoint) / "architecture.json").read_text())
@@ -122,6 +127,7 @@ def test_diverging_trial_fails_with_reason_and_stage_goes_on(ray_runtime, tmp_pa
 
 
 def test_optuna_samples_declared_hparams(ray_runtime, tmp_path: Path) -> None:
+    """A grid over candidates x num_samples; Optuna samples only the hyper-parameters."""
     from raynas.spaces import load_space
     from raynas.tune import StageRequest, run_stage
 
@@ -131,7 +137,7 @@ def test_optuna_samples_declared_hparams(ray_runtime, tmp_path: Path) -> None:
     request = StageRequest(
         stage="retrain",
         spec=_spec(),
-        candidates={"net": {"arch_json": arch.to_json()}},
+        candidates={"net": {"arch_json": arch.to_json()}, "other": {"arch_json": arch.to_json()}},
         epochs=2,
         storage_path=tmp_path,
         cpus_per_trial=1,
@@ -147,12 +153,16 @@ def test_optuna_samples_declared_hparams(ray_runtime, tmp_path: Path) -> None:
         seed=0,
     )
     records = run_stage(request)
-    assert len(records) == 3
+    # every candidate exactly num_samples times, each trial named <candidate>#<n>
+    assert sorted(r.trial for r in records) == [
+        "net#0", "net#1", "net#2", "other#0", "other#1", "other#2",
+    ]  # fmt: skip
     lrs = [r.config["lr"] for r in records]
-    assert all(1e-3 <= lr <= 1e-1 for lr in lrs) and len(set(lrs)) == 3
-    assert any(abs(lr - 1e-2) < 1e-12 for lr in lrs)  # the centre point is evaluated first
+    assert all(1e-3 <= lr <= 1e-1 for lr in lrs) and len(set(lrs)) >= 5
+    centre = {r.trial for r in records if abs(r.config["lr"] - 1e-2) < 1e-12}
+    assert centre == {"net#0", "other#0"}  # sample #0 of each candidate: the centre point
     assert {r.config["optimizer"] for r in records} <= {"sgd", "adamw"}
-    assert all(r.candidate == "net" and r.status in ("done", "stopped") for r in records)
+    assert all(r.status in ("done", "stopped") for r in records)
 
 
 def test_crashed_trial_is_retried_from_its_last_checkpoint(ray_runtime, tmp_path: Path) -> None:
