@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from raynas.errors import UserError
+from raynas.interrupts import Interrupted
 from raynas.pipeline.outputs import SearchFolder, slug
 
 if TYPE_CHECKING:
@@ -343,7 +344,10 @@ def open_run(
             )
             folder.save_state()
         setup.parent_run_id = parent
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, Interrupted):  # e.g. Ctrl-C while Ray starts: --resume goes on
+            folder.mark_interrupted(exc.signal_name)
+            exc.resumable = True
         setup.close(failed=False)
         raise
     return setup

@@ -3,8 +3,10 @@ preset declares distributions, a checkpoint per epoch, retries from it, and ``Tu
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,8 @@ from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tun
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 
+from raynas.interrupts import InterruptGuard, active_guard
+from raynas.tune.guard import SigningCallback, verify_stage
 from raynas.tune.trainables import stage_trainable
 
 __all__ = ["StageRequest", "TrialRecord", "run_stage"]
@@ -146,7 +150,12 @@ def _tuner(request: StageRequest, trainable: Any) -> Tuner:
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             # Tune's per-trial result.json / progress.csv (what ExperimentAnalysis and
             # ResultGrid read); the automatic loggers are off so no TensorBoardX logger warns
-            callbacks=[*request.callbacks, CSVLoggerCallback(), JsonLoggerCallback()],
+            callbacks=[
+                *request.callbacks,
+                CSVLoggerCallback(),
+                JsonLoggerCallback(),
+                SigningCallback(request.storage_path / request.stage),
+            ],
             verbose=0,
         ),
     )
@@ -179,16 +188,58 @@ def _record(result: Any, epochs: int) -> TrialRecord:
     )
 
 
+def _tune_stopper() -> Any:
+    """A stop hook for the interrupt guard: Tune's ``fit()`` installs a SIGUSR1 handler that
+    ends the run after a last save of the experiment state (the same as its own Ctrl-C
+    handler, which raynas turns off); the hook calls it, once ``fit()`` has installed it."""
+    before = signal.getsignal(signal.SIGUSR1)
+
+    def stop() -> bool:
+        handler = signal.getsignal(signal.SIGUSR1)
+        if handler is before or not callable(handler):
+            return False  # fit() has not reached its loop yet: raise where we are
+        tune_log = logging.getLogger("ray.tune")
+        level = tune_log.level
+        tune_log.setLevel(logging.ERROR)  # its "Stop signal received ..." warning: one line is ours
+        try:
+            handler(signal.SIGUSR1, None)
+        finally:
+            tune_log.setLevel(level)
+        return True
+
+    return stop
+
+
+def _signed(folder: Path) -> None:
+    callback = SigningCallback(folder)
+    callback.sign_now()
+
+
 def run_stage(request: StageRequest) -> list[TrialRecord]:
-    """Runs (or, with ``resume``, restores and finishes) one stage; one record per trial."""
+    """Runs (or, with ``resume``, restores and finishes) one stage; one record per trial.
+
+    Raises :class:`raynas.interrupts.Interrupted` when a signal stopped the stage (Tune has
+    then saved its state, and the stage folder is signed for ``--resume``)."""
     trainable = _trainable(request)
     folder = request.storage_path / request.stage
     if request.resume and Tuner.can_restore(str(folder)):
+        verify_stage(folder)  # before Tuner.restore unpickles anything
         logger.info("%s stage: restoring %s", request.stage, folder)
         tuner = Tuner.restore(
             str(folder), trainable=trainable, resume_unfinished=True, resume_errored=True
         )
     else:
         tuner = _tuner(request, trainable)
-    grid = tuner.fit()
+    _signed(folder)  # tuner.pkl, written just now
+    # a command without a guard of its own (retrain, baseline) gets one for the stage
+    own = InterruptGuard() if active_guard() is None else contextlib.nullcontext()
+    try:
+        with own:
+            guard = active_guard()
+            assert guard is not None
+            with guard.stopping(_tune_stopper()):
+                grid = tuner.fit()
+            guard.check()
+    finally:
+        _signed(folder)
     return [_record(result, request.epochs) for result in grid]
