@@ -305,6 +305,10 @@ def open_run(
 
     experiment = options.experiment or preset.tracking.experiment
     folder = _folder(options, experiment, name)
+    if getattr(options, "resume", False):
+        from raynas.tune.guard import verify_search
+
+        verify_search(folder.ray_dir)  # Ray's pickles, before anything could load them
     folder.create()
     setup = SearchSetup(
         options=options,

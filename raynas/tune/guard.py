@@ -41,6 +41,7 @@ __all__ = [
     "load_secret",
     "secret_path",
     "sign_files",
+    "verify_search",
     "verify_stage",
     "SigningCallback",
 ]
@@ -178,6 +179,14 @@ def verify_stage(folder: Path, key: bytes | None = None) -> None:
             f"{path}: {why}; refusing to resume from a Ray state that raynas did not write "
             f"(remove {folder} to run the stage again)"
         )
+
+
+def verify_search(ray_dir: Path) -> None:
+    """:func:`verify_stage` for every stage folder of a search's ``ray/`` folder (a resumed
+    search checks them all before Ray starts, and each again before its restore)."""
+    if ray_dir.is_dir():
+        for folder in sorted(p for p in ray_dir.iterdir() if p.is_dir()):
+            verify_stage(folder)
 
 
 def stage_state_files(folder: Path) -> dict[str, Path]:

@@ -83,13 +83,14 @@ def _client_attempts() -> int:
 # Environment variables that look like secrets: a local Ray started by raynas does not get them
 # (its workers, agents and their logs inherit its environment), and nothing raynas forwards to a
 # cluster's runtime_env matches them. Ray's and MLflow's own settings stay (RAY_AUTH_TOKEN for
-# token auth, MLFLOW_TRACKING_* for the worker's check of the tracking server); a user can keep
+# token auth, MLFLOW_TRACKING_* for the worker's check of the tracking server, raynas's own
+# RAYNAS_* settings, e.g. RAYNAS_SECRET_FILE, a path); a user can keep
 # more with RAYNAS_PASS_ENV=NAME,NAME (glob patterns allowed).
 SECRET_PATTERNS = (
     "AWS_*", "AZURE_*", "GOOGLE_APPLICATION_CREDENTIALS", "*TOKEN*", "*SECRET*", "*PASSWORD*",
     "*PASSWD*", "*CREDENTIAL*", "*_KEY", "*_KEY_ID", "*APIKEY*", "*API_KEY*", "*PRIVATE_KEY*",
 )  # fmt: skip
-KEEP_PATTERNS = ("RAY_*", "MLFLOW_TRACKING_*")
+KEEP_PATTERNS = ("RAY_*", "MLFLOW_TRACKING_*", "RAYNAS_*")
 PASS_ENV = "RAYNAS_PASS_ENV"
 
 

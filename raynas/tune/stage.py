@@ -198,13 +198,10 @@ def _tune_stopper() -> Any:
         handler = signal.getsignal(signal.SIGUSR1)
         if handler is before or not callable(handler):
             return False  # fit() has not reached its loop yet: raise where we are
-        tune_log = logging.getLogger("ray.tune")
-        level = tune_log.level
-        tune_log.setLevel(logging.ERROR)  # its "Stop signal received ..." warning: one line is ours
-        try:
-            handler(signal.SIGUSR1, None)
-        finally:
-            tune_log.setLevel(level)
+        # Tune's "Stop signal received" / "Experiment has been interrupted ... Tuner.restore"
+        # warnings: raynas prints the one line that says how to continue (reset after fit)
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+        handler(signal.SIGUSR1, None)
         return True
 
     return stop
@@ -233,6 +230,8 @@ def run_stage(request: StageRequest) -> list[TrialRecord]:
     _signed(folder)  # tuner.pkl, written just now
     # a command without a guard of its own (retrain, baseline) gets one for the stage
     own = InterruptGuard() if active_guard() is None else contextlib.nullcontext()
+    tune_log = logging.getLogger("ray.tune")
+    level = tune_log.level
     try:
         with own:
             guard = active_guard()
@@ -241,5 +240,6 @@ def run_stage(request: StageRequest) -> list[TrialRecord]:
                 grid = tuner.fit()
             guard.check()
     finally:
+        tune_log.setLevel(level)
         _signed(folder)
     return [_record(result, request.epochs) for result in grid]
