@@ -15,8 +15,9 @@ reads them with ``torch.load(weights_only=True)`` and JSON only.
 
 Tune writes its experiment state into a staging folder on the driver and copies it to the
 stage folder in a background thread; :class:`SigningCallback` signs the staged files right after
-Tune writes them (and the stage folder's own files when they change), keeping the last few
-digests of each file, so a search killed at any moment still resumes.
+Tune writes them, keeping the last few digests of each file, so a search killed at any moment
+still resumes. Only files Ray wrote are signed, never files found in the stage folder (except
+``tuner.pkl``, which ``Tuner`` writes there itself, signed right after).
 """
 
 from __future__ import annotations
@@ -44,10 +45,13 @@ __all__ = [
     "verify_search",
     "verify_stage",
     "SigningCallback",
+    "sign_staged",
+    "sign_tuner",
 ]
 
 DIGEST_FILE = ".raynas-digests.json"
 SECRET_FILE_ENV = "RAYNAS_SECRET_FILE"
+_NOT_LOADED = (DIGEST_FILE, ".validate_storage_marker")  # Ray only checks the marker exists
 _KEEP = 4  # digests kept per file: the storage copy may lag the staged one
 _MAX_MANIFEST = 16 * 1024 * 1024
 
@@ -111,7 +115,7 @@ def guarded_files(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return out
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.name != DIGEST_FILE and not path.name.startswith(".tmp-"):
+        if path.is_file() and path.name not in _NOT_LOADED and not path.name.startswith(".tmp"):
             out[path.name] = path
     for path in sorted(folder.glob("*/**/*.pkl")):
         if path.is_file():
@@ -189,17 +193,6 @@ def verify_search(ray_dir: Path) -> None:
             verify_stage(folder)
 
 
-def stage_state_files(folder: Path) -> dict[str, Path]:
-    """Top-level files of a Tune staging folder (what Tune copies into the stage folder)."""
-    if not folder.is_dir():
-        return {}
-    return {
-        p.name: p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(("tmp-", ".tmp"))
-    }
-
-
 class _Signer:
     """Signs what changed since the last call (by size and mtime)."""
 
@@ -215,34 +208,34 @@ class _Signer:
             except OSError:
                 continue
             mark = (info.st_size, info.st_mtime_ns)
-            tag = f"{path}"
-            if self.seen.get(tag) != mark:
-                self.seen[tag] = mark
+            if self.seen.get(str(path)) != mark:
+                self.seen[str(path)] = mark
                 todo[rel] = path
         sign_files(self.folder, todo, key)
 
 
 class SigningCallback(Callback):
-    """Tune callback (see :func:`signing_callback`): signs the staged experiment state right
-    after Tune writes it, and the stage folder's files when they change. Holds paths only (it
-    is pickled into ``tuner.pkl``); the secret is read from its file at each signing."""
+    """Tune callback: signs the experiment state in Tune's staging folder on the driver right
+    after Tune writes it there (each step, and at the end of the run), before or while Tune
+    copies it into the stage folder. Only what Ray wrote is signed, never what is found in the
+    (shared) stage folder. Holds paths only (it is pickled into ``tuner.pkl``); the secret is
+    read from its file at each signing."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self._staging: Path | None = None
+        self._staging: list[Path] = []
         self._signer = _Signer(self.folder)
 
     def sign_now(self) -> None:
         key = load_secret()
-        if self._staging is not None:
-            self._signer.sign(stage_state_files(self._staging), key)
-        self._signer.sign(guarded_files(self.folder), key)
+        for staging in self._staging or _staging_dirs(self.folder.name):
+            self._signer.sign(guarded_files(staging), key)
 
     def remember_staging(self, trials: list[Any]) -> None:
-        if self._staging is None and trials:
+        if not self._staging and trials:
             path = getattr(trials[0], "local_experiment_path", None)
             if path:
-                self._staging = Path(path)
+                self._staging = [Path(path)]
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         self.remember_staging(trials)
@@ -253,3 +246,31 @@ class SigningCallback(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.sign_now()
+
+
+def _staging_dirs(stage: str) -> list[Path]:
+    """Tune's staging folders of experiment ``stage`` in this driver's Ray session
+    (``<session>/artifacts/<time>/<stage>/driver_artifacts``)."""
+    try:
+        import ray._private.worker as worker
+
+        node = worker._global_node
+        session = node.get_session_dir_path() if node is not None else None
+    except Exception:  # noqa: BLE001 - no local session (Ray Client): nothing to find
+        session = None
+    if not session:
+        return []
+    return sorted(Path(session).glob(f"artifacts/*/{stage}/driver_artifacts"))
+
+
+def sign_staged(folder: Path) -> None:
+    """Signs what Tune has staged for the stage folder ``folder`` (e.g. on a forced exit)."""
+    SigningCallback(folder).sign_now()
+
+
+def sign_tuner(folder: Path) -> None:
+    """Signs ``tuner.pkl``, which ``Tuner()`` and ``Tuner.restore`` write into the stage folder
+    themselves (no staging), right after they did."""
+    path = folder / "tuner.pkl"
+    if path.is_file():
+        sign_files(folder, {path.name: path})

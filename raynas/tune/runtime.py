@@ -22,6 +22,7 @@ __all__ = [
     "RayRuntime",
     "init_ray",
     "is_secret_name",
+    "keep_secrets_from_trials",
     "preflight_on_worker",
     "prepare_ray_env",
     "shutdown_ray",
@@ -112,6 +113,21 @@ def _without_secrets() -> Iterator[list[str]]:
         yield sorted(removed)
     finally:
         os.environ.update(removed)
+
+
+def keep_secrets_from_trials() -> None:
+    """Ray Tune copies ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``
+    ... from the driver into every trial actor's ``runtime_env`` (and so into
+    ``runtime_env_agent.log``); raynas's trials need none of them (their storage is a local or
+    mounted folder), so secret-looking names are taken off Tune's list, unless
+    ``RAYNAS_PASS_ENV`` keeps them."""
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:  # pragma: no cover - another Ray layout: nothing to take off
+        return
+    names = getattr(class_cache, "ENV_VARS_TO_PROPAGATE", None)
+    if isinstance(names, set | frozenset):
+        class_cache.ENV_VARS_TO_PROPAGATE = {n for n in names if not is_secret_name(n)}
 
 
 def _forwarded_env() -> dict[str, Any]:

@@ -17,7 +17,8 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 
 from raynas.interrupts import InterruptGuard, active_guard
-from raynas.tune.guard import SigningCallback, verify_stage
+from raynas.tune.guard import SigningCallback, sign_staged, sign_tuner, verify_stage
+from raynas.tune.runtime import keep_secrets_from_trials
 from raynas.tune.trainables import stage_trainable
 
 __all__ = ["StageRequest", "TrialRecord", "run_stage"]
@@ -207,16 +208,12 @@ def _tune_stopper() -> Any:
     return stop
 
 
-def _signed(folder: Path) -> None:
-    callback = SigningCallback(folder)
-    callback.sign_now()
-
-
 def run_stage(request: StageRequest) -> list[TrialRecord]:
     """Runs (or, with ``resume``, restores and finishes) one stage; one record per trial.
 
     Raises :class:`raynas.interrupts.Interrupted` when a signal stopped the stage (Tune has
     then saved its state, and the stage folder is signed for ``--resume``)."""
+    keep_secrets_from_trials()
     trainable = _trainable(request)
     folder = request.storage_path / request.stage
     if request.resume and Tuner.can_restore(str(folder)):
@@ -227,7 +224,7 @@ def run_stage(request: StageRequest) -> list[TrialRecord]:
         )
     else:
         tuner = _tuner(request, trainable)
-    _signed(folder)  # tuner.pkl, written just now
+    sign_tuner(folder)  # written just now
     # a command without a guard of its own (retrain, baseline) gets one for the stage
     own = InterruptGuard() if active_guard() is None else contextlib.nullcontext()
     tune_log = logging.getLogger("ray.tune")
@@ -236,10 +233,11 @@ def run_stage(request: StageRequest) -> list[TrialRecord]:
         with own:
             guard = active_guard()
             assert guard is not None
+            guard.on_force_exit(lambda: sign_staged(folder))
             with guard.stopping(_tune_stopper()):
                 grid = tuner.fit()
             guard.check()
     finally:
         tune_log.setLevel(level)
-        _signed(folder)
+        sign_staged(folder)
     return [_record(result, request.epochs) for result in grid]

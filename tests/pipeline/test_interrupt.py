@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ ARGS = [
     "--set", "data.synthetic_cases=6", "--set", "data.cases=6", "--set", "data.folds=3",
 ]  # fmt: skip
 LINE = "interrupted; continue with: raynas search --space c2f_small"
+SECRET = "raynas-test-sekrit-4711"  # in AWS_SECRET_ACCESS_KEY: must not reach Ray's processes
 
 
 class Search:
@@ -42,7 +44,7 @@ class Search:
         self.workdir = workdir
         self.ray_tmp = tempfile.mkdtemp(prefix="rni")  # short: Ray's socket paths < 108 chars
         self.env = dict(os.environ, RAY_TMPDIR=self.ray_tmp, PYTHONUNBUFFERED="1")
-        self.env["OMP_NUM_THREADS"] = "1"
+        self.env.update(OMP_NUM_THREADS="1", AWS_SECRET_ACCESS_KEY=SECRET)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -122,6 +124,19 @@ class Search:
         assert not self.ray_left(), "Ray processes of the search outlived it"
 
 
+def _with_secret(pids: list[int], *, but: int) -> list[str]:
+    found = []
+    for pid in pids:
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="ignore")
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if pid != but and SECRET in environ:
+            found.append(cmd[:80])
+    return found
+
+
 def _lines(search: Search, text: str) -> int:
     return search.log().count(text)
 
@@ -139,8 +154,10 @@ def test_interrupts_then_resume_finishes(tmp_path: Path) -> None:
         # 2. SIGINT during the coarse stage, once trials have reported an epoch
         search.start("--resume")
         search.wait_for(lambda: _lines(search, "callbacks: [coarse]") >= 1, "coarse result")
+        leaked = _with_secret(pids_with_marker(search.ray_tmp), but=search.proc.pid)
         search.signal(signal.SIGINT)
         search.check_interrupted(130, "coarse")
+        assert not leaked, f"Ray processes with the driver's AWS secret: {leaked}"
         assert "coarse" not in search.state().get("done", [])
         killed = [r for r in search.runs() if r.info.status == "KILLED"]
         assert any(r.data.tags.get("raynas.kind") == "search" for r in killed)
@@ -171,6 +188,8 @@ def test_interrupts_then_resume_finishes(tmp_path: Path) -> None:
         search.cleanup()
         stop_pids(pids_with_marker(search.ray_tmp))
 
+    logs = [p for p in Path(search.ray_tmp).rglob("*") if p.is_file() and p.stat().st_size < 1e8]
+    assert not [p.name for p in logs if SECRET.encode() in p.read_bytes()]
     state = search.state()
     assert state["done"] == ["coarse", "fine", "retrain"] and state["finished"]
     assert "interrupted" not in state and "running" not in state
@@ -192,3 +211,4 @@ def test_interrupts_then_resume_finishes(tmp_path: Path) -> None:
     for run in coarse:
         history = client.get_metric_history(run.info.run_id, "epoch")
         assert max(m.value for m in history) == 3  # interrupted trials finished their epochs
+    shutil.rmtree(search.ray_tmp, ignore_errors=True)
