@@ -120,7 +120,8 @@ def test_tune_does_not_copy_aws_keys_into_trials(monkeypatch: pytest.MonkeyPatch
     from raynas.tune.runtime import keep_secrets_from_trials
 
     monkeypatch.delenv("RAYNAS_PASS_ENV", raising=False)
-    monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", set(class_cache.ENV_VARS_TO_PROPAGATE))
+    names = set(class_cache.ENV_VARS_TO_PROPAGATE)
+    monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", names)
     assert "AWS_SECRET_ACCESS_KEY" in class_cache.ENV_VARS_TO_PROPAGATE  # what Tune does
     keep_secrets_from_trials()
     kept = class_cache.ENV_VARS_TO_PROPAGATE
