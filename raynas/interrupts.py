@@ -5,8 +5,8 @@ While an :class:`InterruptGuard` is active (``raynas search`` holds one for its 
 
 - the first SIGINT or SIGTERM records the signal. If a stop hook is registered (a Tune stage is
   running: :meth:`InterruptGuard.stopping`), the hook asks the stage to stop, the stage returns,
-  and :meth:`InterruptGuard.check` raises :class:`Interrupted`; otherwise :class:`Interrupted` is
-  raised where the program is. The pipeline then marks the stage interrupted, the MLflow runs
+  and :meth:`InterruptGuard.check` raises :class:`SignalReceived`; otherwise that is raised
+  where the program is. The pipeline then marks the stage interrupted, the MLflow runs
   KILLED, stops the Ray it started, and the CLI prints one line and exits 130 (143 for SIGTERM).
 - a second signal runs the registered urgent cleanups (each bounded, e.g. SIGKILL of the local
   Ray's processes) and exits at once with the first signal's code.
@@ -15,10 +15,10 @@ Ray-free and MLflow-free: ``raynas.tune`` and ``raynas.pipeline`` register their
 
 Example:
     >>> with InterruptGuard() as guard:
-    ...     run_setup()              # Interrupted propagates from here on Ctrl-C
+    ...     run_setup()              # SignalReceived propagates from here on Ctrl-C
     ...     with guard.stopping(ask_tune_to_stop):
     ...         tuner.fit()
-    ...     guard.check()            # raises Interrupted if a signal came during fit()
+    ...     guard.check()            # raises SignalReceived if a signal came during fit()
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import Any
 __all__ = [
     "Interrupted",
     "InterruptGuard",
+    "SignalReceived",
     "active_guard",
     "check_interrupted",
     "interrupted_line",
@@ -44,17 +45,29 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _active: InterruptGuard | None = None
 
 
-class Interrupted(BaseException):
-    """The run was stopped by a signal; ``exit_code`` is ``128 + signum`` (130, 143).
-
-    Not an ``Exception`` (``except Exception`` on the way up does not swallow it), and not a
-    ``KeyboardInterrupt`` either, which typer would turn into a bare exit code 130.
-    ``resumable`` is set once the output folder records the interrupt (``--resume`` works).
-    """
+class SignalReceived(KeyboardInterrupt):
+    """Raised where the program is when a signal arrives outside a Tune stage. A
+    ``KeyboardInterrupt``, so that Ray's blocking calls (``ray.get``, ``ray.wait``) turn it into
+    their own interruption instead of dropping it; :func:`raynas.pipeline.run_search` turns any
+    ``KeyboardInterrupt`` seen under a guard into :class:`Interrupted`."""
 
     def __init__(self, signum: int) -> None:
         self.signum = int(signum)
-        self.resumable = False
+        super().__init__(signal.Signals(self.signum).name)
+
+
+class Interrupted(BaseException):
+    """The run was stopped by a signal; ``exit_code`` is ``128 + signum`` (130, 143).
+
+    What a command raises to the CLI once it has cleaned up. Not an ``Exception`` (``except
+    Exception`` does not swallow it), and not a ``KeyboardInterrupt`` either, which typer would
+    turn into a bare exit code 130. ``resumable``: the output folder records the interrupt, so
+    ``--resume`` continues.
+    """
+
+    def __init__(self, signum: int, *, resumable: bool = False) -> None:
+        self.signum = int(signum)
+        self.resumable = resumable
         super().__init__(signal.Signals(self.signum).name)
 
     @property
@@ -132,9 +145,14 @@ class InterruptGuard:
         self._urgent.append(cleanup)
 
     def check(self) -> None:
-        """Raises :class:`Interrupted` if a signal arrived."""
+        """Raises :class:`SignalReceived` if a signal arrived."""
         if self.signum is not None:
-            raise Interrupted(self.signum)
+            raise SignalReceived(self.signum)
+
+    def interrupted(self) -> Interrupted:
+        """The :class:`Interrupted` to raise to the CLI for the signal that came (SIGINT if a
+        plain ``KeyboardInterrupt`` came without one)."""
+        return Interrupted(self.signum or signal.SIGINT, resumable=self.resumable)
 
     # -- the handler ------------------------------------------------------------------------------
 
@@ -150,7 +168,7 @@ class InterruptGuard:
                     return
             except Exception:  # noqa: BLE001, S110 - then raise where we are
                 pass
-        raise Interrupted(signum)
+        raise SignalReceived(signum)
 
     def _force_exit(self) -> None:
         code = 128 + int(self.signum or signal.SIGINT)
@@ -169,6 +187,6 @@ def active_guard() -> InterruptGuard | None:
 
 
 def check_interrupted() -> None:
-    """Raises :class:`Interrupted` if the active guard saw a signal."""
+    """Raises :class:`SignalReceived` if the active guard saw a signal."""
     if _active is not None:
         _active.check()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raynas.interrupts import Interrupted, InterruptGuard, active_guard
+from raynas.interrupts import InterruptGuard, active_guard
 from raynas.pipeline.outputs import slug
 from raynas.pipeline.running import run_tracked_stage
 from raynas.pipeline.setup import RunOptions, SearchSetup, prepare_search
@@ -97,8 +97,11 @@ def run_search(options: SearchOptions) -> SearchResult:
     SIGINT / SIGTERM raise :class:`raynas.interrupts.Interrupted` once the running stage is
     marked interrupted, the MLflow runs KILLED and the local Ray stopped (a second signal ends
     the process at once, see :mod:`raynas.interrupts`)."""
-    with InterruptGuard():
-        return _search(options)
+    with InterruptGuard() as guard:
+        try:
+            return _search(options)
+        except KeyboardInterrupt:  # SignalReceived, or Ray's own after a signal
+            raise guard.interrupted() from None
 
 
 def _mark_interrupted(setup: SearchSetup, signum: int) -> None:
@@ -109,6 +112,8 @@ def _mark_interrupted(setup: SearchSetup, signum: int) -> None:
 
     name = signal.Signals(signum).name
     setup.folder.mark_interrupted(name)
+    if (guard := active_guard()) is not None:
+        guard.resumable = True
     try:
         kill_open_runs(setup.target, setup.experiment_id, setup.parent_run_id)
     except Exception as exc:  # noqa: BLE001 - an unreachable store must not hide the interrupt
@@ -123,7 +128,6 @@ def _search(options: SearchOptions) -> SearchResult:
     guard = active_guard()
     setup = prepare_search(options)
     if guard is not None:
-        guard.resumable = True
         guard.on_force_exit(lambda: _mark_interrupted(setup, guard.signum or 2))
     try:
         if setup.resume:
@@ -167,9 +171,8 @@ def _search(options: SearchOptions) -> SearchResult:
         # 4. frontier
         records = {"coarse": coarse, "fine": fine, "retrain": retrain}
         return finish_search(setup, records, retrain_candidates, kinds)
-    except Interrupted as exc:
-        _mark_interrupted(setup, exc.signum)
-        exc.resumable = True
+    except KeyboardInterrupt:
+        _mark_interrupted(setup, (guard.signum if guard else None) or 2)
         setup.close(failed=False)
         raise
     except BaseException:

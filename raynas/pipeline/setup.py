@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from raynas.errors import UserError
-from raynas.interrupts import Interrupted
+from raynas.interrupts import active_guard
 from raynas.pipeline.outputs import SearchFolder, slug
 
 if TYPE_CHECKING:
@@ -349,9 +350,10 @@ def open_run(
             folder.save_state()
         setup.parent_run_id = parent
     except BaseException as exc:
-        if isinstance(exc, Interrupted):  # e.g. Ctrl-C while Ray starts: --resume goes on
-            folder.mark_interrupted(exc.signal_name)
-            exc.resumable = True
+        guard = active_guard()
+        if isinstance(exc, KeyboardInterrupt) and guard is not None:  # Ctrl-C while Ray starts
+            folder.mark_interrupted(signal.Signals(guard.signum or 2).name)
+            guard.resumable = True  # --resume goes on from here
         setup.close(failed=False)
         raise
     return setup

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from raynas.errors import UserError
-from raynas.interrupts import Interrupted, active_guard
+from raynas.interrupts import SignalReceived, active_guard
 
 __all__ = [
     "RayRuntime",
@@ -217,7 +217,7 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
     """Starts a local Ray bound to 127.0.0.1 (no address) or joins ``auto`` / ``ray://HOST:PORT``.
 
     A signal while a local Ray starts stops what had started and raises
-    :class:`~raynas.interrupts.Interrupted`."""
+    :class:`~raynas.interrupts.SignalReceived`."""
     prepare_ray_env()
     import ray
 
@@ -251,7 +251,9 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
             _stop_local_ray()
         # ray.init's own SIGTERM handler exits with the signal number
         if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
-            raise Interrupted(signal.SIGTERM) from None
+            if guard is not None and guard.signum is None:
+                guard.signum = signal.SIGTERM
+            raise SignalReceived(signal.SIGTERM) from None
         raise
     finally:
         if guard is not None:

@@ -211,7 +211,7 @@ def _tune_stopper() -> Any:
 def run_stage(request: StageRequest) -> list[TrialRecord]:
     """Runs (or, with ``resume``, restores and finishes) one stage; one record per trial.
 
-    Raises :class:`raynas.interrupts.Interrupted` when a signal stopped the stage (Tune has
+    Raises :class:`raynas.interrupts.SignalReceived` when a signal stopped the stage (Tune has
     then saved its state, and the stage folder is signed for ``--resume``)."""
     keep_secrets_from_trials()
     trainable = _trainable(request)
