@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_FORCE_EXIT_S = 10.0  # the most the cleanups of a second signal may take
 _active: InterruptGuard | None = None
 
 
@@ -171,14 +172,19 @@ class InterruptGuard:
         raise SignalReceived(signum)
 
     def _force_exit(self) -> None:
-        code = 128 + int(self.signum or signal.SIGINT)
-        with contextlib.suppress(Exception):
-            print(interrupted_line(self.argv, resumable=self.resumable), file=sys.stderr)
-            sys.stderr.flush()
+        watchdog = threading.Timer(_FORCE_EXIT_S, self._exit_now)
+        watchdog.daemon = True
+        watchdog.start()  # a cleanup that hangs (a locked store) does not keep us
         for cleanup in reversed(self._urgent):
             with contextlib.suppress(BaseException):
                 cleanup()
-        os._exit(code)
+        self._exit_now()
+
+    def _exit_now(self) -> None:
+        with contextlib.suppress(Exception):
+            print(interrupted_line(self.argv, resumable=self.resumable), file=sys.stderr)
+            sys.stderr.flush()
+        os._exit(128 + int(self.signum or signal.SIGINT))
 
 
 def active_guard() -> InterruptGuard | None:
