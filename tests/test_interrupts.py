@@ -20,7 +20,6 @@ from raynas.interrupts import (
     interrupted_line,
 )
 
-
 GO = "interrupted; continue with: raynas search"
 
 
