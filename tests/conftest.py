@@ -3,6 +3,8 @@
 Fixtures:
     raynas_cache_dir (session, autouse): ``RAYNAS_CACHE_DIR`` points into a temporary folder, so
         no test writes to ``~/.cache/raynas``.
+    raynas_secret_file (session, autouse): ``RAYNAS_SECRET_FILE`` likewise (no test writes
+        ``~/.config/raynas/secret``).
     synthetic_root / synthetic2d_root (session): MSD folders written by the synthetic generator
         (6 cases of 32x32x16, resp. 64x64x8 voxels at 1x1x2.5 mm); open them with
         ``open_dataset("synthetic", synthetic_root)``.
@@ -139,3 +141,17 @@ def synthetic2d_dataset(synthetic2d_root: Path) -> Any:
 def make_msd() -> Callable[..., Path]:
     """The :func:`write_msd` helper, as a fixture: ``make_msd(tmp_path / "Task", cases=4)``."""
     return write_msd
+
+
+@pytest.fixture(scope="session", autouse=True)
+def raynas_secret_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Points ``RAYNAS_SECRET_FILE`` (the key of the digests of Ray's pickles) at a temporary
+    folder for the whole session, so no test writes ``~/.config/raynas/secret``."""
+    path = tmp_path_factory.mktemp("raynas-secret") / "secret"
+    old = os.environ.get("RAYNAS_SECRET_FILE")
+    os.environ["RAYNAS_SECRET_FILE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("RAYNAS_SECRET_FILE", None)
+    else:
+        os.environ["RAYNAS_SECRET_FILE"] = old

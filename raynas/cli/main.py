@@ -14,6 +14,7 @@ import typer
 
 from raynas import __version__
 from raynas.errors import UserError
+from raynas.interrupts import Interrupted, interrupted_line
 
 __all__ = ["app", "main", "run"]
 
@@ -100,6 +101,9 @@ def _main(argv: list[str] | None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 1
+    except Interrupted as exc:  # SIGINT / SIGTERM through raynas.interrupts: 130 / 143
+        typer.echo(interrupted_line(argv, resumable=exc.resumable), err=True)
+        return exc.exit_code
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130

@@ -2,8 +2,9 @@
 
 Layout (``<storage>/<experiment>/<space>_<dataset>_s<seed>/``)::
 
-    state.json            stages done, the parent MLflow run, selections, created/updated
-                          times, the configuration fingerprint (``--resume`` checks it)
+    state.json            stages done (or interrupted), the parent MLflow run, selections,
+                          created/updated times, the configuration fingerprint (``--resume``
+                          checks it)
     search.log            the log of the search
     ray/                  Ray Tune's experiment folders (one per stage), for Tuner.restore
     coarse.csv fine.csv retrain.csv   one row per trial
@@ -65,8 +66,28 @@ class SearchFolder:
     def stage_done(self, stage: str) -> bool:
         return stage in self.state.get("done", [])
 
+    def mark_running(self, stage: str) -> None:
+        """Records the stage now running (what an interrupt marks interrupted)."""
+        self.state["running"] = stage
+        self.state.pop("interrupted", None)
+        self.save_state()
+
+    def mark_interrupted(self, signal_name: str) -> None:
+        """Marks the running stage (or the set-up, before any stage) *interrupted*: never done,
+        so ``--resume`` runs it again from Ray's saved state and nothing selects from it."""
+        earlier = (self.state.get("interrupted") or {}).get("stage")
+        stage = self.state.pop("running", None) or earlier or "setup"
+        self.state["interrupted"] = {"stage": stage, "signal": signal_name}
+        self.save_state()
+
     def mark_done(self, stage: str, records: list[Any], extra: dict[str, Any]) -> None:
-        self.state.setdefault("done", []).append(stage)
+        done = self.state.setdefault("done", [])
+        if stage not in done:
+            done.append(stage)
+        if self.state.get("running") == stage:
+            self.state.pop("running")
+        if (self.state.get("interrupted") or {}).get("stage") == stage:
+            self.state.pop("interrupted")
         self.state.setdefault("records", {})[stage] = [asdict(r) for r in records]
         self.state.setdefault("selection", {})[stage] = extra
         self.save_state()

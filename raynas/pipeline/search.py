@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from raynas.interrupts import InterruptGuard, active_guard
 from raynas.pipeline.outputs import slug
 from raynas.pipeline.running import run_tracked_stage
 from raynas.pipeline.setup import RunOptions, SearchSetup, prepare_search
@@ -44,8 +45,12 @@ def rank_records(records: list[Any]) -> list[Any]:
     return sorted(ok, key=lambda r: (-r.best_dice, int(r.last.get("params", 0)), r.candidate))
 
 
-def _select(stage: str, records: list[Any], k: int, labels: dict[str, str]) -> list[Any]:
-    ranked = rank_records(records)
+def _select(
+    stage: str, records: list[Any], k: int, labels: dict[str, str], needs: str
+) -> list[Any]:
+    # a record without the field the next stage needs (a trial that never reported its
+    # result) is never selected
+    ranked = [r for r in rank_records(records) if r.last.get(needs)]
     chosen = ranked[:k]
     for i, r in enumerate(ranked):
         verdict = "selected" if r in chosen else "dropped"
@@ -80,17 +85,53 @@ def _stage(
     if folder.stage_done(stage):
         logger.info("%s stage: finished earlier, skipped", stage)
         return [TrialRecord(**r) for r in folder.state["records"][stage]]
+    folder.mark_running(stage)
     records = run_tracked_stage(setup, stage, candidates, kinds)
     folder.mark_done(stage, records, {"candidates": candidates})
     return records
 
 
 def run_search(options: SearchOptions) -> SearchResult:
-    """Runs a whole search (or resumes one) and returns its frontier."""
-    from raynas.pipeline.finish import finish_search
+    """Runs a whole search (or resumes one) and returns its frontier.
 
-    setup = prepare_search(options)
+    SIGINT / SIGTERM raise :class:`raynas.interrupts.Interrupted` once the running stage is
+    marked interrupted, the MLflow runs KILLED and the local Ray stopped (a second signal ends
+    the process at once, see :mod:`raynas.interrupts`)."""
+    with InterruptGuard() as guard:
+        try:
+            return _search(options)
+        except KeyboardInterrupt:  # SignalReceived, or Ray's own after a signal
+            raise guard.interrupted() from None
+
+
+def _mark_interrupted(setup: SearchSetup, signum: int) -> None:
+    """The running stage interrupted in state.json; the parent and its open runs KILLED."""
+    import signal
+
+    from raynas.tracking import kill_open_runs
+
+    name = signal.Signals(signum).name
+    setup.folder.mark_interrupted(name)
+    if (guard := active_guard()) is not None:
+        guard.resumable = True
     try:
+        kill_open_runs(setup.target, setup.experiment_id, setup.parent_run_id)
+    except Exception as exc:  # noqa: BLE001 - an unreachable store must not hide the interrupt
+        logger.warning("could not mark the MLflow runs KILLED (%s)", " ".join(str(exc).split()))
+    logger.info("search interrupted (%s)", name)
+
+
+def _search(options: SearchOptions) -> SearchResult:
+    from raynas.pipeline.finish import finish_search
+    from raynas.tracking import reopen_run
+
+    guard = active_guard()
+    setup = prepare_search(options)
+    if guard is not None:
+        guard.on_force_exit(lambda: _mark_interrupted(setup, guard.signum or 2))
+    try:
+        if setup.resume:
+            reopen_run(setup.target, setup.parent_run_id)  # KILLED by an interrupt
         space = setup.space
         # 1. coarse: one trial per candidate of the space
         coarse_candidates = {
@@ -98,7 +139,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         }
         coarse = _stage(setup, "coarse", coarse_candidates)
         labels = {k: v["label"] for k, v in coarse_candidates.items()}
-        survivors = _select("coarse", coarse, setup.preset.coarse.top_k, labels)
+        survivors = _select("coarse", coarse, setup.preset.coarse.top_k, labels, "choice_json")
 
         # 2. fine: one PC-DARTS search per surviving topology
         fine_candidates = {
@@ -110,7 +151,7 @@ def run_search(options: SearchOptions) -> SearchResult:
         }
         fine = _stage(setup, "fine", fine_candidates)
         labels = {k: v["label"] for k, v in fine_candidates.items()}
-        derived = _select("fine", fine, setup.preset.fine.top_k, labels)
+        derived = _select("fine", fine, setup.preset.fine.top_k, labels, "arch_json")
 
         # 3. retrain: derived architectures (+ baselines) from scratch at full width
         retrain_candidates: dict[str, dict[str, Any]] = {}
@@ -130,6 +171,10 @@ def run_search(options: SearchOptions) -> SearchResult:
         # 4. frontier
         records = {"coarse": coarse, "fine": fine, "retrain": retrain}
         return finish_search(setup, records, retrain_candidates, kinds)
+    except KeyboardInterrupt:
+        _mark_interrupted(setup, (guard.signum if guard else None) or 2)
+        setup.close(failed=False)
+        raise
     except BaseException:
         setup.close(failed=True)
         raise

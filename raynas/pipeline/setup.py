@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from raynas.errors import UserError
+from raynas.interrupts import active_guard
 from raynas.pipeline.outputs import SearchFolder, slug
 
 if TYPE_CHECKING:
@@ -349,6 +351,10 @@ def open_run(
     split = run_split(dataset, preset)  # DataError (exit 2) before any folder or Ray
     experiment = options.experiment or preset.tracking.experiment
     folder = _folder(options, experiment, name)
+    if getattr(options, "resume", False):
+        from raynas.tune.guard import verify_search
+
+        verify_search(folder.ray_dir)  # Ray's pickles, before anything could load them
     if fingerprint is not None:
         _check_resume_fingerprint(folder, fingerprint)
     folder.create()
@@ -395,7 +401,11 @@ def open_run(
             folder.save_state()
             log_split(target, parent, split)
         setup.parent_run_id = parent
-    except BaseException:
+    except BaseException as exc:
+        guard = active_guard()
+        if isinstance(exc, KeyboardInterrupt) and guard is not None:  # Ctrl-C while Ray starts
+            folder.mark_interrupted(signal.Signals(guard.signum or 2).name)
+            guard.resumable = True  # --resume goes on from here
         setup.close(failed=False)
         raise
     return setup

@@ -59,6 +59,8 @@ __all__ = [
     "log_artifact_file",
     "log_text",
     "finish_run",
+    "kill_open_runs",
+    "reopen_run",
     "flatten_params",
     "run_tags",
 ]
@@ -353,6 +355,27 @@ def finish_run(target: TrackingTarget, run_id: str, status: str = "FINISHED") ->
     if status not in RUN_STATUSES:
         raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}; got {status!r}")
     client_for(target).set_terminated(run_id, status=status)
+
+
+def kill_open_runs(target: TrackingTarget, experiment_id: str, parent_run_id: str) -> int:
+    """Marks the parent run and every nested run under it that is still RUNNING as KILLED
+    (an interrupted search); returns how many runs it marked."""
+    client = client_for(target)
+    query = f"tags.`{PARENT_TAG}` = {_quote(parent_run_id)} and attributes.status = 'RUNNING'"
+    runs = client.search_runs([experiment_id], filter_string=query, max_results=10000)
+    ids = [r.info.run_id for r in runs]
+    if client.get_run(parent_run_id).info.status == "RUNNING":
+        ids.append(parent_run_id)
+    for run_id in ids:
+        client.set_terminated(run_id, status="KILLED")
+    return len(ids)
+
+
+def reopen_run(target: TrackingTarget, run_id: str) -> None:
+    """Marks a run RUNNING again (a resumed search continues its KILLED or FAILED runs)."""
+    client = client_for(target)
+    if client.get_run(run_id).info.status != "RUNNING":
+        client.update_run(run_id, status="RUNNING")
 
 
 def run_ids_with_tag(

@@ -17,6 +17,7 @@ from raynas.tracking import (
     last_logged_step,
     log_metrics,
     log_text,
+    reopen_run,
     set_tags,
 )
 from raynas.tune.stage import trial_name
@@ -62,6 +63,7 @@ class MlflowTrialCallback(Callback):
         )
         if run_id is not None:  # a resumed stage: this trial's run exists already
             self.logged_until[trial.trial_id] = last_logged_step(self.target, run_id)
+            reopen_run(self.target, run_id)  # KILLED by an interrupt: running again
         else:
             key = str(trial.config.get("candidate"))
             params = {k: v for k, v in trial.config.items() if k != "candidate"}

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import logging
 import os
+import re
+import signal
+import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from raynas.errors import UserError
+from raynas.interrupts import SignalReceived, active_guard
 
-__all__ = ["RayRuntime", "prepare_ray_env", "init_ray", "shutdown_ray", "preflight_on_worker"]
+__all__ = [
+    "RayRuntime",
+    "init_ray",
+    "is_secret_name",
+    "keep_secrets_from_trials",
+    "preflight_on_worker",
+    "prepare_ray_env",
+    "shutdown_ray",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +40,10 @@ def prepare_ray_env() -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no console table
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    # Ctrl-C goes through raynas's interrupt path (raynas.interrupts), which asks Tune to stop
+    # through the SIGUSR1 handler fit() installs; Tune's own SIGINT handler would end a stage
+    # quietly, as if it had finished.
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
 
 
 # Settings of prepare_ray_env that Ray reads in the processes running trials (and, through Ray
@@ -62,6 +81,55 @@ def _client_attempts() -> int:
     return attempts
 
 
+# Environment variables that look like secrets: a local Ray started by raynas does not get them
+# (its workers, agents and their logs inherit its environment), and nothing raynas forwards to a
+# cluster's runtime_env matches them. Ray's and MLflow's own settings stay (RAY_AUTH_TOKEN for
+# token auth, MLFLOW_TRACKING_* for the worker's check of the tracking server, raynas's own
+# RAYNAS_* settings, e.g. RAYNAS_SECRET_FILE, a path); a user can keep
+# more with RAYNAS_PASS_ENV=NAME,NAME (glob patterns allowed).
+SECRET_PATTERNS = (
+    "AWS_*", "AZURE_*", "GOOGLE_APPLICATION_CREDENTIALS", "*TOKEN*", "*SECRET*", "*PASSWORD*",
+    "*PASSWD*", "*CREDENTIAL*", "*_KEY", "*_KEY_ID", "*APIKEY*", "*API_KEY*", "*PRIVATE_KEY*",
+)  # fmt: skip
+KEEP_PATTERNS = ("RAY_*", "MLFLOW_TRACKING_*", "RAYNAS_*")
+PASS_ENV = "RAYNAS_PASS_ENV"
+
+
+def is_secret_name(name: str) -> bool:
+    """True for an environment variable raynas keeps out of the Ray processes it starts."""
+    upper = name.upper()
+    keep = [*KEEP_PATTERNS, *(p.strip() for p in os.environ.get(PASS_ENV, "").split(",") if p)]
+    if any(fnmatch.fnmatchcase(upper, p.upper()) for p in keep):
+        return False
+    return any(fnmatch.fnmatchcase(upper, p) for p in SECRET_PATTERNS)
+
+
+@contextlib.contextmanager
+def _without_secrets() -> Iterator[list[str]]:
+    """Removes secret-looking variables from ``os.environ`` while a local Ray starts (the
+    processes it spawns inherit the environment), and puts them back afterwards."""
+    removed = {k: os.environ.pop(k) for k in list(os.environ) if is_secret_name(k)}
+    try:
+        yield sorted(removed)
+    finally:
+        os.environ.update(removed)
+
+
+def keep_secrets_from_trials() -> None:
+    """Ray Tune copies ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``
+    ... from the driver into every trial actor's ``runtime_env`` (and so into
+    ``runtime_env_agent.log``); raynas's trials need none of them (their storage is a local or
+    mounted folder), so secret-looking names are taken off Tune's list, unless
+    ``RAYNAS_PASS_ENV`` keeps them."""
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:  # pragma: no cover - another Ray layout: nothing to take off
+        return
+    names = getattr(class_cache, "ENV_VARS_TO_PROPAGATE", None)
+    if isinstance(names, set | frozenset):
+        class_cache.ENV_VARS_TO_PROPAGATE = {n for n in names if not is_secret_name(n)}
+
+
 def _forwarded_env() -> dict[str, Any]:
     """The job-level runtime_env for a running cluster; leaves out variables that a Ray Job's
     own runtime_env already sets (Ray refuses to merge the same key twice)."""
@@ -74,7 +142,11 @@ def _forwarded_env() -> dict[str, Any]:
             taken = set((json.loads(job).get("runtime_env") or {}).get("env_vars") or {})
         except (ValueError, AttributeError):
             taken = set()
-    env = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ and k not in taken}
+    env = {
+        k: os.environ[k]
+        for k in _FORWARDED_ENV
+        if k in os.environ and k not in taken and not is_secret_name(k)
+    }
     return {"env_vars": env} if env else {}
 
 
@@ -142,7 +214,10 @@ def _connect_client(ray: Any, address: str) -> None:
 
 
 def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
-    """Starts a local Ray bound to 127.0.0.1 (no address) or joins ``auto`` / ``ray://HOST:PORT``."""
+    """Starts a local Ray bound to 127.0.0.1 (no address) or joins ``auto`` / ``ray://HOST:PORT``.
+
+    A signal while a local Ray starts stops what had started and raises
+    :class:`~raynas.interrupts.SignalReceived`."""
     prepare_ray_env()
     import ray
 
@@ -154,9 +229,15 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
         "logging_level": logging.WARNING,
         "include_dashboard": False,
     }
+    guard = active_guard()
+    if address is None and guard is not None:
+        guard.on_force_exit(lambda: _kill(_session_processes(), signal.SIGKILL))
     try:
         if address is None:
-            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+            with _without_secrets() as removed:
+                if removed:
+                    logger.info("local Ray started without %s", ", ".join(removed))
+                ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
         elif address.startswith("ray://"):
             _connect_client(ray, address)
         else:
@@ -165,14 +246,110 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
         raise UserError(
             f"--address {address}: cannot connect to Ray ({_explain(address, exc)})"
         ) from None
+    except BaseException as exc:
+        if address is None:
+            _stop_local_ray()
+        # ray.init's own SIGTERM handler exits with the signal number
+        if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
+            if guard is not None and guard.signum is None:
+                guard.signum = signal.SIGTERM
+            raise SignalReceived(signal.SIGTERM) from None
+        raise
+    finally:
+        if guard is not None:
+            guard.install()  # ray.init replaced the SIGTERM handler
     res = ray.cluster_resources()
     return RayRuntime(address, float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0)), True)
 
 
-def shutdown_ray(runtime: RayRuntime) -> None:
+def _proc_table() -> dict[int, tuple[int, str, str]]:
+    """pid -> (parent pid, start time, command line) of every process we can read."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                stat = handle.read().decode(errors="replace")
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                cmd = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), fields[19], cmd)
+    return table
+
+
+def _session_processes() -> list[tuple[int, str]]:
+    """``(pid, start time)`` of the processes of the local Ray session this driver started:
+    those whose command line names the session (its name ends with the driver's pid: gcs,
+    raylet, monitors) and everything below them (agents, workers)."""
+    if not os.path.isdir("/proc"):
+        return []
+    me = os.getpid()
+    marker = re.compile(rf"session_[0-9_-]+_{me}\b")
+    table = _proc_table()
+    roots = {pid for pid, (_, _, cmd) in table.items() if pid != me and marker.search(cmd)}
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid in found or pid == me:
+            continue
+        found.add(pid)
+        todo.extend(children.get(pid, []))
+    return [(pid, table[pid][1]) for pid in sorted(found)]
+
+
+def _alive(procs: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The processes of ``procs`` still running (same pid and start time, not a zombie)."""
+    out = []
+    for pid, start in procs:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                stat = handle.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[19] == start and fields[0] != "Z":
+            out.append((pid, start))
+    return out
+
+
+def _kill(procs: list[tuple[int, str]], sig: int) -> None:
+    for pid, _ in _alive(procs):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def _stop_local_ray(grace: float = 5.0) -> None:
+    """``ray.shutdown()``, then SIGTERM (and after ``grace`` seconds SIGKILL) to whatever of
+    this driver's Ray session outlived it: the agents of a raylet that died first otherwise
+    linger for minutes."""
     import ray
 
-    if runtime.started_here and ray.is_initialized():
+    procs = _session_processes()
+    with contextlib.suppress(Exception):
+        if ray.is_initialized():
+            ray.shutdown()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        _kill(procs, sig)
+        deadline = time.monotonic() + grace
+        while _alive(procs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not _alive(procs):
+            return
+
+
+def shutdown_ray(runtime: RayRuntime) -> None:
+    """Disconnects; a Ray started here is stopped with all its processes."""
+    import ray
+
+    if runtime.started_here and runtime.address is None:
+        _stop_local_ray()
+    elif runtime.started_here and ray.is_initialized():
         ray.shutdown()
 
 

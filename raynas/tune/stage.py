@@ -9,8 +9,10 @@ Optuna samples only those; the (candidate, sample) of a trial is fixed by its pl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,9 @@ from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig, Tun
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 
+from raynas.interrupts import InterruptGuard, active_guard
+from raynas.tune.guard import SigningCallback, sign_staged, sign_tuner, verify_stage
+from raynas.tune.runtime import keep_secrets_from_trials
 from raynas.tune.trainables import stage_trainable
 
 __all__ = ["StageRequest", "TrialRecord", "grid_slots", "run_stage", "trial_name"]
@@ -176,7 +181,12 @@ def _tuner(request: StageRequest, trainable: Any) -> Tuner:
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             # Tune's per-trial result.json / progress.csv (what ExperimentAnalysis and
             # ResultGrid read); the automatic loggers are off so no TensorBoardX logger warns
-            callbacks=[*request.callbacks, CSVLoggerCallback(), JsonLoggerCallback()],
+            callbacks=[
+                *request.callbacks,
+                CSVLoggerCallback(),
+                JsonLoggerCallback(),
+                SigningCallback(request.storage_path / request.stage),
+            ],
             verbose=0,
         ),
     )
@@ -210,16 +220,55 @@ def _record(result: Any, epochs: int) -> TrialRecord:
     )
 
 
+def _tune_stopper() -> Any:
+    """A stop hook for the interrupt guard: Tune's ``fit()`` installs a SIGUSR1 handler that
+    ends the run after a last save of the experiment state (the same as its own Ctrl-C
+    handler, which raynas turns off); the hook calls it, once ``fit()`` has installed it."""
+    before = signal.getsignal(signal.SIGUSR1)
+
+    def stop() -> bool:
+        handler = signal.getsignal(signal.SIGUSR1)
+        if handler is before or not callable(handler):
+            return False  # fit() has not reached its loop yet: raise where we are
+        # Tune's "Stop signal received" / "Experiment has been interrupted ... Tuner.restore"
+        # warnings: raynas prints the one line that says how to continue (reset after fit)
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
+        handler(signal.SIGUSR1, None)
+        return True
+
+    return stop
+
+
 def run_stage(request: StageRequest) -> list[TrialRecord]:
-    """Runs (or, with ``resume``, restores and finishes) one stage; one record per trial."""
+    """Runs (or, with ``resume``, restores and finishes) one stage; one record per trial.
+
+    Raises :class:`raynas.interrupts.SignalReceived` when a signal stopped the stage (Tune has
+    then saved its state, and the stage folder is signed for ``--resume``)."""
+    keep_secrets_from_trials()
     trainable = _trainable(request)
     folder = request.storage_path / request.stage
     if request.resume and Tuner.can_restore(str(folder)):
+        verify_stage(folder)  # before Tuner.restore unpickles anything
         logger.info("%s stage: restoring %s", request.stage, folder)
         tuner = Tuner.restore(
             str(folder), trainable=trainable, resume_unfinished=True, resume_errored=True
         )
     else:
         tuner = _tuner(request, trainable)
-    grid = tuner.fit()
+    sign_tuner(folder)  # written just now
+    # a command without a guard of its own (retrain, baseline) gets one for the stage
+    own = InterruptGuard() if active_guard() is None else contextlib.nullcontext()
+    tune_log = logging.getLogger("ray.tune")
+    level = tune_log.level
+    try:
+        with own:
+            guard = active_guard()
+            assert guard is not None
+            guard.on_force_exit(lambda: sign_staged(folder))
+            with guard.stopping(_tune_stopper()):
+                grid = tuner.fit()
+            guard.check()
+    finally:
+        tune_log.setLevel(level)
+        sign_staged(folder)
     return [_record(result, request.epochs) for result in grid]

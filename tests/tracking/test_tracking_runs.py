@@ -211,3 +211,32 @@ def test_tags_artifacts_and_finish(
     assert target.artifact_root is not None
     assert run.info.artifact_uri.startswith(target.artifact_root.as_uri())
     assert not Path("mlruns").exists()
+
+
+def test_interrupt_kills_open_runs_and_resume_reopens_them(
+    target: TrackingTarget, experiment_id: str
+) -> None:
+    from raynas.tracking import kill_open_runs, reopen_run
+
+    parent = start_parent_run(target, experiment_id, run_name="search", params={}, tags={})
+    other = start_parent_run(target, experiment_id, run_name="other", params={}, tags={})
+    trials = [
+        create_trial_run(
+            target, experiment_id, parent_run_id=parent, run_name=f"t{i}", stage="coarse",
+            trial_id=f"t{i}", params={}, tags={},
+        )
+        for i in range(3)
+    ]  # fmt: skip
+    finish_run(target, trials[0])  # a trial that ended before the interrupt stays FINISHED
+    assert kill_open_runs(target, experiment_id, parent) == 3
+    client = MlflowClient(tracking_uri=target.uri)
+    status = {r: client.get_run(r).info.status for r in [parent, other, *trials]}
+    assert status == {
+        parent: "KILLED", other: "RUNNING",
+        trials[0]: "FINISHED", trials[1]: "KILLED", trials[2]: "KILLED",
+    }  # fmt: skip
+    assert kill_open_runs(target, experiment_id, parent) == 0
+    reopen_run(target, parent)
+    assert client.get_run(parent).info.status == "RUNNING"
+    finish_run(target, parent)
+    assert client.get_run(parent).info.status == "FINISHED"

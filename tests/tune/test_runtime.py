@@ -53,3 +53,76 @@ def test_other_client_errors_get_the_token_hint_and_are_not_retried() -> None:
 def test_local_and_auto_errors_get_no_client_hint() -> None:
     text = _explain("auto", ConnectionError("Could not find any running Ray instance.\nPlease"))
     assert text == "Could not find any running Ray instance. Please"
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("AWS_ACCESS_KEY_ID", True),
+        ("aws_session_token", True),
+        ("GITHUB_TOKEN", True),
+        ("HF_TOKEN", True),
+        ("DB_PASSWORD", True),
+        ("MY_SECRET", True),
+        ("OPENAI_API_KEY", True),
+        ("SSH_PRIVATE_KEY", True),
+        ("AZURE_CLIENT_SECRET", True),
+        ("GOOGLE_APPLICATION_CREDENTIALS", True),
+        ("RAY_AUTH_TOKEN", False),  # token auth of a cluster must keep working
+        ("RAY_AUTH_TOKEN_PATH", False),
+        ("MLFLOW_TRACKING_TOKEN", False),  # the worker's check of the tracking server
+        ("MLFLOW_TRACKING_PASSWORD", False),
+        ("RAYNAS_SECRET_FILE", False),  # a path
+        ("PATH", False),
+        ("HOME", False),
+        ("OMP_NUM_THREADS", False),
+        ("CUDA_VISIBLE_DEVICES", False),
+        ("KEYBOARD", False),
+    ],
+)
+def test_secret_looking_names(name: str, secret: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from raynas.tune.runtime import is_secret_name
+
+    monkeypatch.delenv("RAYNAS_PASS_ENV", raising=False)
+    assert is_secret_name(name) is secret
+
+
+def test_pass_env_keeps_a_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from raynas.tune.runtime import is_secret_name
+
+    monkeypatch.setenv("RAYNAS_PASS_ENV", "HF_TOKEN, AWS_*")
+    assert not is_secret_name("HF_TOKEN") and not is_secret_name("AWS_PROFILE")
+    assert is_secret_name("GITHUB_TOKEN")
+
+
+def test_secrets_are_out_of_the_environment_while_ray_starts_and_back_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    from raynas.tune.runtime import _forwarded_env, _without_secrets
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "keep")
+    monkeypatch.setenv("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    with _without_secrets() as removed:
+        assert "AWS_SECRET_ACCESS_KEY" in removed and "AWS_SECRET_ACCESS_KEY" not in os.environ
+        assert os.environ["RAY_AUTH_TOKEN"] == "keep"
+    assert os.environ["AWS_SECRET_ACCESS_KEY"] == "s3cr3t"
+    assert "s3cr3t" not in str(_forwarded_env())
+
+
+def test_tune_does_not_copy_aws_keys_into_trials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray Tune puts the driver's AWS_* keys into each trial actor's runtime_env."""
+    from ray.tune.execution import class_cache
+
+    from raynas.tune.runtime import keep_secrets_from_trials
+
+    monkeypatch.delenv("RAYNAS_PASS_ENV", raising=False)
+    names = set(class_cache.ENV_VARS_TO_PROPAGATE)
+    monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", names)
+    assert "AWS_SECRET_ACCESS_KEY" in class_cache.ENV_VARS_TO_PROPAGATE  # what Tune does
+    keep_secrets_from_trials()
+    kept = class_cache.ENV_VARS_TO_PROPAGATE
+    assert not {n for n in kept if n.startswith("AWS_")} and "RAY_CHDIR_TO_TRIAL_DIR" in kept
