@@ -69,7 +69,7 @@ def finish_search(
     candidates: dict[str, dict[str, Any]],
     kinds: dict[str, str],
 ) -> Any:
-    from raynas.pipeline.search import SearchResult, rank_records
+    from raynas.pipeline.results import SearchResult, rank_records
     from raynas.tracking import (
         ParetoPoint,
         find_trial_run,

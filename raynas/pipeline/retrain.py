@@ -143,7 +143,7 @@ def _per_class(last: dict[str, Any], labels: dict[Any, str]) -> dict[str, float]
 
 def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, kind: str) -> Any:
     from raynas.pipeline.finish import log_best_model, save_best_weights
-    from raynas.pipeline.search import rank_records
+    from raynas.pipeline.results import rank_records
     from raynas.tracking import finish_run, log_metrics, log_text, set_tags
 
     ranked = rank_records(records)
