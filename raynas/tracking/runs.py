@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -353,16 +353,6 @@ def finish_run(target: TrackingTarget, run_id: str, status: str = "FINISHED") ->
     if status not in RUN_STATUSES:
         raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}; got {status!r}")
     client_for(target).set_terminated(run_id, status=status)
-
-
-def run_ids_with_tag(
-    target: TrackingTarget, experiment_ids: Iterable[str], key: str, value: str
-) -> list[str]:
-    """Ids of the runs whose tag ``key`` equals ``value`` (helper for tests and callbacks)."""
-    runs = client_for(target).search_runs(
-        list(experiment_ids), filter_string=f"tags.`{key}` = {_quote(value)}", max_results=10000
-    )
-    return [r.info.run_id for r in runs]
 
 
 def last_logged_step(target: TrackingTarget, run_id: str, key: str = "epoch") -> int:
