@@ -85,7 +85,7 @@ class CoarseProgram(StageProgram):
         self.rng = random.Random(f"{spec.seed}:{key}")
         self.choices: list[dict[str, Any]] = [
             c if isinstance(c, dict) else {"topology": c}
-            for c in self.model.candidates_in()
+            for c in self.model.choices()
         ]
         self.by_genome = {choice_genome(c): c for c in self.choices}
         self.order = {g: i for i, g in enumerate(self.by_genome)}

@@ -15,7 +15,7 @@ __all__ = ["RetrainProgram"]
 
 
 class RetrainProgram(StageProgram):
-    """Trains one network; ``spec.candidate`` = {"name", "arch_json", optional hparams}."""
+    """Trains one network; ``spec.candidate`` = {"key", "label", "arch_json"[, "hparams"]}."""
 
     retrain_data = True
 
