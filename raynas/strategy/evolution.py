@@ -1,4 +1,4 @@
-"""Evolutionary search over a finite set of candidates: pure Python (no torch, no Ray).
+"""Evolutionary search over a finite set of genomes: pure Python (no torch, no Ray).
 
 The coarse stage of a C2F search ends with this search over its cluster's topologies, scored
 with the shared supernet weights (C2FNAS used evolution). The strategy only sees *genomes*
@@ -11,13 +11,13 @@ One search (:func:`evolve`) is a steady-state evolution with a budget of score c
    leaders) plus random unscored ones, up to ``population``;
 2. each step picks a parent by tournament (``tournament`` random members, the best wins); with
    probability ``crossover`` a second parent too, and the child is an unscored genome that
-   takes each gene from one of the two parents where the candidate set allows (the closest
+   takes each gene from one of the two parents where the set of genomes allows (the closest
    such genome: fewest genes from neither parent); otherwise the child is an unscored nearest
    neighbour of the parent (fewest genes changed: a mutation that stays inside the set);
 3. the child is scored and replaces the worst member when it is better.
 
 Every genome is scored at most once (scores are cached), so the budget counts distinct
-genomes; the search stops early when every candidate has a score.
+genomes; the search stops early when every genome has a score.
 
 Example:
     >>> import random
@@ -46,9 +46,9 @@ class EvolutionResult:
     """What one search found.
 
     Attributes:
-        best: the genome with the highest score (ties: the earlier one in ``candidates``).
+        best: the genome with the highest score (ties: the earlier one in ``genomes``).
         best_score: its score.
-        scores: every genome with a score (``known`` ones included), in ``candidates`` order.
+        scores: every genome with a score (``known`` ones included), in ``genomes`` order.
         evaluations: calls of the score function this search made (at most the budget).
     """
 
@@ -78,7 +78,7 @@ def leaders(scores: Mapping[G, float], n: int, order: Mapping[G, int] | None = N
 
 
 def sample_pool(
-    candidates: Sequence[G], scores: Mapping[G, float], *, size: int, rng: random.Random
+    genomes: Sequence[G], scores: Mapping[G, float], *, size: int, rng: random.Random
 ) -> list[G]:
     """What to score this epoch: the ``size // 2`` leaders of ``scores``, then random others.
 
@@ -87,10 +87,10 @@ def sample_pool(
     """
     if size < 1:
         raise ValueError(f"size must be >= 1, got {size!r}")
-    order = {g: i for i, g in enumerate(candidates)}
-    pool = [g for g in leaders(scores, size // 2, order) if g in order]
+    order = {g: i for i, g in enumerate(genomes)}
+    pool = leaders({g: v for g, v in scores.items() if g in order}, size // 2, order)
     chosen = set(pool)
-    rest = [g for g in candidates if g not in chosen]
+    rest = [g for g in genomes if g not in chosen]
     pool += rng.sample(rest, min(size - len(pool), len(rest)))
     return pool
 
@@ -108,7 +108,7 @@ def _closest(pool: list[G], distance: Callable[[G], int], rng: random.Random) ->
 
 
 def evolve(
-    candidates: Sequence[G],
+    genomes: Sequence[G],
     score: Callable[[G], float],
     *,
     budget: int,
@@ -118,10 +118,10 @@ def evolve(
     tournament: int = 2,
     crossover: float = 0.5,
 ) -> EvolutionResult:
-    """Searches ``candidates`` for the genome with the highest ``score`` (see the module doc).
+    """Searches ``genomes`` for the one with the highest ``score`` (see the module doc).
 
     Args:
-        candidates: the genomes (tuples of hashable genes), e.g. a cluster's topologies.
+        genomes: tuples of hashable genes, e.g. the levels of a cluster's topologies.
         score: higher is better; called at most ``budget`` times, never twice for a genome.
         budget: the most new score calls (0: rank ``known`` only).
         population: size of the population kept between steps.
@@ -131,15 +131,15 @@ def evolve(
         crossover: probability that a child recombines two parents instead of mutating one.
 
     Raises:
-        ValueError: empty or repeated candidates, a ``known`` genome that is not a candidate,
+        ValueError: empty or repeated genomes, a ``known`` genome that is not among them,
             or a bad ``budget``, ``population``, ``tournament`` or ``crossover``.
     """
-    pool = [tuple(g) for g in candidates]
+    pool = [tuple(g) for g in genomes]
     if not pool:
-        raise ValueError("candidates must not be empty")
+        raise ValueError("genomes must not be empty")
     order = {g: i for i, g in enumerate(pool)}
     if len(order) != len(pool):
-        raise ValueError("candidates must not repeat a genome")
+        raise ValueError("genomes must not repeat")
     for name, value, low in (("budget", budget, 0), ("population", population, 1),
                              ("tournament", tournament, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -149,7 +149,7 @@ def evolve(
     scores: dict[tuple[Hashable, ...], float] = {}
     for g, s in (known or {}).items():
         if tuple(g) not in order:
-            raise ValueError(f"known genome {tuple(g)!r} is not a candidate")
+            raise ValueError(f"known genome {tuple(g)!r} is not among the genomes")
         scores[tuple(g)] = float(s)
     evaluations = 0
 

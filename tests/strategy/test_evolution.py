@@ -107,7 +107,7 @@ def test_same_seed_same_search():
         ({"population": 0}, "population"),
         ({"tournament": 0}, "tournament"),
         ({"crossover": 1.5}, "crossover"),
-        ({"known": {(9,): 1.0}}, "not a candidate"),
+        ({"known": {(9,): 1.0}}, "not among the genomes"),
         ({"budget": 0}, "nothing scored"),
     ],
 )
@@ -117,10 +117,10 @@ def test_bad_arguments_name_the_option(kwargs, match):
         evolve([(0,), (1,)], lambda g: 0.0, **options)
 
 
-def test_empty_or_repeated_candidates_are_refused():
+def test_empty_or_repeated_genomes_are_refused():
     with pytest.raises(ValueError, match="empty"):
         evolve([], lambda g: 0.0, budget=1, population=1, rng=random.Random(0))
-    with pytest.raises(ValueError, match="repeat"):
+    with pytest.raises(ValueError, match="must not repeat"):
         evolve([(0,), (0,)], lambda g: 0.0, budget=1, population=1, rng=random.Random(0))
 
 
@@ -128,11 +128,12 @@ def test_leaders_and_pool():
     scores = {(0,): 0.2, (1,): 0.9, (2,): 0.9, (3,): 0.1}
     assert leaders(scores, 3) == [(1,), (2,), (0,)]
     assert leaders(scores, 2, order={(2,): 0, (1,): 1}) == [(2,), (1,)]
-    candidates = [(i,) for i in range(10)]
-    pool = sample_pool(candidates, scores, size=6, rng=random.Random(0))
+    genomes = [(i,) for i in range(10)]
+    pool = sample_pool(genomes, scores, size=6, rng=random.Random(0))
     assert pool[:3] == [(1,), (2,), (0,)] and len(set(pool)) == 6
-    assert len(sample_pool(candidates, {}, size=20, rng=random.Random(0))) == 10
-    assert sample_pool(candidates, {(42,): 1.0}, size=2, rng=random.Random(0))[0] != (42,)
+    assert len(sample_pool(genomes, {}, size=20, rng=random.Random(0))) == 10
+    assert (42,) not in sample_pool(genomes, {(42,): 1.0, (3,): 0.1}, size=2, rng=random.Random(0))
+    assert sample_pool(genomes, {(42,): 1.0, (3,): 0.1}, size=2, rng=random.Random(0))[0] == (3,)
 
 
 def test_strategy_imports_without_torch_ray_and_mlflow():
