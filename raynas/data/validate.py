@@ -22,7 +22,7 @@ import numpy as np
 from raynas.errors import DataError
 
 if TYPE_CHECKING:
-    from raynas.data.msd import Case, MSDDataset
+    from raynas.data.cases import Case, MSDDataset
 
 __all__ = ["CaseReport", "check_case", "check_dataset"]
 

@@ -1,8 +1,8 @@
 """raynas.engine: pure torch + MONAI training loops (no Ray, no MLflow).
 
 Every stage uses these: ``supernet_epoch`` (C2F coarse, single path), ``bilevel_epoch``
-(PC-DARTS fine), ``train_epoch`` (retrain, baselines), ``evaluate`` (sliding-window Dice on whole
-volumes) and ``fit`` (an epoch loop with a per-epoch callback, where the Ray layer reports).
+(PC-DARTS fine), ``train_epoch`` (retrain, baselines) and ``evaluate`` (sliding-window Dice on
+whole volumes); the epoch loop itself is :class:`raynas.stages.StageProgram`'s.
 
 Example:
     >>> from raynas.engine import make_loss, make_optimizer, train_epoch, resolve_device
@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 from raynas.engine.evaluate import AXIAL_DIM, EvalResult, evaluate, make_inferer
-from raynas.engine.fit import fit
 from raynas.engine.loops import (
     EpochStats,
     NonFiniteLossError,
@@ -48,7 +47,6 @@ __all__ = [
     "check_disjoint",
     "current_lr",
     "evaluate",
-    "fit",
     "make_arch_optimizer",
     "make_inferer",
     "make_loss",

@@ -104,10 +104,6 @@ class NonFiniteLossError(RuntimeError):
             "lower the learning rate or check the data"
         )
 
-    def with_epoch(self, epoch: int) -> NonFiniteLossError:
-        """The same error, naming the epoch."""
-        return NonFiniteLossError(self.loss, step=self.step, epoch=epoch, phase=self.phase)
-
 
 def amp_enabled(amp: bool, device: torch.device) -> bool:
     """Mixed precision only runs on CUDA."""

@@ -143,8 +143,6 @@ def load_architecture(source: str | Path | Mapping[str, Any] | Architecture) -> 
     data, name = _read(source)
     space = data.get("space")
     if space not in _ARCHS:
-        _import_builtins()
-    if space not in _ARCHS:
         raise ConfigError(
             f"{name}: space: unknown {space!r}; valid: {', '.join(architecture_spaces())}"
         )
@@ -168,7 +166,6 @@ def register_named_model(name: str, factory: Callable[..., Architecture]) -> Non
 
 
 def named_models() -> list[str]:
-    _import_builtins()
     return _NAMED.list()
 
 
@@ -177,14 +174,8 @@ def named_architecture(
     width: int | None = None,
 ) -> Architecture:
     """The Architecture of a registered model name; UserError listing the valid names."""
-    _import_builtins()
     if name not in _NAMED:
         raise UserError(f"unknown model {name!r}; valid: {', '.join(_NAMED.list())} "
                         "or a path to an ARCH.json file")
     return _NAMED.get(name)(spatial_dims=spatial_dims, in_channels=in_channels,
                             out_channels=out_channels, width=width)
-
-
-def _import_builtins() -> None:
-    """Imports :mod:`raynas.nets`, whose ``__init__`` registers every built-in space."""
-    import raynas.nets  # noqa: F401

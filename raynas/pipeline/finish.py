@@ -163,7 +163,7 @@ def finish_search(
     candidates: dict[str, dict[str, Any]],
     kinds: dict[str, str],
 ) -> Any:
-    from raynas.pipeline.search import SearchResult
+    from raynas.pipeline.results import SearchResult
     from raynas.tracking import (
         ParetoPoint,
         find_trial_run,

@@ -148,7 +148,7 @@ def _per_class(scores: dict[str, float], labels: dict[Any, str], n: int) -> dict
 
 def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, kind: str) -> Any:
     from raynas.pipeline.finish import log_best_model, save_best_weights, trial_scores
-    from raynas.pipeline.search import rank_records
+    from raynas.pipeline.results import rank_records
     from raynas.tracking import find_trial_run, finish_run, log_metrics, log_text, set_tags
 
     ranked = rank_records(records)  # by validation Dice: the test cases choose nothing

@@ -5,44 +5,17 @@ stage. This module only orchestrates: trials run in :mod:`raynas.tune`, tracking
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from raynas.interrupts import InterruptGuard, active_guard
 from raynas.pipeline.outputs import slug
+from raynas.pipeline.results import SearchResult, rank_records
 from raynas.pipeline.running import run_tracked_stage
-from raynas.pipeline.setup import RunOptions, SearchSetup, prepare_search
+from raynas.pipeline.setup import SearchOptions, SearchSetup, prepare_search
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "rank_records"]
 
 logger = logging.getLogger("raynas.search")
-
-
-@dataclass(kw_only=True)
-class SearchOptions(RunOptions):
-    """The options of ``raynas search`` (see DESIGN.md, "The user's contract")."""
-
-    space: str
-    resume: bool = False
-
-
-@dataclass
-class SearchResult:
-    folder: Path
-    tracking_uri: str
-    experiment: str
-    parent_run_id: str
-    points: list[Any]
-    front: list[Any]
-    stopped_early: int
-
-
-def rank_records(records: list[Any]) -> list[Any]:
-    """Ranks trials by best Dice (higher first), ties broken by fewer parameters; failed last."""
-    ok = [r for r in records if r.status != "failed" and math.isfinite(r.best_dice)]
-    return sorted(ok, key=lambda r: (-r.best_dice, int(r.last.get("params", 0)), r.candidate))
 
 
 def _select(

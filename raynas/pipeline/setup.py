@@ -12,17 +12,15 @@ import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from raynas.errors import UserError
 from raynas.interrupts import active_guard
 from raynas.pipeline.outputs import SearchFolder, slug
 
-if TYPE_CHECKING:
-    from raynas.pipeline.search import SearchOptions
-
 __all__ = [
     "RunOptions",
+    "SearchOptions",
     "SearchSetup",
     "baseline_architecture",
     "load_run_preset",
@@ -52,6 +50,14 @@ class RunOptions:
     seed: int | None = None
     overrides: list[str] = field(default_factory=list)
     workdir: Path = field(default_factory=Path.cwd)
+
+
+@dataclass(kw_only=True)
+class SearchOptions(RunOptions):
+    """The options of ``raynas search`` (see DESIGN.md, "The user's contract")."""
+
+    space: str
+    resume: bool = False
 
 
 @dataclass

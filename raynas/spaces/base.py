@@ -129,7 +129,6 @@ def load_space(ref: str | Path, *, overrides: Mapping[str, Any] | None = None) -
                           f"{config.spatial_dims}D; valid: {valid}")
     if all(n == "none" for n in config.ops):
         raise ConfigError(f"{source}: ops: needs at least one operation other than 'none'")
-    _import_builtin_types()
     if config.type not in SPACE_TYPES:
         raise ConfigError(f"{source}: type: {config.type!r} has no implementation yet; "
                           f"available: {', '.join(SPACE_TYPES.list())}")
@@ -144,7 +143,3 @@ def list_spaces() -> list[dict[str, Any]]:
         out.append({"name": name, "type": cfg.type, "spatial_dims": cfg.spatial_dims,
                     "description": cfg.description})
     return out
-
-
-def _import_builtin_types() -> None:
-    import raynas.spaces  # noqa: F401  (its __init__ registers every built-in space type)

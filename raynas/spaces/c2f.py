@@ -75,8 +75,8 @@ class C2FCoarseSupernet(C2FNet):
         self._topologies = topos
         self._known = set(topos)
 
-    def candidates_in(self) -> list[str]:
-        """The cluster's topologies (canonical strings)."""
+    def choices(self) -> list[str]:
+        """The choices of this candidate: the cluster's topologies (canonical strings)."""
         return [format_topology(t) for t in self._topologies]
 
     def sample(self, rng: random.Random) -> dict[str, str]:

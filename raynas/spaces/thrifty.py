@@ -210,16 +210,17 @@ class ThriftySupernet(ArchParamsMixin, nn.Module):
 
     # -- coarse-stage interface (one choice: this candidate's (depth, width)) -----------------
 
-    def candidates_in(self) -> list[dict[str, int]]:
+    def choices(self) -> list[dict[str, int]]:
+        """The choices of this candidate: just its own ``{"depth", "width"}``."""
         return [{"depth": self.depth, "width": self.width}]
 
     def sample(self, rng: random.Random | None = None) -> dict[str, int]:
-        return self.candidates_in()[0]
+        return self.choices()[0]
 
     def set_active(self, choice: Mapping[str, Any]) -> None:
-        if dict(choice) not in ({}, self.candidates_in()[0]):
+        if dict(choice) not in ({}, self.choices()[0]):
             raise ValueError(f"choice {dict(choice)!r} is not this supernet's "
-                             f"{self.candidates_in()[0]!r}")
+                             f"{self.choices()[0]!r}")
 
     def param_count(self, choice: Mapping[str, Any] | None = None) -> int:
         """Exact parameters of the network :meth:`derive` gives now."""

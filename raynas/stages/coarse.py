@@ -3,8 +3,10 @@
 C2F: the cluster's weight-sharing supernet is trained single-path (one sampled topology per step);
 each epoch scores a few topologies with the shared weights (the current leaders plus new ones) on
 whole validation volumes, and the last epoch ends with a small evolutionary search over the
-cluster, as C2FNAS did. Thrifty: the candidate's supernet is trained with the architecture frozen
-at uniform weights and scored as a whole.
+cluster (:func:`raynas.strategy.evolve`: tournament, crossover, mutation), as C2FNAS did. Only
+scores measured with one epoch's weights are ranked against each other. Thrifty: the
+candidate's supernet (one choice, architecture frozen at uniform weights) is trained and scored
+the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from raynas.stages.base import StageProgram
 from raynas.stages.context import TrialSpec
+from raynas.strategy import evolve, leaders, sample_pool
 
 __all__ = ["CoarseProgram", "choice_key", "choice_label"]
 
@@ -41,15 +44,14 @@ def _levels(choice: dict[str, Any]) -> list[str] | None:
     return [str(t) for t in topology] if isinstance(topology, list | tuple) else None
 
 
-def _hamming(a: dict[str, Any], b: dict[str, Any]) -> int:
-    ta, tb = _levels(a), _levels(b)
-    if isinstance(ta, list) and isinstance(tb, list) and len(ta) == len(tb):
-        return sum(x != y for x, y in zip(ta, tb, strict=True))
-    return 0 if choice_key(a) == choice_key(b) else 1
+def choice_genome(choice: dict[str, Any]) -> tuple[str, ...]:
+    """What the evolution sees of a choice: a topology's levels, else its key as one gene."""
+    levels = _levels(choice)
+    return tuple(levels) if levels is not None else (choice_key(choice),)
 
 
 class CoarseProgram(StageProgram):
-    """Trains one coarse candidate; reports Dice, the best choice so far and its parameters."""
+    """Trains one coarse candidate; reports this epoch's best choice, its Dice and parameters."""
 
     def __init__(self, spec: TrialSpec) -> None:
         from raynas.engine import make_optimizer
@@ -68,7 +70,6 @@ class CoarseProgram(StageProgram):
             out_channels=self.num_classes,
             width=self.section.width,
         ).to(self.device)
-        self.single_path = hasattr(self.model, "set_active")
         params = (
             self.model.weight_parameters()
             if hasattr(self.model, "weight_parameters")
@@ -84,9 +85,12 @@ class CoarseProgram(StageProgram):
         self.rng = random.Random(f"{spec.seed}:{key}")
         self.choices: list[dict[str, Any]] = [
             c if isinstance(c, dict) else {"topology": c}
-            for c in (self.model.candidates_in() if self.single_path else [])
+            for c in self.model.choices()
         ]
-        self.scores: dict[str, float] = {}  # choice key -> latest Dice with shared weights
+        self.by_genome = {choice_genome(c): c for c in self.choices}
+        self.order = {g: i for i, g in enumerate(self.by_genome)}
+        # choice key -> Dice with the shared weights of the last epoch run (this epoch's only)
+        self.scores: dict[str, float] = {}
 
     # -- scoring ---------------------------------------------------------------------------
     def _score(self, choice: dict[str, Any]) -> float:
@@ -95,75 +99,60 @@ class CoarseProgram(StageProgram):
         self.scores[choice_key(choice)] = float(result.dice)
         return float(result.dice)
 
-    def _leaders(self, n: int) -> list[dict[str, Any]]:
-        ranked = sorted(self.scores.items(), key=lambda kv: (-kv[1], kv[0]))
-        return [json.loads(k) for k, _ in ranked[:n]]
-
-    def _mutate(self, choice: dict[str, Any]) -> dict[str, Any]:
-        others = [c for c in self.choices if choice_key(c) != choice_key(choice)]
-        if not others:
-            return choice
-        nearest = min(_hamming(choice, c) for c in others)
-        return self.rng.choice([c for c in others if _hamming(choice, c) == nearest])
+    def _genome_scores(self) -> dict[tuple[str, ...], float]:
+        """``self.scores`` keyed by genome (choices of this cluster only)."""
+        by_key = {choice_key(c): g for g, c in self.by_genome.items()}
+        return {by_key[k]: v for k, v in self.scores.items() if k in by_key}
 
     def _evolve(self) -> None:
-        """A small evolutionary search over the cluster with the shared weights."""
-        population = self._leaders(self.section.population)
-        while len(population) < min(self.section.population, len(self.choices)):
-            extra = self.rng.choice(self.choices)
-            if choice_key(extra) not in {choice_key(c) for c in population}:
-                population.append(extra)
-        for choice in population:
-            if choice_key(choice) not in self.scores:
-                self._score(choice)
-        for _ in range(self.section.generations):
-            parents = self._leaders(max(1, len(population) // 2))
-            for parent in parents:
-                child = self._mutate(parent)
-                if choice_key(child) not in self.scores:
-                    self._score(child)
+        """The evolutionary search over the cluster with this epoch's shared weights.
+
+        ``self.scores`` (this epoch's pool) seeds the population; the budget is what the old
+        generation loop could spend: the population's unscored places plus ``population // 2``
+        children per generation.
+        """
+        known = self._genome_scores()
+        population = self.section.population
+        budget = max(0, population - len(known)) + self.section.generations * max(
+            1, population // 2
+        )
+        evolve(
+            list(self.by_genome),
+            lambda g: self._score(self.by_genome[g]),
+            budget=budget,
+            population=population,
+            rng=self.rng,
+            known=known,
+        )  # every score lands in self.scores (see _score)
 
     # -- one epoch -------------------------------------------------------------------------
     def train_and_score(self, epoch: int) -> dict[str, Any]:
-        from raynas.engine import supernet_epoch, train_epoch
+        from raynas.engine import supernet_epoch
 
-        steps = self.section.steps_per_epoch
-        loader = self.data.bundle.train
-        if self.single_path:
-            stats = supernet_epoch(
-                self.model,
-                loader,
-                self.optimizer,
-                self.loss_fn,
-                sample=lambda: self.model.sample(self.rng),
-                device=self.device,
-                max_steps=steps,
-            )
-            budget = self.section.eval_topologies
-            pool = self._leaders(budget // 2)
-            while len(pool) < min(budget, len(self.choices)):
-                new = self.rng.choice(self.choices)
-                if choice_key(new) not in {choice_key(c) for c in pool}:
-                    pool.append(new)
-            for choice in pool:
-                self._score(choice)
-            if epoch + 1 >= self.epochs:
-                self._evolve()
-            best = self._leaders(1)[0]
-            dice = self.scores[choice_key(best)]
-            params = int(self.model.param_count(best))
-        else:
-            stats = train_epoch(
-                self.model,
-                loader,
-                self.optimizer,
-                self.loss_fn,
-                device=self.device,
-                max_steps=steps,
-            )
-            best = dict(self.candidate.params)
-            dice = float(self.evaluate().dice)
-            params = int(self.model.param_count())
+        stats = supernet_epoch(
+            self.model,
+            self.data.bundle.train,
+            self.optimizer,
+            self.loss_fn,
+            sample=lambda: self.model.sample(self.rng),
+            device=self.device,
+            max_steps=self.section.steps_per_epoch,
+        )
+        # Scores of earlier epochs were measured with other weights: only the ranking of the
+        # previous epoch (all measured with one set of weights) picks the leaders that are
+        # scored again; nothing measured before this epoch is ranked against this epoch's.
+        previous = self._genome_scores()
+        self.scores = {}
+        pool = sample_pool(
+            list(self.by_genome), previous, size=self.section.eval_topologies, rng=self.rng
+        )
+        for genome in pool:
+            self._score(self.by_genome[genome])
+        if epoch + 1 >= self.epochs:
+            self._evolve()
+        best = self.by_genome[leaders(self._genome_scores(), 1, self.order)[0]]
+        dice = self.scores[choice_key(best)]
+        params = int(self.model.param_count(best))
         return {
             "dice": dice,
             "loss": float(stats.loss),

@@ -48,7 +48,7 @@ def split_metrics(prefix: str, dice: float, per_class: list[float], keys: list[s
 
 
 class RetrainProgram(StageProgram):
-    """Trains one network; ``spec.candidate`` = {"name", "arch_json", optional hparams}."""
+    """Trains one network; ``spec.candidate`` = {"key", "label", "arch_json"[, "hparams"]}."""
 
     retrain_data = True
 

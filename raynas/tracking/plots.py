@@ -9,12 +9,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from raynas.tracking.pareto import ParetoPoint
+from typing import Protocol
 
 __all__ = ["plot_frontier"]
+
+
+class ParetoPoint(Protocol):
+    """What the plot reads of a point (:class:`raynas.tracking.pareto.ParetoPoint` has it)."""
+
+    name: str
+    dice: float
+    params: int
+    kind: str
 
 _SEARCHED = {"marker": "o", "color": "tab:blue", "label": "searched"}
 _BASELINE = {"marker": "s", "color": "tab:orange", "label": "baseline"}

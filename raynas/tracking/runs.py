@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -376,16 +376,6 @@ def reopen_run(target: TrackingTarget, run_id: str) -> None:
     client = client_for(target)
     if client.get_run(run_id).info.status != "RUNNING":
         client.update_run(run_id, status="RUNNING")
-
-
-def run_ids_with_tag(
-    target: TrackingTarget, experiment_ids: Iterable[str], key: str, value: str
-) -> list[str]:
-    """Ids of the runs whose tag ``key`` equals ``value`` (helper for tests and callbacks)."""
-    runs = client_for(target).search_runs(
-        list(experiment_ids), filter_string=f"tags.`{key}` = {_quote(value)}", max_results=10000
-    )
-    return [r.info.run_id for r in runs]
 
 
 def last_logged_step(target: TrackingTarget, run_id: str, key: str = "epoch") -> int:

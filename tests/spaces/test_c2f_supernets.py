@@ -27,7 +27,7 @@ def test_coarse_supernet_single_path_and_exact_param_count(name, overrides, dims
     space = load_space(name, overrides=overrides)
     cand = space.coarse_candidates()[1]
     net = space.build_coarse_supernet(cand, in_channels=1, out_channels=2, width=4)
-    assert net.candidates_in() == cand.params["topologies"]
+    assert net.choices() == cand.params["topologies"]
     rng = random.Random(0)
     for _ in range(2):
         choice = net.sample(rng)
@@ -37,11 +37,11 @@ def test_coarse_supernet_single_path_and_exact_param_count(name, overrides, dims
         assert y.shape == (2, 2, *(16,) * dims)
         y.mean().backward()
         assert net.stem.conv.weight.grad is not None
-    for topo in net.candidates_in():  # every topology runs on the shared weights
+    for topo in net.choices():  # every topology runs on the shared weights
         derived = build_network(net.derive({"topology": topo}))
         assert net.param_count({"topology": topo}) == count_parameters(derived)
     with torch.no_grad():
-        net.set_active(net.candidates_in()[-1])
+        net.set_active(net.choices()[-1])
         assert torch.isfinite(net(_x(dims))).all()
     with pytest.raises(ValueError, match="not in this cluster"):
         net.set_active(space.coarse_candidates()[0].params["topologies"][0])
@@ -52,7 +52,7 @@ def test_coarse_cells_are_shared_per_position_and_level():
     net = space.build_coarse_supernet(space.coarse_candidates()[2], in_channels=1,
                                       out_channels=2, width=4)
     keys = {(int(k.split("_")[0]), int(k.split("_")[1])) for k in net.cells}
-    needed = {(i, int(lv)) for t in net.candidates_in() for i, lv in enumerate(t.split("-"))}
+    needed = {(i, int(lv)) for t in net.choices() for i, lv in enumerate(t.split("-"))}
     assert keys == needed
 
 

@@ -71,7 +71,7 @@ def test_coarse_supernet_is_frozen_uniform_and_reports_default_count():
     assert all(not p.requires_grad and p.abs().sum() == 0 for p in net.arch.values())
     assert len(net.weight_parameters()) == len(list(net.parameters())) - 4
     choice = net.sample(random.Random(0))
-    assert choice == {"depth": 3, "width": 16} and net.candidates_in() == [choice]
+    assert choice == {"depth": 3, "width": 16} and net.choices() == [choice]
     net.set_active(choice)
     arch = net.derive(choice)
     default = space.default_architecture(depth=3, width=16, in_channels=1, out_channels=2)
