@@ -104,6 +104,9 @@ class SearchSetup:
         if self.runtime is not None:
             shutdown_ray(self.runtime)
         if self.log_handler is not None:
+            from raynas.logs import release_library_logs
+
+            release_library_logs()
             logging.getLogger("raynas").removeHandler(self.log_handler)
             self.log_handler.close()
 
@@ -263,6 +266,9 @@ def _log_to_file(folder: SearchFolder) -> logging.Handler:
     root = logging.getLogger("raynas")
     root.setLevel(logging.INFO)
     root.addHandler(handler)
+    from raynas.logs import capture_library_logs
+
+    capture_library_logs(handler)  # Ray's and MLflow's own log lines go to search.log too
     return handler
 
 
