@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
     from raynas.tracking.pareto import ParetoPoint
 
+from raynas.tracking.names import human_count, point_label
+
 __all__ = ["plot_frontier", "frontier_figure", "point_dice", "dice_label", "human_count"]
 
 _SEARCHED = {"marker": "o", "color": "tab:blue", "label": "searched"}
@@ -36,23 +38,6 @@ _OFFSETS = [
     (20, -34, "left", "top"), (-20, 34, "right", "bottom"), (-20, -34, "right", "top"),
 ]  # fmt: skip
 _MARKER_PX = 7.0  # half the side of the box kept free around every marker (pixels)
-
-
-def human_count(n: float) -> str:
-    """``12_345 -> '12k'``, ``1_432_000 -> '1.4M'``, ``950 -> '950'``.
-
-    Example:
-        >>> human_count(12_345), human_count(1_432_000), human_count(950)
-        ('12k', '1.4M', '950')
-    """
-    n = float(n)
-    if n >= 1e9:
-        return f"{n / 1e9:.3g}G"
-    if n >= 1e6:
-        return f"{n / 1e6:.2g}M" if n < 1e7 else f"{n / 1e6:.0f}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.2g}k" if n < 1e4 else f"{n / 1e3:.0f}k"
-    return f"{n:.0f}"
 
 
 def point_dice(p: Any) -> float:
@@ -184,7 +169,7 @@ def frontier_figure(
         ax.scatter(fx, fy, facecolors="none", edgecolors="tab:red", s=110, zorder=4)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
               frameon=False)
-    items = [(max(p.params, 1), point_dice(p), f"{p.name} ({human_count(p.params)})")
+    items = [(max(p.params, 1), point_dice(p), point_label(p.name, p.params, p.kind))
              for p in finite]  # fmt: skip
     return fig, _place_labels(fig, ax, items)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from raynas.tracking import ParetoPoint, pareto_front
+from raynas.tracking.names import point_label
 from raynas.tracking.plots import frontier_figure, human_count, plot_frontier
 
 # name, dice, params, kind
@@ -23,6 +24,7 @@ TABLES = {
                 for i in range(8)] + [("unet", 0.41, 1_400_000, "baseline"),
                                       ("unetpp", 0.415, 1_600_000, "baseline")],
     "long_names": [("a-very-long-network-name-indeed", 0.9, 2_000, "searched"),
+                   ("searched3-0-1-2-2-1-1-0-0-0-0-0-0", 0.5, 30_000, "searched"),
                    ("baseline-dynunet-planned", 0.91, 9_000_000, "baseline"),
                    ("mid", 0.2, 50_000, "searched")],
 }  # fmt: skip
@@ -45,7 +47,7 @@ def test_labels_legend_axes(rows: list[tuple[str, float, int, str]]) -> None:
     ax = fig.axes[0]
     # every point labelled with its name and size
     assert sorted(t.get_text() for t in labels) == sorted(
-        f"{p.name} ({human_count(p.params)})" for p in points
+        point_label(p.name, p.params, p.kind) for p in points
     )
     boxes = [t.get_window_extent(renderer) for t in labels]
     for i, a in enumerate(boxes):
@@ -121,3 +123,13 @@ def test_png_written_and_nan_tolerated(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_human_count(n: int, text: str) -> None:
     assert human_count(n) == text
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "label"),
+    [("searched#0 (13k)", "searched", "searched#0 (13k)"),  # a run name: as it is
+     ("searched2-0-1-1-0", "searched", "searched#2 (13k)"),  # a candidate key: short
+     ("baseline-unet", "baseline", "unet (13k)"), ("tiny", "searched", "tiny (13k)")],
+)  # fmt: skip
+def test_point_labels(name: str, kind: str, label: str) -> None:
+    assert point_label(name, 13_000, kind) == label
