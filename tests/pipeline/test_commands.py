@@ -48,6 +48,8 @@ def _check_tracked(runs: list, command: str, kind: str) -> Any:
     assert child.tags["stage"] == "retrain" and child.tags["kind"] == kind
     assert "dice" in child.metrics and child.metrics["params"] == parent.data.metrics["params"]
     assert parent.data.tags["best_model"] and parent.data.tags["best_model_uri"]
+    (data,) = parent.inputs.dataset_inputs  # the dataset, as an MLflow input of the parent
+    assert data.dataset.name == "synthetic" and len(data.dataset.digest) == 16
     return parent
 
 
