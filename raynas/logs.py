@@ -1,6 +1,6 @@
 """A quiet terminal: while a run's ``search.log`` is open, the libraries' own log lines (Ray's
 token-authentication notice, MLflow's database INFO lines and its pickle caution, alembic's
-migrations, Python warnings) go to that file instead of the terminal.
+migrations, ``torch.export``'s notes, Python warnings) go to that file instead of the terminal.
 
 Ray and MLflow each install a handler on their top logger (``ray``, ``mlflow``) that writes to
 stderr. :func:`capture_library_logs` swaps those console handlers for the run's file handler
@@ -22,7 +22,8 @@ import sys
 
 __all__ = ["LIBRARY_LOGGERS", "capture_library_logs", "capture_logger", "release_library_logs"]
 
-LIBRARY_LOGGERS = ("ray", "mlflow", "alembic", "py.warnings")
+LIBRARY_LOGGERS = ("ray", "mlflow", "alembic", "torch", "py.warnings")
+_LATE = ("ray", "torch")  # set up their handlers at import: captured once imported
 
 _state: dict[str, object] = {"handler": None, "warnings": False}
 _saved: dict[str, tuple[list[logging.Handler], bool]] = {}
@@ -35,11 +36,7 @@ def _is_console(handler: logging.Handler) -> bool:
     )
 
 
-def capture_logger(name: str) -> None:
-    """Routes logger ``name`` to the captured run's file (no-op when no run is capturing)."""
-    handler = _state["handler"]
-    if not isinstance(handler, logging.Handler) or name in _saved:
-        return
+def _capture_one(name: str, handler: logging.Handler) -> None:
     log = logging.getLogger(name)
     _saved[name] = (list(log.handlers), log.propagate)
     for h in list(log.handlers):
@@ -49,6 +46,23 @@ def capture_logger(name: str) -> None:
     log.propagate = False
 
 
+def capture_logger(name: str) -> None:
+    """Routes logger ``name`` to the captured run's file (no-op when no run is capturing), and
+    so its descendants that carry console handlers of their own (torch gives ``torch._export``
+    and others one each)."""
+    handler = _state["handler"]
+    if not isinstance(handler, logging.Handler):
+        return
+    if name not in _saved:
+        _capture_one(name, handler)
+    for child, log in list(logging.Logger.manager.loggerDict.items()):
+        if "__trace" in child:  # torch's structured trace (empty lines at DEBUG), not a notice
+            continue
+        if child.startswith(name + ".") and child not in _saved and isinstance(log, logging.Logger):
+            if any(_is_console(h) for h in log.handlers):
+                _capture_one(child, handler)
+
+
 def capture_library_logs(handler: logging.Handler) -> None:
     """Sends the log lines of Ray, MLflow, alembic and Python warnings to ``handler``."""
     release_library_logs()
@@ -56,7 +70,7 @@ def capture_library_logs(handler: logging.Handler) -> None:
     _state["warnings"] = True
     logging.captureWarnings(True)
     for name in LIBRARY_LOGGERS:
-        if name != "ray" or "ray" in sys.modules:
+        if name not in _LATE or name in sys.modules:
             capture_logger(name)
 
 

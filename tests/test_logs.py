@@ -47,3 +47,25 @@ def test_capture_logger_without_a_run_is_a_no_op() -> None:
     before = list(log.handlers), log.propagate
     capture_logger("ray")
     assert (list(log.handlers), log.propagate) == before
+
+
+def test_descendants_with_their_own_console_handler(tmp_path: Path) -> None:
+    """torch gives ``torch._export`` (and others) a console handler of its own."""
+    console = io.StringIO()
+    child = logging.getLogger("torch._export_test_child")
+    own = logging.StreamHandler(console)
+    child.addHandler(own)
+    child.propagate = False
+    handler = logging.FileHandler(tmp_path / "search.log")
+    try:
+        capture_library_logs(handler)
+        capture_logger("torch")
+        child.warning("dimension specialized")
+        release_library_logs()
+        assert own in child.handlers and handler not in child.handlers
+    finally:
+        release_library_logs()
+        child.removeHandler(own)
+        handler.close()
+    assert console.getvalue() == ""
+    assert "dimension specialized" in (tmp_path / "search.log").read_text()
