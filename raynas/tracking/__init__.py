@@ -4,9 +4,10 @@ The only package of raynas that imports ``mlflow``. Every call takes an explicit
 :class:`TrackingTarget` (from :func:`resolve_tracking_uri`) and uses its own ``MlflowClient``,
 so it works the same on the Ray driver and in workers.
 
-Metric names (logged per epoch with ``step`` = epoch): ``dice`` (mean foreground validation
-Dice), ``loss`` (training loss), ``val_dice_class_<i>`` (validation Dice of class ``i``),
-``params`` (parameter count); once per run: ``best_dice``. Run tags: ``stage``
+Metric and run names: see :mod:`raynas.tracking.names` (retrain runs: ``dice``, ``loss``,
+``best_dice``, ``val_dice_class_<i>`` per epoch, ``params`` once, ``val_dice``, ``params_M``,
+``log10_params`` at the end; supernet runs: ``coarse/dice``, ``fine/derived_params``, ...;
+``epoch`` is the step). The comparison link: :mod:`raynas.tracking.links`. Run tags: ``stage``
 (``coarse`` | ``fine`` | ``retrain``), ``space``, ``dataset``, ``seed``, ``trial_id``, ``kind``
 (``searched`` | ``baseline``), ``pareto`` (``true`` | ``false``), ``raynas.kind``
 (``search`` for the parent run, ``trial`` for nested runs).
