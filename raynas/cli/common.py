@@ -5,10 +5,10 @@ from __future__ import annotations
 __all__ = ["where_in_mlflow"]
 
 
-def where_in_mlflow(tracking_uri: str, experiment: str, parent_run_id: str) -> str:
-    """The line that tells where the runs are: the server's address for an ``http(s)://``
-    store, else the ``mlflow ui`` command that opens the local store."""
-    run = f"(experiment '{experiment}', parent run {parent_run_id})"
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"MLflow:   open {tracking_uri}  {run}"
-    return f"MLflow:   mlflow ui --backend-store-uri {tracking_uri}  {run}"
+def where_in_mlflow(tracking_uri: str, experiment: str, parent_run_id: str | None) -> str:
+    """Where the runs are: the ``mlflow ui`` command for a local store (the server's address
+    otherwise) and the one URL that opens this search's networks side by side in the UI's
+    chart view (see :mod:`raynas.tracking.links`)."""
+    from raynas.tracking.links import comparison_lines
+
+    return "\n".join(comparison_lines(tracking_uri, experiment, parent_run_id))

@@ -48,3 +48,7 @@ def pareto(
     console.print(f"{len(front)} of {len(points)} retrained networks on the frontier")
     for ext in ("csv", "json", "png"):
         console.print(f"wrote {out_dir / f'{ARTIFACT_STEM}.{ext}'}")
+    from raynas.cli.common import where_in_mlflow
+
+    link = where_in_mlflow(target.uri, experiment, None)
+    console.print(link, soft_wrap=True, markup=False, highlight=False)

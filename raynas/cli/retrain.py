@@ -44,7 +44,8 @@ def _run(**kwargs: Any) -> None:
     console.print(f"params:   {result.params:,}")
     console.print(f"model:    {result.model_path}")
     console.print(f"outputs:  {result.folder}")
-    console.print(where_in_mlflow(result.tracking_uri, result.experiment, result.parent_run_id))
+    link = where_in_mlflow(result.tracking_uri, result.experiment, result.parent_run_id)
+    console.print(link, soft_wrap=True, markup=False, highlight=False)
 
 
 def retrain(

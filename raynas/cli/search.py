@@ -57,4 +57,5 @@ def search(
     console.print(f"outputs:  {result.folder}")
     console.print(f"frontier: {result.folder / 'frontier.png'}")
     console.print(f"ASHA stopped {result.stopped_early} trial(s) early")
-    console.print(where_in_mlflow(result.tracking_uri, result.experiment, result.parent_run_id))
+    link = where_in_mlflow(result.tracking_uri, result.experiment, result.parent_run_id)
+    console.print(link, soft_wrap=True, markup=False, highlight=False)

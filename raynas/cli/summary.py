@@ -4,8 +4,11 @@ A target is an ``ARCH.json`` path (any registered space) or a registered model n
 :func:`raynas.nets.register_named_model`; the baselines register ``unet``, ``unetpp``,
 ``dynunet``). ``--input-size`` takes 2 or 3 numbers (``--input-size 96 96 96``) or ``96x96x96``.
 
+``--png OUT.png`` also draws the architecture (:mod:`raynas.nets.drawing`).
+
 Example:
     raynas summary runs/best/ARCH.json --input-size 96 96 96 --json
+    raynas summary runs/best/ARCH.json --png arch.png
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def summary(
     dims: int = typer.Option(None, "--dims", min=2, max=3,
                              help="For a model name: 2 or 3 (default: from --input-size, or 3)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    png: Path = typer.Option(None, "--png", help="Also draw the architecture into this PNG."),
 ) -> None:
     """Exact parameters, FLOPs and an activation-memory estimate of a model for one input."""
     name, extra = target[0], target[1:]
@@ -93,6 +97,16 @@ def summary(
     if sizes is None:
         sizes = (96,) * arch.spatial_dims
     facts = {"target": name, **summarize(arch, sizes)}
+    if png is not None:
+        from raynas.nets.drawing import save_architecture_png
+
+        out = png.expanduser()
+        if out.suffix.lower() != ".png":
+            raise UserError(f"--png {png}: expected a file name ending in .png")
+        try:
+            facts["png"] = str(save_architecture_png(arch, out, name=Path(name).stem))
+        except OSError as exc:
+            raise UserError(f"--png {png}: cannot write it ({exc.strerror or exc})") from None
     if as_json:
         typer.echo(json.dumps(facts, indent=2))
         return
@@ -101,3 +115,5 @@ def summary(
     typer.echo(f"parameters:   {facts['params']:,}")
     typer.echo(f"FLOPs (MACs): {facts['flops']:,} ({facts['flops'] / 1e9:.2f} G)")
     typer.echo(f"activations:  {facts['act_bytes'] / 2**20:.1f} MiB (float32, batch 1)")
+    if "png" in facts:
+        typer.echo(f"picture:      {facts['png']}")

@@ -8,7 +8,7 @@ Layout (``<storage>/<experiment>/<space>_<dataset>_s<seed>/``)::
     search.log            the log of the search
     ray/                  Ray Tune's experiment folders (one per stage), for Tuner.restore
     coarse.csv fine.csv retrain.csv   one row per trial
-    architectures/*.json  every derived architecture
+    architectures/*.json  every derived architecture (+ its picture, *.png)
     models/*.pt           best weights of each retrained network (state dict) + its JSON
     frontier.csv/.json/.png
 """
@@ -16,6 +16,7 @@ Layout (``<storage>/<experiment>/<space>_<dataset>_s<seed>/``)::
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from dataclasses import asdict
@@ -98,6 +99,13 @@ class SearchFolder:
         return path
 
     def write_architecture(self, name: str, arch_json: str) -> Path:
+        """Writes ``architectures/<name>.json`` and its picture ``architectures/<name>.png``."""
         path = self.root / "architectures" / f"{slug(name)}.json"
         path.write_text(arch_json)
+        from raynas.nets.drawing import save_architecture_png
+
+        try:
+            save_architecture_png(arch_json, path.with_suffix(".png"), name=name)
+        except Exception as exc:  # noqa: BLE001 - a picture must never stop a run
+            logging.getLogger("raynas.search").warning("%s: no picture (%s)", path, exc)
         return path

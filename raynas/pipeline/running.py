@@ -61,6 +61,7 @@ def run_tracked_stage(
             stage=stage,
             labels=labels,
             kinds=kinds,
+            architectures={k: v["arch_json"] for k, v in candidates.items() if "arch_json" in v},
         ),
         ProgressCallback(stage=stage, epochs=section.epochs, labels=labels),
     ]

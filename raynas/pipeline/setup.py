@@ -113,6 +113,9 @@ class SearchSetup:
         if self.runtime is not None:
             shutdown_ray(self.runtime)
         if self.log_handler is not None:
+            from raynas.logs import release_library_logs
+
+            release_library_logs()
             logging.getLogger("raynas").removeHandler(self.log_handler)
             self.log_handler.close()
 
@@ -308,7 +311,30 @@ def _log_to_file(folder: SearchFolder) -> logging.Handler:
     root = logging.getLogger("raynas")
     root.setLevel(logging.INFO)
     root.addHandler(handler)
+    from raynas.logs import capture_library_logs
+
+    capture_library_logs(handler)  # Ray's and MLflow's own log lines go to search.log too
     return handler
+
+
+def _log_dataset(target: Any, run_id: str, dataset: Any, preset: Any) -> None:
+    """The dataset as an MLflow input of the parent run: name, case digest, fold, test split."""
+    from raynas.tracking.inputs import log_dataset_input
+
+    data = preset.data
+    split = {"fold": data.fold, "folds": data.folds}
+    for key in ("test_fraction", "test_cases"):  # the held-out test split, where the preset has it
+        if getattr(data, key, None) is not None:
+            split[key] = getattr(data, key)
+    info = dataset.info
+    try:
+        log_dataset_input(
+            target, run_id, name=info.name, case_names=[c.name for c in dataset.cases],
+            source=f"synthetic:{info.name}" if info.synthetic else str(dataset.root),
+            split=split, seed=preset.seed if info.synthetic else None,
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 - a missing input must never stop a run
+        logger.warning("could not log the dataset as an MLflow input (%s)", exc)
 
 
 def prepare_search(options: SearchOptions) -> SearchSetup:
@@ -401,6 +427,7 @@ def open_run(
                 ),
                 kind=kind,
             )
+            _log_dataset(target, parent, dataset, preset)
             folder.state.update(
                 parent_run_id=parent, space=space_ref, dataset=dataset.info.name, seed=preset.seed
             )

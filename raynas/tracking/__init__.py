@@ -4,12 +4,13 @@ The only package of raynas that imports ``mlflow``. Every call takes an explicit
 :class:`TrackingTarget` (from :func:`resolve_tracking_uri`) and uses its own ``MlflowClient``,
 so it works the same on the Ray driver and in workers.
 
-Metric names (logged per epoch with ``step`` = epoch): ``dice`` (mean foreground validation
-Dice), ``loss`` (training loss), ``val_dice_class_<i>`` (validation Dice of class ``i``),
-``params`` (parameter count); once per run: ``best_dice``; once per retrain run, at its end:
-``test_dice`` / ``test_dice_<class>`` (its best-epoch weights on the held-out test cases; the
-frontier's Dice) and ``val_dice`` / ``val_dice_<class>`` (its best epoch's validation Dice;
-``<class>`` = the label name). Run tags: ``stage``
+Metric and run names: see :mod:`raynas.tracking.names` (retrain runs: ``dice``, ``loss``,
+``best_dice``, ``val_dice_class_<i>`` per epoch, ``params`` once; at the end ``test_dice`` /
+``test_dice_<class>`` (the best-epoch weights on the held-out test cases: the frontier's Dice),
+``val_dice`` / ``val_dice_<class>`` (the best epoch's validation Dice; ``<class>`` = the label
+name), ``params_M``, ``log10_params``; supernet runs: ``coarse/dice``,
+``fine/derived_params``, ...; ``epoch`` is the step). The comparison link:
+:mod:`raynas.tracking.links`. Run tags: ``stage``
 (``coarse`` | ``fine`` | ``retrain``), ``space``, ``dataset``, ``seed``, ``trial_id``, ``kind``
 (``searched`` | ``baseline``), ``pareto`` (``true`` | ``false``), ``raynas.kind``
 (``search`` for the parent run, ``trial`` for nested runs), ``trial`` (a retrain run's

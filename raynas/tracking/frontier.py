@@ -62,6 +62,9 @@ def log_frontier(
     for run_id in sorted({p.run_id for p in pts if p.run_id}):
         set_tags(target, run_id, {"pareto": "true" if run_id in front_runs else "false"})
     set_tags(target, parent_run_id, {"pareto.size": str(len(front))})
+    from raynas.tracking.notes import log_search_summary
+
+    log_search_summary(target, parent_run_id, pts, front)  # metrics + description of the parent
     return front
 
 

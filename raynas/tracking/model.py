@@ -1,4 +1,5 @@
-"""Log a trained network as an MLflow PyTorch model, with its Architecture JSON beside it.
+"""Log a trained network as an MLflow PyTorch model (``pt2`` where ``torch.export`` handles
+it), with its Architecture JSON beside it.
 
 ``mlflow.pytorch.log_model`` only knows the global tracking URI, so it runs inside
 :func:`_tracking_uri`, a context that sets the URI and restores the previous state exactly
@@ -13,12 +14,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from raynas.tracking.runs import client_for, log_text
 from raynas.tracking.uri import TrackingTarget
@@ -26,7 +28,9 @@ from raynas.tracking.uri import TrackingTarget
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["log_pytorch_model", "load_pytorch_model"]
+__all__ = ["log_pytorch_model", "load_pytorch_model", "example_input"]
+
+logger = logging.getLogger(__name__)
 
 ARCH_FILE = "architecture.json"
 _LOCK = threading.Lock()
@@ -68,6 +72,13 @@ def log_pytorch_model(
 ) -> str:
     """Log ``model`` as an MLflow PyTorch model of run ``run_id``.
 
+    Saved in MLflow's safe ``pt2`` format (``torch.export``; loading needs no pickle of raynas
+    classes) with a signature from a small input example (batch 1, one channel per
+    ``in_channels``, sides of the network's total stride: see :func:`example_input`); where the
+    Architecture JSON does not name its dimensions or ``torch.export`` fails on the network,
+    it falls back to the pickle format (with a warning in the log and raynas in the
+    requirements).
+
     The Architecture JSON goes into the model package (``extra_files``) and into the run's
     artifacts as ``<name>/architecture.json``, so the network can be rebuilt without pickles.
 
@@ -92,6 +103,10 @@ def log_pytorch_model(
     active_before = mlflow.active_run()
     cpu_model = copy.deepcopy(model).to("cpu").eval()
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"]
+    example = example_input(cpu_model, architecture_json)
+    from raynas.logs import capture_logger
+
+    capture_logger("torch")  # torch.export's notes go to the run's log, not the terminal
     with tempfile.TemporaryDirectory(prefix="raynas-model-") as tmp:
         arch_path = Path(tmp) / ARCH_FILE
         arch_path.write_text(architecture_json, encoding="utf-8")
@@ -106,22 +121,58 @@ def log_pytorch_model(
             params=dict(run.data.params),
             tags={"raynas.architecture": ARCH_FILE},
         )
+        common = {"name": name, "run_id": run_id, "model_id": logged.model_id,
+                  "extra_files": [str(arch_path)]}  # fmt: skip
         with _tracking_uri(target.uri):
-            info = mlflow.pytorch.log_model(
-                cpu_model,
-                name=name,
-                run_id=run_id,
-                model_id=logged.model_id,
-                extra_files=[str(arch_path)],
-                pip_requirements=requirements,
-                serialization_format="pickle",
-            )
+            info = None
+            if example is not None:
+                try:
+                    info = mlflow.pytorch.log_model(
+                        cpu_model, input_example=example, pip_requirements=requirements,
+                        serialization_format="pt2", **common,
+                    )  # fmt: skip
+                except Exception as exc:  # noqa: BLE001 - torch.export cannot handle every net
+                    logger.warning("%s: not exportable with torch.export (%s); logged as a "
+                                   "pickle", name, " ".join(str(exc).split())[:300])  # fmt: skip
+            if info is None:
+                from raynas import __version__
+
+                info = mlflow.pytorch.log_model(
+                    cpu_model, pip_requirements=[*requirements, f"raynas=={__version__}"],
+                    serialization_format="pickle", **common,
+                )  # fmt: skip
     log_text(target, run_id, architecture_json, f"{name}/{ARCH_FILE}")
     active_after = mlflow.active_run()
     before_id = active_before.info.run_id if active_before else None
     if active_after is not None and active_after.info.run_id != before_id:  # pragma: no cover
         mlflow.end_run()  # defensive: never leave a run active that we did not find active
     return info.model_uri
+
+
+def example_input(model: torch.nn.Module, architecture_json: str) -> Any:
+    """A tiny input example for ``model``: ``(1, in_channels, s, ..., s)`` float32 with ``s``
+    the smallest power of two (8 to 128) the network maps to an output of the same size (its
+    total stride); ``None`` when the JSON names no ``spatial_dims`` or no size works."""
+    import json
+
+    import numpy as np
+    import torch
+
+    try:
+        data = json.loads(architecture_json)
+        dims, channels = int(data["spatial_dims"]), int(data.get("in_channels", 1))
+    except (ValueError, KeyError, TypeError):
+        return None
+    for side in (8, 16, 32, 64, 128):
+        x = torch.zeros((1, channels, *([side] * dims)))
+        try:
+            with torch.no_grad():
+                y = model(x)
+        except (RuntimeError, ValueError):
+            continue
+        if tuple(y.shape[2:]) == tuple(x.shape[2:]):
+            return np.random.default_rng(0).random(x.shape, dtype=np.float32)
+    return None
 
 
 def load_pytorch_model(target: TrackingTarget, model_uri: str) -> torch.nn.Module:

@@ -2,6 +2,12 @@
 
 Uses matplotlib's object API with the Agg canvas (no ``pyplot``, no global figure state, no
 display needed), so it is safe on headless machines and inside Ray workers.
+
+The plot a reader gets: log-x parameters, padded y, the legend outside the data (right of the
+axes), every point labelled with its name and size (labels placed greedily so that they overlap
+neither each other nor a marker, and stay inside the axes), the frontier drawn as a staircase
+(also for a single point), and the Dice in the title and y label: ``test Dice`` when the points
+carry a held-out test Dice (``test_dice``), else ``validation Dice``.
 """
 
 from __future__ import annotations
@@ -9,9 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["plot_frontier"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+from raynas.tracking.names import human_count, point_label
+
+__all__ = ["plot_frontier", "frontier_figure", "point_dice", "dice_label", "human_count"]
 
 
 class ParetoPoint(Protocol):
@@ -22,8 +33,153 @@ class ParetoPoint(Protocol):
     params: int
     kind: str
 
+
 _SEARCHED = {"marker": "o", "color": "tab:blue", "label": "searched"}
 _BASELINE = {"marker": "s", "color": "tab:orange", "label": "baseline"}
+# Label offsets from the point (points): tried in order, the first free one wins.
+_OFFSETS = [
+    (7, 6, "left", "bottom"), (7, -6, "left", "top"), (-7, 6, "right", "bottom"),
+    (-7, -6, "right", "top"), (0, 10, "center", "bottom"), (0, -10, "center", "top"),
+    (10, 0, "left", "center"), (-10, 0, "right", "center"), (7, 20, "left", "bottom"),
+    (7, -20, "left", "top"), (-7, 20, "right", "bottom"), (-7, -20, "right", "top"),
+    (0, 30, "center", "bottom"), (0, -30, "center", "top"), (20, 34, "left", "bottom"),
+    (20, -34, "left", "top"), (-20, 34, "right", "bottom"), (-20, -34, "right", "top"),
+]  # fmt: skip
+_MARKER_PX = 7.0  # half the side of the box kept free around every marker (pixels)
+
+
+def point_dice(p: Any) -> float:
+    """The Dice a point is plotted at: its held-out ``test_dice`` when it has one, else ``dice``."""
+    test = getattr(p, "test_dice", None)
+    if test is not None and math.isfinite(float(test)):
+        return float(test)
+    return float(p.dice)
+
+
+def dice_label(points: Sequence[Any]) -> str:
+    """``'test Dice'`` when any point carries a held-out test Dice, else ``'validation Dice'``."""
+    has_test = any(getattr(p, "test_dice", None) is not None for p in points)
+    return "test Dice" if has_test else "validation Dice"
+
+
+def _overlap(a: Any, b: Any) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _outside(box: Any, frame: Any) -> float:
+    inside = _overlap(box, frame)
+    return box.width * box.height - inside
+
+
+def _place_labels(fig: Figure, ax: Any, items: list[tuple[float, float, str]]) -> list[Any]:
+    """Greedy label placement in display space: for each point (left to right), the first
+    offset whose box hits no placed label, no marker and stays in the axes; else the least bad."""
+    from matplotlib.transforms import Bbox
+
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer).padded(-2)
+    centres = [ax.transData.transform((x, y)) for x, y, _ in items]
+    markers = [Bbox.from_extents(cx - _MARKER_PX, cy - _MARKER_PX, cx + _MARKER_PX,
+                                 cy + _MARKER_PX) for cx, cy in centres]  # fmt: skip
+    placed: list[Any] = []
+    annotations = []
+    order = sorted(range(len(items)), key=lambda i: (items[i][0], -items[i][1]))
+    for i in order:
+        x, y, text = items[i]
+        best: tuple[float, Any] | None = None
+        for dx, dy, ha, va in _OFFSETS:
+            ann = ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy),
+                              ha=ha, va=va, fontsize=8, zorder=5)  # fmt: skip
+            box = ann.get_window_extent(renderer).padded(1)
+            cost = sum(_overlap(box, b) for b in placed)
+            cost += sum(_overlap(box, m) for j, m in enumerate(markers) if j != i)
+            cost += 4 * _outside(box, frame)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann)
+            else:
+                ann.remove()
+            if cost == 0:
+                break
+        assert best is not None
+        ann = best[1]
+        placed.append(ann.get_window_extent(renderer).padded(1))
+        annotations.append(ann)
+    return annotations
+
+
+def _limits(xs: list[float], ys: list[float]) -> tuple[tuple[float, float], tuple[float, float]]:
+    lo_x, hi_x = min(xs), max(xs)
+    lx, hx = math.log10(lo_x), math.log10(hi_x)
+    pad = max(0.35, 0.18 * (hx - lx))
+    lo_y, hi_y = min(ys), max(ys)
+    span = max(hi_y - lo_y, 0.1)
+    return (10 ** (lx - pad), 10 ** (hx + pad)), (lo_y - 0.3 * span, hi_y + 0.3 * span)
+
+
+def frontier_figure(
+    points: Sequence[ParetoPoint],
+    front: Sequence[ParetoPoint],
+    *,
+    title: str | None = None,
+) -> tuple[Figure, list[Any]]:
+    """The frontier plot as a matplotlib ``Figure`` (Agg canvas) and its point labels.
+
+    Returns:
+        ``(figure, labels)``: ``labels`` are the annotation artists, one per finite point.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    label = dice_label(points)
+    finite = [p for p in points if math.isfinite(point_dice(p))]
+    fig = Figure(figsize=(8.5, 4.8), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.09, 0.12, 0.68, 0.76))
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters (log scale)")
+    ax.set_ylabel(label)
+    ax.set_title(title or f"Pareto frontier: {label} (up) vs parameters (down)", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if not finite:
+        ax.text(0.5, 0.5, "no point with a finite Dice", transform=ax.transAxes, ha="center")
+        return fig, []
+    xs = [max(p.params, 1) for p in finite]
+    ys = [point_dice(p) for p in finite]
+    (x0, x1), (y0, y1) = _limits(xs, ys)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    for kind, style in (("searched", _SEARCHED), ("baseline", _BASELINE)):
+        pts = [p for p in finite if p.kind == kind]
+        if pts:
+            ax.scatter([max(p.params, 1) for p in pts], [point_dice(p) for p in pts],
+                       marker=style["marker"], color=style["color"], label=style["label"],
+                       alpha=0.8, zorder=3)  # fmt: skip
+    front_pts = sorted((p for p in front if math.isfinite(point_dice(p))),
+                       key=lambda p: (p.params, point_dice(p)))  # fmt: skip
+    if front_pts:
+        fx = [max(p.params, 1) for p in front_pts]
+        fy = [point_dice(p) for p in front_pts]
+        # the staircase a dominated region lies under: up at each point, right to the edge
+        sx, sy = [fx[0]], [y0]
+        for i, (x, y) in enumerate(zip(fx, fy, strict=True)):
+            sx.append(x)
+            sy.append(y)
+            if i + 1 < len(fx):
+                sx.append(fx[i + 1])
+                sy.append(y)
+        sx.append(x1)
+        sy.append(fy[-1])
+        ax.plot(sx, sy, color="tab:red", linewidth=1.5, label="frontier", zorder=2)
+        ax.scatter(fx, fy, facecolors="none", edgecolors="tab:red", s=110, zorder=4)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
+              frameon=False)
+    items = [(max(p.params, 1), point_dice(p), point_label(p.name, p.params, p.kind))
+             for p in finite]  # fmt: skip
+    return fig, _place_labels(fig, ax, items)
 
 
 def plot_frontier(
@@ -31,50 +187,10 @@ def plot_frontier(
     front: Sequence[ParetoPoint],
     path: str | Path,
     *,
-    title: str = "Pareto frontier (test Dice up, parameters down)",
+    title: str | None = None,
 ) -> Path:
     """Save the frontier plot of ``points`` (with ``front`` highlighted) as a PNG at ``path``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    finite = [p for p in points if math.isfinite(p.dice)]
-    fig = Figure(figsize=(7, 4.5), dpi=120)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    for kind, style in (("searched", _SEARCHED), ("baseline", _BASELINE)):
-        pts = [p for p in finite if p.kind == kind]
-        if pts:
-            ax.scatter(
-                [max(p.params, 1) for p in pts],
-                [p.dice for p in pts],
-                marker=style["marker"],
-                color=style["color"],
-                label=style["label"],
-                alpha=0.75,
-                zorder=3,
-            )
-    for p in finite:
-        if p.kind == "baseline":
-            ax.annotate(
-                p.name,
-                (max(p.params, 1), p.dice),
-                textcoords="offset points",
-                xytext=(5, 5),
-                fontsize=8,
-            )
-    if front:
-        xs = [max(p.params, 1) for p in front]
-        ys = [p.dice for p in front]
-        ax.step(xs, ys, where="post", color="tab:red", linewidth=1.5, label="frontier", zorder=2)
-        ax.scatter(xs, ys, facecolors="none", edgecolors="tab:red", s=90, zorder=4)
-    ax.set_xscale("log")
-    ax.set_xlabel("parameters")
-    ax.set_ylabel("test Dice (held-out cases)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    if finite:
-        ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+    fig, _ = frontier_figure(points, front, title=title)
     path = Path(path)
     fig.savefig(path, format="png")
     return path

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -15,22 +17,38 @@ from raynas.tracking import (
     find_trial_run,
     finish_run,
     last_logged_step,
+    log_artifact_file,
     log_metrics,
     log_text,
     reopen_run,
     set_tags,
 )
+from raynas.tracking.names import (
+    SUPERNET_STAGES,
+    final_metrics,
+    is_constant,
+    mlflow_metrics,
+    params_text,
+    short_run_name,
+)
+from raynas.tracking.notes import architecture_note
 from raynas.tune.stage import trial_name
 
 __all__ = ["MlflowTrialCallback", "ProgressCallback"]
 
 logger = logging.getLogger(__name__)
-_METRIC_KEYS = ("dice", "best_dice", "loss", "params", "epoch", "evaluated")
 _TEXT_KEYS = ("topology", "choice_json", "arch_json", "failure", "candidate")
 
 
 class MlflowTrialCallback(Callback):
     """One nested MLflow run per trial: params, per-epoch metrics, stage tag, architecture JSON.
+
+    Run and metric names come from :mod:`raynas.tracking.names`: short unique run names
+    (``searched#0 (12k)``, ``coarse cluster3``), plain metric names on retrain runs and
+    stage-prefixed ones on supernet runs (``coarse/dice``); ``epoch`` is the step, not a metric,
+    and ``params`` is logged when it changes. A trial that ends logs its architecture
+    (``architecture.json`` + ``architecture.png``) and, for a retrain run, ``val_dice``,
+    ``params_M`` and a description (``mlflow.note.content``) summarising the network.
 
     A resumed stage finds the runs it already made (by trial id) and never duplicates them.
     """
@@ -44,6 +62,7 @@ class MlflowTrialCallback(Callback):
         stage: str,
         labels: dict[str, str],
         kinds: dict[str, str] | None = None,
+        architectures: dict[str, str] | None = None,
     ) -> None:
         self.target = target
         self.experiment_id = experiment_id
@@ -51,40 +70,58 @@ class MlflowTrialCallback(Callback):
         self.stage = stage
         self.labels = labels
         self.kinds = kinds or {}
+        self.architectures = architectures or {}
         self.runs: dict[str, str] = {}
+        self.names: dict[str, str] = {}  # trial id -> run name without the size
+        self.display: dict[str, str] = {}  # trial id -> run name with the size
         self.logged_until: dict[str, int] = {}  # trial id -> last step already in MLflow
+        self.constants: dict[str, dict[str, float]] = {}  # trial id -> constants logged
         self.last: dict[str, dict[str, Any]] = {}
+
+    def _step_key(self) -> str:
+        return f"{self.stage}/dice" if self.stage in SUPERNET_STAGES else "dice"
+
+    def _unique(self, name: str) -> str:
+        taken = set(self.names.values())
+        unique, n = name, 1
+        while unique in taken:
+            n += 1
+            unique = f"{name} [{n}]"
+        return unique
 
     def _run_for(self, trial: Any) -> str:
         if trial.trial_id in self.runs:
             return self.runs[trial.trial_id]
+        key = str(trial.config.get("candidate"))
+        kind = self.kinds.get(key, "searched")
+        # a retrain trial is named <candidate>#<sample>, like its weights and frontier row
+        name = trial_name(key, trial.config.get("sample", 0))
+        short = short_run_name(self.stage, name if self.stage == "retrain" else key, kind=kind)
+        self.names[trial.trial_id] = self._unique(short)
         run_id = find_trial_run(
             self.target, self.experiment_id, self.parent_run_id, trial.trial_id, stage=self.stage
         )
         if run_id is not None:  # a resumed stage: this trial's run exists already
-            self.logged_until[trial.trial_id] = last_logged_step(self.target, run_id)
+            self.logged_until[trial.trial_id] = last_logged_step(
+                self.target, run_id, key=self._step_key()
+            )
             reopen_run(self.target, run_id)  # KILLED by an interrupt: running again
         else:
-            key = str(trial.config.get("candidate"))
             params = {k: v for k, v in trial.config.items() if k != "candidate"}
             params["candidate"] = self.labels.get(key, key)
-            # a retrain trial is named <candidate>#<sample>, like its weights and frontier row
-            name = trial_name(key, trial.config.get("sample", 0))
-            label = self.labels.get(key, key)
-            if self.stage == "retrain":
-                label = trial_name(label, trial.config.get("sample", 0))
             run_id = create_trial_run(
                 self.target,
                 self.experiment_id,
                 parent_run_id=self.parent_run_id,
-                run_name=f"{self.stage}-{label}"[:200],
+                run_name=self.names[trial.trial_id],
                 stage=self.stage,
                 trial_id=trial.trial_id,
                 params=params,
                 tags={
                     "candidate": key[:500],
                     "trial": name[:500],
-                    "kind": self.kinds.get(key, "searched"),
+                    "label": self.labels.get(key, key)[:500],
+                    "kind": kind,
                 },
             )
         self.runs[trial.trial_id] = run_id
@@ -97,21 +134,44 @@ class MlflowTrialCallback(Callback):
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
         run_id = self._run_for(trial)
-        numeric = {}
-        for k, v in result.items():
-            wanted = k in _METRIC_KEYS or k.startswith(("val_dice", "test_dice"))
-            if wanted and isinstance(v, int | float) and not isinstance(v, bool):
-                numeric[k] = float(v)
+        tid = trial.trial_id
         step = int(result.get("training_iteration", 0))
-        if step > self.logged_until.get(trial.trial_id, -1):
-            log_metrics(self.target, run_id, numeric, step=step)
-        self.last[trial.trial_id] = {k: result[k] for k in _TEXT_KEYS if k in result}
+        if step > self.logged_until.get(tid, -1):
+            logged = self.constants.setdefault(tid, {})
+            metrics = {}
+            for name, value in mlflow_metrics(self.stage, result).items():
+                if is_constant(name):
+                    if logged.get(name) == value:
+                        continue
+                    logged[name] = value
+                metrics[name] = value
+            log_metrics(self.target, run_id, metrics, step=step)
+        previous = self.last.get(tid, {})
+        self.last[tid] = {k: v for k, v in result.items() if k in _TEXT_KEYS or _numeric(v)}
+        if self.stage not in SUPERNET_STAGES and "params" in result and "params" not in previous:
+            name = f"{self.names[tid]} ({params_text(result['params'])})"
+            self.display[tid] = name
+            set_tags(self.target, run_id, {"mlflow.runName": name})
+
+    def _architecture(self, trial: Any, run_id: str, arch_json: str) -> None:
+        from raynas.nets.drawing import save_architecture_png
+
+        log_text(self.target, run_id, arch_json, "architecture.json")
+        try:
+            with tempfile.TemporaryDirectory(prefix="raynas-arch-") as tmp:
+                name = self.display.get(trial.trial_id, self.names.get(trial.trial_id))
+                png = save_architecture_png(arch_json, Path(tmp) / "architecture.png", name=name)
+                log_artifact_file(self.target, run_id, png)
+        except Exception as exc:  # noqa: BLE001 - a picture must never fail a trial's run
+            logger.warning("%s: no architecture picture (%s)", run_id, exc)
 
     def _close(self, trial: Any, status: str, reason: str | None = None) -> None:
         run_id = self._run_for(trial)
         last = self.last.get(trial.trial_id, {})
-        if last.get("arch_json"):
-            log_text(self.target, run_id, last["arch_json"], "architecture.json")
+        key = str(trial.config.get("candidate"))
+        arch_json = last.get("arch_json") or self.architectures.get(key)
+        if arch_json:
+            self._architecture(trial, run_id, arch_json)
         tags: dict[str, Any] = {}
         if last.get("topology"):
             tags["topology"] = last["topology"]
@@ -119,6 +179,15 @@ class MlflowTrialCallback(Callback):
             status, reason = "FAILED", last["failure"]
         if reason:
             tags["failure"] = reason[:4000]
+        final = final_metrics(self.stage, last)
+        if final:
+            log_metrics(self.target, run_id, final, step=int(last.get("epoch", 0) or 0))
+        if self.stage not in SUPERNET_STAGES and arch_json:
+            tags["mlflow.note.content"] = architecture_note(
+                arch_json,
+                name=self.display.get(trial.trial_id, self.names.get(trial.trial_id, key)),
+                metrics={**last, **final},
+            )
         if tags:
             set_tags(self.target, run_id, tags)
         finish_run(self.target, run_id, status)
@@ -129,6 +198,10 @@ class MlflowTrialCallback(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = getattr(trial, "error_message", None) or "trial raised an error"
         self._close(trial, "FAILED", str(error).strip().splitlines()[-1])
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class ProgressCallback(Callback):

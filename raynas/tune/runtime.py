@@ -221,6 +221,9 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
     prepare_ray_env()
     import ray
 
+    from raynas.logs import capture_logger
+
+    capture_logger("ray")  # its notices go to the run's search.log, not the terminal
     if ray.is_initialized():
         res = ray.cluster_resources()
         return RayRuntime(address, res.get("CPU", 0.0), res.get("GPU", 0.0), False)

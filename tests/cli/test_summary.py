@@ -60,3 +60,12 @@ def test_summary_bad_architecture_names_field(capsys, tmp_path):
     assert main(["summary", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "width" in err
+
+
+def test_summary_png(capsys, arch_file, tmp_path):
+    out = tmp_path / "pics" / "arch.png"
+    assert main(["summary", str(arch_file), "--input-size", "16", "16", "16", "--png",
+                 str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG" and f"picture:      {out}" in capsys.readouterr().out
+    assert main(["summary", str(arch_file), "--png", str(tmp_path / "arch.jpg")]) == 2
+    assert "--png" in capsys.readouterr().err

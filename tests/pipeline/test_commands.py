@@ -52,6 +52,8 @@ def _check_tracked(runs: list, command: str, kind: str) -> Any:
     assert child.metrics["val_dice"] == parent.data.metrics["val_dice"]
     assert child.tags["trial"] == parent.data.tags["trial"] == parent.data.tags["best_model"]
     assert parent.data.tags["best_model"] and parent.data.tags["best_model_uri"]
+    (data,) = parent.inputs.dataset_inputs  # the dataset, as an MLflow input of the parent
+    assert data.dataset.name == "synthetic" and len(data.dataset.digest) == 16
     return parent
 
 
@@ -79,6 +81,11 @@ def test_retrain_trains_saves_and_tracks(retrained: tuple[Path, subprocess.Compl
     split = json.loads((folder / "split.json").read_text())
     assert len(split["test"]) == 1 and not set(split["test"]) & set(split["train"] + split["val"])
     _check_tracked(_runs(work), "retrain", "searched")
+    # a quiet first run: the libraries' notices are in search.log, not on the terminal
+    log = (folder / "search.log").read_text()
+    for noise in ("Token authentication", "MLflow database", "Pickle", " INFO ", "specialized"):
+        assert noise not in proc.stderr, proc.stderr[-2000:]
+    assert "Creating initial MLflow database tables" in log
 
 
 @pytest.mark.slow

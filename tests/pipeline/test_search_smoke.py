@@ -167,6 +167,44 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     # no trial ran twice: one MLflow run per Ray trial id
     trial_ids = [r.data.tags["trial_id"] for r in children]
     assert len(trial_ids) == len(set(trial_ids))
+    _check_readable(proc, folder, parent, children, tmp_path)
+
+
+def _check_readable(proc, folder: Path, parent, children: list, workdir: Path) -> None:
+    """Issue 11: a quiet terminal, readable runs, one metric name per meaning, one link."""
+    import re
+
+    import mlflow
+
+    for noise in ("Token authentication", "MLflow database", "Pickle", " INFO "):
+        assert noise not in proc.stderr, proc.stderr[-2000:]
+    names = [r.info.run_name for r in children]
+    assert len(names) == len(set(names)) and max(map(len, names)) <= 40, names
+    retrain = [r for r in children if r.data.tags["stage"] == "retrain"]
+    sized = r"(searched\d+|unet|unetpp|dynunet)#\d+ \(\d[\d.]*[kM]?\)"
+    assert all(re.fullmatch(sized, r.info.run_name) for r in retrain), names
+    for run in children:
+        stage, metrics = run.data.tags["stage"], run.data.metrics
+        assert "epoch" not in metrics and metrics, run.info.run_name
+        if stage != "retrain":  # supernets never share a name with the networks compared
+            assert all(k.startswith(f"{stage}/") for k in metrics), sorted(metrics)
+    for run in retrain:
+        assert {"val_dice", "params", "params_M", "log10_params"} <= set(run.data.metrics)
+        assert run.data.tags["mlflow.note.content"].startswith(f"### {run.info.run_name}")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    parent = client.get_run(parent.info.run_id)
+    assert "Pareto frontier" in parent.data.tags["mlflow.note.content"]
+    assert {"frontier_size", "best_searched_dice", "best_searched_params"} <= set(
+        parent.data.metrics
+    )
+    arts = {a.path for a in client.list_artifacts(retrain[0].info.run_id)}
+    assert {"architecture.json", "architecture.png"} <= arts
+    assert list((folder / "architectures").glob("*.png"))
+    link = re.search(r"http://127\.0\.0\.1:5000/#/experiments/(\d+)/runs\?\S+", proc.stdout)
+    assert link and "compareRunsMode=CHART" in link.group(0), proc.stdout[-2000:]
+    key = link.group(0).split("viewStateShareKey=")[1]
+    exp = client.get_experiment(link.group(1))
+    assert parent.info.run_id in exp.tags[f"mlflow.sharedViewState.{key}"]
 
 
 def test_bad_input_fails_before_any_trial(tmp_path: Path) -> None:

@@ -72,3 +72,36 @@ def test_log_pytorch_model_round_trip(
     beside = client.download_artifacts(run_id, "model/architecture.json", str(tmp_path))
     assert Path(beside).read_text() == arch
     assert not Path("mlruns").exists()
+
+
+def test_real_network_logged_as_pt2(target: TrackingTarget, experiment_id: str) -> None:
+    """A derived network is exported (pt2): it loads with no raynas class, has a signature and
+    an input example sized to its total stride, and gives the network's output."""
+    from mlflow.models import Model
+
+    from raynas.nets import build_network, load_architecture
+    from raynas.tracking.model import example_input
+
+    torch.manual_seed(0)
+    arch = load_architecture({
+        "space": "c2f", "spatial_dims": 3, "in_channels": 1, "out_channels": 2, "width": 2,
+        "levels": 3, "topology": "0-1-2-1-0",
+        "ops": [["conv3"], ["p3d"], ["conv2d_in_3d"], ["conv3", "skip"], ["skip", "conv3"]],
+    })  # fmt: skip
+    net = build_network(arch).eval()
+    example = example_input(net, arch.to_json())
+    # stride 8 (stem /2, two levels down), and the deepest cell needs more than one voxel
+    assert example.shape == (1, 1, 16, 16, 16)
+    run_id = start_parent_run(target, experiment_id, run_name="p", params={}, tags={})
+    uri = log_pytorch_model(target, run_id, net, arch.to_json(), name="net")
+    loaded = load_pytorch_model(target, uri)
+    assert not type(loaded).__module__.startswith("raynas")
+    x = torch.from_numpy(example)
+    torch.testing.assert_close(loaded(x), net(x))
+    mlflow.set_tracking_uri(target.uri)
+    try:
+        info = Model.load(uri)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert info.signature is not None and info.saved_input_example_info is not None
+    assert hasattr(loaded, "graph")  # the torch.export graph (model.pt2), not a pickled C2FNet

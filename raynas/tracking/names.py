@@ -1,0 +1,190 @@
+"""What trial runs are called in MLflow: short run names and metric names that mean one thing.
+
+Pure functions (no MLflow, no Ray), used by the Tune callback that logs every trial.
+
+Run names (unique within a search; the long topology goes in the tags ``topology`` and
+``candidate``):
+
+- retrain: ``searched#0 (12k)``, ``unet (1.4M)``, an architecture file's name for
+  ``raynas retrain`` (``tiny (13k)``); a retrain trial key ``<candidate>#<n>`` (several samples
+  of one network) becomes ``searched#0.1 (12k)``;
+- coarse: ``coarse cluster3`` (C2F) or ``coarse d3_w16`` (Thrifty);
+- fine: ``fine#0 cluster3`` (the fine trial of the coarse winner ``cluster3``).
+
+Metric names:
+
+- retrain runs (the networks to compare) keep plain names: per epoch ``dice`` (mean foreground
+  validation Dice of the epoch), ``best_dice``, ``loss``, ``val_dice_class_<i>``, ``time_*_s``
+  and whatever held-out figures the result carries (``val_dice``, ``test_dice``,
+  ``test_dice_<class>``, ``val_dice_<class>``); once: ``params`` (at its first epoch), and when
+  the run ends ``val_dice`` (the best validation Dice, unless the trial reported its own),
+  ``params_M`` (parameters in millions) and ``log10_params`` (for a log-x scatter in the UI,
+  whose scatter has no log axis).
+- supernet runs (coarse, fine) prefix every name with the stage: ``coarse/dice``,
+  ``coarse/best_dice``, ``coarse/loss``, ``coarse/evaluated``, ``coarse/params`` (of the best
+  topology at search width), ``fine/dice``, ``fine/loss``, ``fine/derived_params`` (of the
+  derived network), ``fine/time_train_s``, ... so a chart over all runs never mixes them with
+  the retrained networks' ``dice`` and ``params``.
+- ``epoch`` is never a metric (it is the step of every per-epoch metric); a value that stays
+  the same from epoch to epoch (``params``) is logged again only when it changes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = [
+    "SUPERNET_STAGES",
+    "CONSTANT_KEYS",
+    "mlflow_metrics",
+    "final_metrics",
+    "short_run_name",
+    "params_text",
+    "human_count",
+    "point_label",
+]
+
+SUPERNET_STAGES = ("coarse", "fine")
+CONSTANT_KEYS = ("params",)  # logged once (again only if the value changes)
+_PLAIN_KEYS = ("dice", "best_dice", "loss", "evaluated", "params", "val_dice", "test_dice")
+_PREFIXES = ("val_dice_", "test_dice_", "time_")
+_RENAMED = {"fine": {"params": "derived_params"}}
+_SEARCHED = re.compile(r"^searched(\d+)(?:-.*)?$")
+_FINE = re.compile(r"^fine(\d+)-(.+)$")
+_SIZED = re.compile(r" \(\d[\d.]*[kMG]?\)$")
+
+
+_RAY_KEYS = ("time_this_iter_s", "time_total_s", "time_since_restore")  # Tune's own
+
+
+def _wanted(key: str) -> bool:
+    return key in _PLAIN_KEYS or (key.startswith(_PREFIXES) and key not in _RAY_KEYS)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def mlflow_metrics(stage: str, result: Mapping[str, Any]) -> dict[str, float]:
+    """The numeric metrics of one Tune result under their MLflow names for ``stage``.
+
+    Example:
+        >>> mlflow_metrics("coarse", {"dice": 0.5, "params": 10, "epoch": 2, "topology": "0-0"})
+        {'coarse/dice': 0.5, 'coarse/params': 10.0}
+        >>> mlflow_metrics("retrain", {"dice": 0.5, "params": 10, "time_train_s": 1.5,
+        ...                            "time_total_s": 9.0})
+        {'dice': 0.5, 'params': 10.0, 'time_train_s': 1.5}
+    """
+    out: dict[str, float] = {}
+    renamed = _RENAMED.get(stage, {})
+    for key, value in result.items():
+        number = _number(value)
+        if number is None or not _wanted(key):
+            continue
+        name = renamed.get(key, key)
+        out[f"{stage}/{name}" if stage in SUPERNET_STAGES else name] = number
+    return out
+
+
+def is_constant(name: str) -> bool:
+    """True for the metrics logged only when their value changes (``params``, ``coarse/params``,
+    ``fine/derived_params``)."""
+    base = name.rsplit("/", 1)[-1]
+    return base in CONSTANT_KEYS or base == "derived_params"
+
+
+def final_metrics(stage: str, last: Mapping[str, Any]) -> dict[str, float]:
+    """The figures a retrain run carries once it ends: ``val_dice`` (its best validation Dice,
+    unless the trial reported ``val_dice`` itself), ``params_M`` and ``log10_params``; nothing
+    for supernets.
+
+    Example:
+        >>> final_metrics("retrain", {"best_dice": 0.7, "params": 1_000_000})
+        {'val_dice': 0.7, 'params_M': 1.0, 'log10_params': 6.0}
+    """
+    if stage in SUPERNET_STAGES:
+        return {}
+    out: dict[str, float] = {}
+    if _number(last.get("val_dice")) is None and _number(last.get("best_dice")) is not None:
+        out["val_dice"] = float(last["best_dice"])
+    params = _number(last.get("params"))
+    if params is not None:
+        out["params_M"] = round(params / 1e6, 6)
+        out["log10_params"] = round(math.log10(max(params, 1.0)), 4)
+    return out
+
+
+def human_count(n: float) -> str:
+    """``12_345 -> '12k'``, ``1_432_000 -> '1.4M'``, ``950 -> '950'``.
+
+    Example:
+        >>> human_count(12_345), human_count(1_432_000), human_count(950)
+        ('12k', '1.4M', '950')
+    """
+    n = float(n)
+    if n >= 1e9:
+        return f"{n / 1e9:.3g}G"
+    if n >= 1e6:
+        return f"{n / 1e6:.2g}M" if n < 1e7 else f"{n / 1e6:.0f}M"
+    if n >= 1e3:
+        return f"{n / 1e3:.2g}k" if n < 1e4 else f"{n / 1e3:.0f}k"
+    return f"{n:.0f}"
+
+
+def params_text(params: Any) -> str:
+    """The parameter count as a run name shows it (:func:`human_count`)."""
+    return human_count(float(params))
+
+
+def point_label(name: str, params: Any, kind: str = "searched") -> str:
+    """How a frontier point is labelled: a run name that shows its size stays as it is, a
+    candidate key becomes its short run name, any other name gets the size appended.
+
+    Example:
+        >>> point_label("searched0#0 (12k)", 12_345)
+        'searched0#0 (12k)'
+        >>> point_label("baseline-unet#0", 1.4e6, "baseline")
+        'unet#0 (1.4M)'
+    """
+    name = str(name)
+    if _SIZED.search(name):
+        return name
+    if _SEARCHED.match(name) or (kind == "baseline" and name.startswith("baseline-")):
+        return short_run_name("retrain", name, kind=kind, params=params)
+    return f"{name} ({params_text(params)})"
+
+
+def short_run_name(stage: str, key: str, *, kind: str = "searched", params: Any = None) -> str:
+    """A short run name for the trial of candidate ``key`` in ``stage``.
+
+    Example:
+        >>> short_run_name("retrain", "searched0-0-1-1-0#0", params=12_345)
+        'searched0#0 (12k)'
+        >>> short_run_name("retrain", "baseline-unet#1", kind="baseline", params=1_432_000)
+        'unet#1 (1.4M)'
+        >>> short_run_name("coarse", "cluster3"), short_run_name("fine", "fine0-cluster3")
+        ('coarse cluster3', 'fine#0 cluster3')
+    """
+    key = str(key)
+    if stage == "coarse":
+        name = f"coarse {key}"
+    elif stage == "fine":
+        m = _FINE.match(key)
+        name = f"fine#{m.group(1)} {m.group(2)[:40]}" if m else f"fine {key[:40]}"
+    else:  # retrain: the short candidate name and the trial's sample, "<candidate>#<n>"
+        base, hash_, sample = key.partition("#")
+        m = _SEARCHED.match(base)
+        if m:
+            base = f"searched{m.group(1)}"
+        elif kind == "baseline" and base.startswith("baseline-"):
+            base = base[len("baseline-") :]
+        name = base[:60] + (f"#{sample}" if hash_ else "")
+    if _number(params) is not None:
+        name += f" ({params_text(params)})"
+    return name

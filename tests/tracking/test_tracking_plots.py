@@ -1,0 +1,149 @@
+"""pareto.png a reader can read: labels that do not overlap, legend outside the data, log-x,
+padded y, the frontier drawn even for one point, the Dice named in the title."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from raynas.tracking import ParetoPoint, pareto_front
+from raynas.tracking.names import point_label
+from raynas.tracking.plots import frontier_figure, human_count, plot_frontier
+
+# name, dice, params, kind
+TABLES = {
+    # the smoke search: a small searched net and a dominated-or-not U-Net
+    "searched_and_unet": [("searched#0", 0.32, 13_000, "searched"),
+                          ("unet", 0.43, 1_400_000, "baseline")],
+    "one_point": [("searched#0", 0.5, 12_000, "searched")],
+    # a crowd: near-identical Dice and sizes, labels must still find free spots
+    "crowded": [(f"searched#{i}", 0.40 + 0.004 * i, 10_000 + 700 * i, "searched")
+                for i in range(8)] + [("unet", 0.41, 1_400_000, "baseline"),
+                                      ("unetpp", 0.415, 1_600_000, "baseline")],
+    "long_names": [("a-very-long-network-name-indeed", 0.9, 2_000, "searched"),
+                   ("searched3-0-1-2-2-1-1-0-0-0-0-0-0", 0.5, 30_000, "searched"),
+                   ("baseline-dynunet-planned", 0.91, 9_000_000, "baseline"),
+                   ("mid", 0.2, 50_000, "searched")],
+}  # fmt: skip
+
+
+def _points(rows: list[tuple[str, float, int, str]]) -> list[ParetoPoint]:
+    return [ParetoPoint(n, dice=d, params=p, kind=k, run_id=f"r{n}") for n, d, p, k in rows]
+
+
+def _overlap(a, b) -> bool:
+    return min(a.x1, b.x1) > max(a.x0, b.x0) and min(a.y1, b.y1) > max(a.y0, b.y0)
+
+
+@pytest.mark.parametrize("rows", TABLES.values(), ids=TABLES.keys())
+def test_labels_legend_axes(rows: list[tuple[str, float, int, str]]) -> None:
+    points = _points(rows)
+    fig, labels = frontier_figure(points, pareto_front(points))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    # every point labelled with its name and size
+    assert sorted(t.get_text() for t in labels) == sorted(
+        point_label(p.name, p.params, p.kind) for p in points
+    )
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not _overlap(a, b), "two labels overlap"
+    frame = ax.get_window_extent(renderer)
+    for box in boxes:  # inside the axes: never past the frame, never under the legend
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0
+        assert box.y1 <= frame.y1
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= frame.x1, "the legend must sit outside the data"
+    assert ax.get_xscale() == "log"
+    lo, hi = ax.get_ylim()
+    dice = [p.dice for p in points]
+    assert lo < min(dice) and hi > max(dice)  # padded
+    assert min(dice) - lo >= 0.02 and hi - max(dice) >= 0.02
+    x_lo, x_hi = ax.get_xlim()
+    assert x_lo < min(p.params for p in points) and x_hi > max(p.params for p in points)
+
+
+def test_one_point_frontier_is_a_line() -> None:
+    points = _points(TABLES["one_point"])
+    fig, _ = frontier_figure(points, points)
+    lines = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "frontier"]
+    assert len(lines) == 1
+    xs, ys = lines[0].get_data()
+    assert len(xs) >= 3 and len(set(xs)) >= 2 and len(set(ys)) >= 2  # a staircase, not a dot
+
+
+def test_frontier_staircase_goes_through_every_front_point() -> None:
+    points = _points(TABLES["crowded"])
+    front = pareto_front(points)
+    fig, _ = frontier_figure(points, front)
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "frontier"]
+    vertices = set(zip(*line.get_data(), strict=True))
+    assert all((p.params, p.dice) in vertices for p in front)
+
+
+@dataclass(frozen=True)
+class _TestPoint:
+    """A point as the held-out evaluation gives it: the frontier is on test Dice."""
+
+    name: str
+    dice: float
+    params: int
+    test_dice: float | None = None
+    kind: str = "searched"
+
+
+@dataclass(frozen=True)
+class _ValPoint:
+    name: str
+    dice: float
+    params: int
+    kind: str = "searched"
+
+
+def test_test_dice_named_and_plotted() -> None:
+    points = [_TestPoint("a", 0.6, 1000, test_dice=0.55), _TestPoint("b", 0.7, 9000, 0.65)]
+    fig, labels = frontier_figure(points, points)
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "test Dice" and "test Dice" in ax.get_title()
+    ys = sorted(t.xy[1] for t in labels)
+    assert ys == [0.55, 0.65]
+    # raynas's ParetoPoint: its Dice is the held-out test Dice
+    real = _points(TABLES["one_point"])
+    fig, _ = frontier_figure(real, real)
+    assert fig.axes[0].get_ylabel() == "test Dice"
+    # a point that carries no test Dice is plotted and named as validation Dice
+    plain = [_ValPoint("a", 0.6, 1000)]
+    fig, _ = frontier_figure(plain, plain)
+    assert fig.axes[0].get_ylabel() == "validation Dice"
+
+
+def test_png_written_and_nan_tolerated(tmp_path: Path) -> None:
+    points = _points(TABLES["searched_and_unet"]) + [ParetoPoint("broken", math.nan, 5)]
+    path = plot_frontier(points, pareto_front(points), tmp_path / "pareto.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    empty = plot_frontier([ParetoPoint("broken", math.nan, 5)], [], tmp_path / "empty.png")
+    assert empty.stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(950, "950"), (12_345, "12k"), (1_432_000, "1.4M"), (3_100, "3.1k"),
+                    (25_000_000, "25M")],
+)  # fmt: skip
+def test_human_count(n: int, text: str) -> None:
+    assert human_count(n) == text
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "label"),
+    [("searched0#0 (13k)", "searched", "searched0#0 (13k)"),  # a run name: as it is
+     ("searched2-0-1-1-0#1", "searched", "searched2#1 (13k)"),  # a trial name: short
+     ("searched2-0-1-1-0", "searched", "searched2 (13k)"),  # a candidate key: short
+     ("baseline-unet#0", "baseline", "unet#0 (13k)"), ("tiny", "searched", "tiny (13k)")],
+)  # fmt: skip
+def test_point_labels(name: str, kind: str, label: str) -> None:
+    assert point_label(name, 13_000, kind) == label

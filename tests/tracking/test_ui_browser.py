@@ -1,0 +1,110 @@
+"""The printed link, opened in a real browser: headless Chromium against ``mlflow server`` on
+127.0.0.1, with a store written the way a finished search writes it (the real trial callback,
+frontier and link code; no training). Skipped where no Chromium is installed
+(``apt-get install -y chromium``). Screenshots go to ``$RAYNAS_TEST_ARTIFACTS`` (default: the
+test's temporary folder)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from procs import mlflow_server
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+NETWORKS = [  # candidate key, kind, Dice per epoch, parameters
+    ("searched0-0-1-1-0", "searched", [0.1, 0.25, 0.32], 13_000),
+    ("searched1-0-1-2-1-0", "searched", [0.1, 0.2, 0.28], 40_000),
+    ("baseline-unet", "baseline", [0.2, 0.35, 0.43], 1_411_787),
+]
+
+
+@dataclass
+class _Trial:
+    """What the Tune callback reads of a trial."""
+
+    trial_id: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _finished_search(uri: str) -> tuple[Any, str, str]:
+    from raynas.tracking import (
+        ensure_experiment,
+        finish_run,
+        log_frontier,
+        points_from_runs,
+        resolve_tracking_uri,
+        start_parent_run,
+    )
+    from raynas.tracking.runs import client_for
+    from raynas.tune.callbacks import MlflowTrialCallback
+
+    target = resolve_tracking_uri(uri, workdir=Path.cwd())
+    exp = ensure_experiment(target, "raynas")
+    parent = start_parent_run(target, exp, run_name="c2f_synthetic_s0", params={},
+                              tags={"space": "c2f", "dataset": "synthetic"})  # fmt: skip
+    from raynas.nets.baselines import unet_architecture
+
+    arch = unet_architecture(spatial_dims=3, in_channels=1, out_channels=2, width=8).to_json()
+    callback = MlflowTrialCallback(
+        target, experiment_id=exp, parent_run_id=parent, stage="retrain",
+        labels={k: k for k, *_ in NETWORKS}, kinds={k: kind for k, kind, *_ in NETWORKS},
+        architectures={k: arch for k, *_ in NETWORKS},
+    )  # fmt: skip
+    for i, (key, _, dice, params) in enumerate(NETWORKS):
+        trial = _Trial(f"t{i}", {"candidate": key})
+        callback.on_trial_start(0, [], trial)
+        for epoch, d in enumerate(dice, start=1):
+            result = {"dice": d, "best_dice": max(dice[:epoch]), "loss": 1.0 / epoch,
+                      "params": params, "epoch": epoch, "training_iteration": epoch,
+                      "test_dice": d - 0.02}  # fmt: skip
+            callback.on_trial_result(0, [], trial, result)
+        callback.on_trial_complete(0, [], trial)
+    client = client_for(target)
+    runs = client.search_runs([exp], filter_string="tags.stage = 'retrain'")
+    log_frontier(target, parent, points_from_runs(target, runs))
+    finish_run(target, parent)
+    return target, exp, parent
+
+
+def _chromium(url: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--disable-background-networking", "--window-size=1600,1000",
+         "--virtual-time-budget=60000", *args, url],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install -y chromium)")
+def test_printed_link_shows_the_comparison(tmp_path: Path) -> None:
+    from raynas.tracking.links import comparison_lines
+
+    shots = Path(os.environ.get("RAYNAS_TEST_ARTIFACTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with mlflow_server(tmp_path / "server") as uri:
+        target, exp, parent = _finished_search(uri)
+        (line,) = comparison_lines(uri, "raynas", parent)
+        url = line.split("open ", 1)[1].split()[0]
+        assert url.startswith(f"{uri}/#/experiments/{exp}/runs?")
+        dom = _chromium(url, "--dump-dom").stdout
+        (shots / "mlflow_compare.html").write_text(dom)
+        shot = _chromium(url, f"--screenshot={shots / 'mlflow_compare.png'}")
+        assert shot.returncode == 0 and (shots / "mlflow_compare.png").stat().st_size > 10_000
+        # the retrain runs by their short names, in the chart view, with the saved scatter
+        for name in ("searched0#0 (13k)", "searched1#0 (40k)", "unet#0 (1.4M)"):
+            assert name in dom, name
+        assert "Dice vs parameters (raynas)" in dom
+        assert "log10_params vs. test_dice" in dom and "params vs. test_dice" in dom
+        # the parent's pareto.png, served the way the UI fetches an artifact
+        art = f"{uri}/get-artifact?path=pareto.png&run_uuid={parent}"
+        with urllib.request.urlopen(art, timeout=30) as response:
+            assert response.read(8) == b"\x89PNG\r\n\x1a\n"
