@@ -1,12 +1,14 @@
 """The ``raynas`` command: a thin typer app. Each command parses options and calls one function.
 
 Heavy imports (torch, MONAI, Ray, MLflow) happen inside the commands, so ``raynas --help`` and
-listing commands stay fast. A :class:`raynas.errors.UserError` becomes one line on stderr and exit
+listing commands stay fast. A :class:`raynas.errors.UserError` and a usage error (unknown or
+missing option, a value of the wrong type, an unknown command) become one line on stderr and exit
 code 2; anything else is a bug and exits 1 with its traceback.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -90,15 +92,42 @@ def main(argv: list[str] | None = None) -> int:
         log.propagate = propagate
 
 
+def _click_classes(name: str) -> tuple[type[BaseException], ...]:
+    """``name`` (``ClickException``, ``UsageError``, ``NoArgsIsHelpError``, ``Exit``, ``Abort``)
+    from typer's vendored click (typer >= 0.20: ``typer._click``, not a ``click`` subclass) and
+    from plain click (older typer), whichever are installed."""
+    found: list[type[BaseException]] = []
+    for module in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and issubclass(cls, BaseException) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+def _usage_line(exc: BaseException) -> str:
+    """A click usage error as one line: ``COMMAND: message (see 'COMMAND --help')``."""
+    ctx = getattr(exc, "ctx", None)
+    text = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    if ctx is None:
+        return f"{_PROG}: {text} (see '{_PROG} --help')"
+    return f"{ctx.command_path}: {text} (see '{ctx.command_path} --help')"
+
+
+_PROG = "raynas"
+
+
 def _main(argv: list[str] | None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name=_PROG, standalone_mode=False)
     except UserError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
         return exc.exit_code
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
+    except _click_classes("Exit") as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
+    except _click_classes("Abort"):
         typer.echo("aborted", err=True)
         return 1
     except Interrupted as exc:  # SIGINT / SIGTERM through raynas.interrupts: 130 / 143
@@ -107,13 +136,20 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code (2)
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except _click_classes("NoArgsIsHelpError") as exc:
+        typer.echo(exc.ctx.get_help(), err=True)  # type: ignore[attr-defined]
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    except _click_classes("UsageError") as exc:
+        typer.echo(f"error: {_usage_line(exc)}", err=True)
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    except _click_classes("ClickException") as exc:
+        text = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+        typer.echo(f"error: {text}", err=True)
+        return int(exc.exit_code)  # type: ignore[attr-defined]
+    # Without standalone mode, typer returns a command's value, or the code of an Exit it
+    # caught (130 for a Ctrl-C it turned into Exit(130)): pass the code on.
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
     return 0
 
 

@@ -11,8 +11,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
@@ -21,6 +22,7 @@ from raynas.config.resources import builtin_file, builtin_names
 from raynas.errors import ConfigError
 
 __all__ = [
+    "SEED_MAX",
     "Strict",
     "Distribution",
     "AshaSection",
@@ -32,14 +34,19 @@ __all__ = [
     "TrackingSection",
     "Preset",
     "load_preset",
+    "preset_path",
     "resolve_preset_data",
 ]
 
 
-class Strict(BaseModel):
-    """Base for config sections: unknown keys are errors."""
+SEED_MAX = 2**32 - 1  # numpy's seed range; torch takes more, every library takes this
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors, numbers are strict (``true`` is no
+    number, nor is ``"3"``; an int is a valid float) and finite (no ``.nan`` / ``.inf``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Distribution(Strict):
@@ -48,7 +55,7 @@ class Distribution(Strict):
     type: Literal["loguniform", "uniform", "int", "choice"]
     low: float | None = None
     high: float | None = None
-    values: list[Any] | None = None
+    values: list[float | str] | None = Field(default=None, max_length=1000)
 
     @model_validator(mode="after")
     def _check(self) -> Distribution:
@@ -91,7 +98,7 @@ class DataSection(Strict):
     @model_validator(mode="after")
     def _check(self) -> DataSection:
         if self.fold >= self.folds:
-            raise ValueError(f"fold must be < folds ({self.folds})")
+            raise ValueError(f"fold must be < folds ({self.folds}), got fold={self.fold}")
         return self
 
 
@@ -121,7 +128,7 @@ class FineSection(_Training):
     epochs: PositiveInt = 50
     warmup_epochs: int = Field(default=15, ge=0)
     arch_lr: PositiveFloat = 6e-4
-    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_betas: Annotated[list[float], Field(min_length=2, max_length=2)] = [0.5, 0.999]
     arch_weight_decay: float = Field(default=1e-3, ge=0)
     top_k: PositiveInt = 2  # derived architectures that go on to retraining
 
@@ -154,7 +161,7 @@ class TrackingSection(Strict):
 class Preset(Strict):
     name: str
     description: str = ""
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
     data: DataSection = Field(default_factory=DataSection)
     coarse: CoarseSection = Field(default_factory=CoarseSection)
     fine: FineSection = Field(default_factory=FineSection)
@@ -197,13 +204,27 @@ def resolve_preset_data(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, A
     return deep_merge(base, data)
 
 
-def load_preset(ref: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Preset:
-    """Loads a built-in preset by name or a YAML file by path, then applies ``--set`` overrides."""
+def preset_path(ref: str | Path) -> Path:
+    """The file of a preset reference (a built-in name or a path)."""
     path = Path(ref) if isinstance(ref, Path) else _locate(ref, relative_to=None)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
+    return path
+
+
+def load_preset(
+    ref: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> Preset:
+    """Loads a built-in preset by name or a YAML file by path, then applies ``--set`` overrides.
+
+    An error names the last override that set the bad key (``--set key=value``, or the flag
+    ``labels`` gives for that override text, e.g. ``{"seed=3": "--seed 3"}``), else the file."""
+    path = preset_path(ref)
     data = resolve_preset_data(path)
     # The name is the file's own, never one inherited from a parent preset.
     data["name"] = read_yaml(path).get("name", path.stem)
     data = apply_overrides(data, overrides)
-    return validate_model(Preset, data, source=str(path), overrides=overrides)
+    return validate_model(Preset, data, source=str(path), overrides=overrides, labels=labels)

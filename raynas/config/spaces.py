@@ -86,6 +86,10 @@ class ThriftySpaceConfig(_SpaceBase):
     def _check(self) -> ThriftySpaceConfig:
         if self.keep_edges > 2:
             raise ValueError("keep_edges must be 1 or 2")
+        for w in sorted({self.width, *self.candidates_width}):
+            if w % self.pc_k:  # PC-DARTS sends 1/pc_k of the channels through the mixed op
+                raise ValueError(f"width {w} (width, candidates_width) must be divisible by "
+                                 f"pc_k ({self.pc_k})")
         return self
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from raynas.errors import UserError
 from raynas.interrupts import active_guard
 from raynas.pipeline.outputs import SearchFolder, slug
+from raynas.pipeline.preflight import Blame, check_run_options, check_search_values, check_storage
 
 __all__ = [
     "RunOptions",
@@ -26,8 +27,10 @@ __all__ = [
     "load_run_preset",
     "open_run",
     "open_run_dataset",
+    "preset_blame",
     "prepare_search",
     "resolve_run_target",
+    "storage_root",
 ]
 
 logger = logging.getLogger("raynas.search")
@@ -153,6 +156,11 @@ def _last_active(folder: Path) -> float:
     return state_file.stat().st_mtime
 
 
+def storage_root(options: RunOptions) -> Path:
+    """``--storage-path`` (default ``./raynas_runs``), absolute."""
+    return Path(options.workdir, options.storage_path or "raynas_runs").expanduser().absolute()
+
+
 def _folder(options: RunOptions, experiment: str, name: str) -> SearchFolder:
     storage = (options.storage_path or options.workdir / "raynas_runs").absolute()
     base = storage / slug(experiment) / slug(name)
@@ -194,9 +202,11 @@ def _check_resume_fingerprint(folder: SearchFolder, fingerprint: dict[str, Any])
 
 def _resources(setup: SearchSetup, options: RunOptions) -> None:
     runtime = setup.runtime
-    cpus = options.cpus_per_trial or setup.preset.resources.cpus_per_trial
-    if cpus <= 0:
-        raise UserError("--cpus-per-trial: must be > 0")
+    cpus = options.cpus_per_trial
+    if cpus is None:
+        cpus = setup.preset.resources.cpus_per_trial
+    if not (math.isfinite(cpus) and cpus > 0):
+        raise UserError(f"--cpus-per-trial {cpus}: must be a finite number > 0")
     if cpus > runtime.cpus:
         raise UserError(
             f"--cpus-per-trial {cpus:g}: the Ray cluster has only {runtime.cpus:g} CPUs"
@@ -243,22 +253,40 @@ def _check_address(address: str | None, timeout: float = 5.0) -> None:
         ) from None
 
 
+# Overrides that a command's own flag stands for (``raynas retrain --epochs 3``).
+_FLAG_KEYS = {"retrain.epochs": "--epochs", "retrain.width": "--width", "seed": "--seed"}
+
+
+def preset_blame(options: RunOptions, extra_overrides: list[str] | None = None) -> Blame:
+    """What set each preset key, for error messages: the last ``--set`` or flag that set it,
+    else the preset file (:class:`raynas.pipeline.preflight.Blame`)."""
+    from raynas.config.presets import preset_path
+
+    overrides = [*(extra_overrides or []), *options.overrides]
+    labels = {}
+    for text in extra_overrides or []:
+        key, _, value = text.partition("=")
+        if key in _FLAG_KEYS:
+            labels[text] = f"{_FLAG_KEYS[key]} {value}"
+    if options.seed is not None:
+        overrides.append(f"seed={options.seed}")
+        labels[f"seed={options.seed}"] = f"--seed {options.seed}"
+    source = str(preset_path(options.config or options.preset or "default"))
+    return Blame(source=source, overrides=overrides, labels=labels)
+
+
 def load_run_preset(options: RunOptions, extra_overrides: list[str] | None = None) -> Any:
     """Checks the options every run command shares and loads the preset (``--preset`` or
     ``--config``, then ``extra_overrides``, ``--set`` and ``--seed``)."""
     from raynas.config import load_preset
 
-    if getattr(options, "gpus", None) is not None and options.gpus < 0:
-        raise UserError(f"--gpus {options.gpus}: must be >= 0")
-    if options.seed is not None and options.seed < 0:
-        raise UserError(f"--seed {options.seed}: must be >= 0")
+    check_run_options(options)
     if options.config is not None and options.preset is not None:
         raise UserError("--preset and --config: give one, not both")
     _check_address(getattr(options, "address", None))
-    overrides = [*(extra_overrides or []), *options.overrides]
-    if options.seed is not None:
-        overrides.append(f"seed={options.seed}")
-    return load_preset(options.config or options.preset or "default", overrides)
+    who = preset_blame(options, extra_overrides)
+    ref = options.config or options.preset or "default"
+    return load_preset(ref, list(who.overrides), labels=who.labels)
 
 
 def open_run_dataset(options: RunOptions, preset: Any, *, validate: str = "full") -> Any:
@@ -295,12 +323,14 @@ def _validate(options: SearchOptions) -> tuple[Any, Any, str, Any, Any]:
     from raynas.spaces import load_space
 
     preset = load_run_preset(options)
+    check_storage(storage_root(options))
     space = load_space(options.space)
     space_path = Path(options.space)
     space_ref = (
         str(space_path.absolute()) if space_path.suffix in (".yaml", ".yml") else options.space
     )
     dataset = open_run_dataset(options, preset)
+    check_search_values(preset, space, dataset, preset_blame(options))
     target = resolve_run_target(options)
     return preset, space, space_ref, dataset, target
 
@@ -382,6 +412,7 @@ def open_run(
 
     split = run_split(dataset, preset)  # DataError (exit 2) before any folder or Ray
     experiment = options.experiment or preset.tracking.experiment
+    check_storage(storage_root(options))
     folder = _folder(options, experiment, name)
     if getattr(options, "resume", False):
         from raynas.tune.guard import verify_search
