@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     from raynas.config import load_preset
     from raynas.data.synthetic import write_synthetic
     from raynas.engine import resolve_device
-    from raynas.stages import CoarseProgram, FineProgram, TrialSpec
     from raynas.spaces import load_space
+    from raynas.stages import CoarseProgram, FineProgram, TrialSpec
 
     cfg = settings(args)
     if args.smoke_test:

@@ -87,11 +87,13 @@ class CoarseProgram(StageProgram):
             for c in (self.model.candidates_in() if self.single_path else [])
         ]
         self.scores: dict[str, float] = {}  # choice key -> latest Dice with shared weights
+        self.last_dice: float | None = None  # latest score of a candidate trained as a whole
 
     # -- scoring ---------------------------------------------------------------------------
     def _score(self, choice: dict[str, Any]) -> float:
+        """Dice of one topology with the shared weights (the section's ``scoring``)."""
         self.model.set_active(choice)
-        result = self.evaluate()
+        result = self.score()
         self.scores[choice_key(choice)] = float(result.dice)
         return float(result.dice)
 
@@ -138,15 +140,18 @@ class CoarseProgram(StageProgram):
                 sample=lambda: self.model.sample(self.rng),
                 device=self.device,
                 max_steps=steps,
+                amp=self.amp,
             )
-            budget = self.section.eval_topologies
-            pool = self._leaders(budget // 2)
-            while len(pool) < min(budget, len(self.choices)):
-                new = self.rng.choice(self.choices)
-                if choice_key(new) not in {choice_key(c) for c in pool}:
-                    pool.append(new)
-            for choice in pool:
-                self._score(choice)
+            self.record_train(stats)
+            if self.scoring_due(epoch) or not self.scores:
+                budget = self.section.eval_topologies
+                pool = self._leaders(budget // 2)
+                while len(pool) < min(budget, len(self.choices)):
+                    new = self.rng.choice(self.choices)
+                    if choice_key(new) not in {choice_key(c) for c in pool}:
+                        pool.append(new)
+                for choice in pool:
+                    self._score(choice)
             if epoch + 1 >= self.epochs:
                 self._evolve()
             best = self._leaders(1)[0]
@@ -160,9 +165,13 @@ class CoarseProgram(StageProgram):
                 self.loss_fn,
                 device=self.device,
                 max_steps=steps,
+                amp=self.amp,
             )
+            self.record_train(stats)
             best = dict(self.candidate.params)
-            dice = float(self.evaluate().dice)
+            if self.scoring_due(epoch) or self.last_dice is None:
+                self.last_dice = float(self.score().dice)
+            dice = self.last_dice
             params = int(self.model.param_count())
         return {
             "dice": dice,
