@@ -3,14 +3,20 @@
 Runs the coarse and the fine stage *programs* (``raynas.stages``, Ray-free) epoch by epoch, as
 ``raynas/tune/trainables.py`` does, including its checkpoint writing, with the settings of the
 ``msd_task02_8gpu`` preset on a synthetic dataset shaped like MSD Task02 after resampling
-(20 cases of ~320x320x110 voxels; search patch 96x96x64, width 16), scaled down uniformly by
-``--scale`` (volume, patch and width by the same factor; 0.5 by default: 160x160x55 volumes,
-48x48x32 patches, width 8) so that it runs on a 2-core CPU. The synthetic volumes are written
-at the target spacing, so resampling is a no-op and the cached volume has the scaled shape.
+(20 cases of ~320x320x110 voxels; search patch 96x96x64, width 16), scaled down by ``--scale``
+(volume, patch and width by the same factor, the patch rounded up to the space's stride of 16
+and the width to a multiple of PC-DARTS' K=4; 1/3 by default: 107x107x37 volumes, 32x32x32
+patches, width 4 — the same 50 sliding windows per volume as at full size; 0.5 is exact:
+160x160x55, 48x48x32, width 8) so that it runs on a shared 2-core CPU. The synthetic volumes are
+written at the target spacing, so resampling is a no-op and the cached volume has that shape.
 
 The trial's epochs are cut to ``--coarse-epochs`` / ``--fine-epochs`` (the preset has 40 and 50;
 the coarse evolution's population and generations are scaled by the same ratio, the fine warm-up
-is one epoch); every other key is the preset's (``--set key=value`` changes one).
+is one epoch) and, with ``--coarse-steps`` / ``--fine-steps``, the steps per epoch too; every
+other key is the preset's (``--set key=value`` changes one). From the measured unit costs
+(seconds per training step, per scoring, per checkpoint, other per epoch) each stage also gets a
+``projected`` split of the whole trial at the preset's own epochs, steps, scoring cadence and
+checkpoint cadence (at the scaled sizes).
 
 Time split of each trial (seconds and % of the epochs' wall time; data setup is separate):
 ``train`` (forward/backward/update steps), ``data`` (waiting for the training loader),
@@ -156,6 +162,7 @@ def run_trial(program: Any, device: Any, clock: Clock) -> dict[str, Any]:
     """Drives a program to the end as the trainable does; returns the trial's split."""
     clock.reset()
     epochs: list[dict[str, Any]] = []
+    checkpoints = 0
     in_trial = None
     wall_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="raynas-bench-ckpt-") as root:
@@ -170,13 +177,15 @@ def run_trial(program: Any, device: Any, clock: Clock) -> dict[str, Any]:
                 folder.mkdir()
                 save_checkpoint(program, metrics, folder)
                 ckpt = time.perf_counter() - t1
+                checkpoints += 1
             clock.seconds["ckpt"] += ckpt
             wall = time.perf_counter() - t0
             if in_trial is None:
                 in_trial = "time_train_s" in metrics
             row = {"epoch": program.epoch, "wall_s": wall, "ckpt_s": ckpt}
             if in_trial:
-                row.update({k: float(metrics[k]) for k in metrics if k.startswith("time_")})
+                row.update({k: float(metrics[k]) for k in metrics
+                            if k.startswith("time_") and "total" not in k})
                 row["steps"] = int(metrics.get("train_steps", 0))
                 row["evals"] = int(metrics.get("evals", 0))
             epochs.append(row)
@@ -204,10 +213,68 @@ def run_trial(program: Any, device: Any, clock: Clock) -> dict[str, Any]:
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "percent": {k: round(100.0 * v / total, 2) if total else 0.0 for k, v in seconds.items()},
         "epochs": len(epochs),
+        "checkpoints": checkpoints,
         "steps": steps,
         "arch_steps": clock.arch_steps if not in_trial else None,
         "evals": evals,
         "per_epoch": epochs,
+    }
+
+
+def _cadence(epochs: int, every: int, milestones: set[int]) -> int:
+    """Epochs (of ``1..epochs``) that score or checkpoint: every ``every``, rungs, the last."""
+    return sum(1 for e in range(1, epochs + 1) if e % every == 0 or e in milestones or e == epochs)
+
+
+def project(stage: str, measured: dict[str, Any], preset: Any, train_cases: int) -> dict[str, Any]:
+    """The split of a whole trial at the preset's settings, from the measured unit costs."""
+    section = getattr(preset, stage)
+    steps, evals, epochs = max(1, measured["steps"]), max(1, measured["evals"]), measured["epochs"]
+    ckpts = max(1, measured.get("checkpoints", epochs))
+    sec = measured["seconds"]
+    unit = {"train": sec["train"] / steps, "data": sec["data"] / steps,
+            "eval": sec["eval"] / evals, "ckpt": sec["ckpt"] / ckpts,
+            "other": sec["other"] / max(1, epochs)}
+    cases = train_cases if stage == "coarse" else train_cases // 2  # fine: the weights half
+    one_pass = math.ceil(cases / preset.data.batch_size)
+    per_epoch = section.steps_per_epoch or one_pass
+    asha = section.asha
+    try:
+        from raynas.stages.timing import asha_milestones
+
+        rungs = (asha_milestones(asha.grace_period, asha.reduction_factor, section.epochs)
+                 if asha.enabled else set())
+    except ImportError:  # the code before issue 8 checkpointed and scored every epoch
+        rungs = set()
+    every_eval = int(getattr(section, "eval_every", 1))
+    every_ckpt = int(getattr(section, "checkpoint_every", 1))
+    scoring_epochs = _cadence(section.epochs, every_eval, rungs)
+    if stage == "coarse":
+        scorings = scoring_epochs * section.eval_topologies
+        scorings += section.population + section.generations * max(1, section.population // 2)
+    else:
+        scorings = scoring_epochs
+    n_steps = section.epochs * per_epoch
+    seconds = {
+        "train": unit["train"] * n_steps,
+        "data": unit["data"] * n_steps,
+        "eval": unit["eval"] * scorings,
+        "ckpt": unit["ckpt"] * _cadence(section.epochs, every_ckpt, rungs),
+        "other": unit["other"] * section.epochs,
+    }
+    total = sum(seconds.values())
+    return {
+        "epochs": section.epochs,
+        "steps": n_steps,
+        "steps_per_epoch": per_epoch,
+        "scorings": scorings,
+        "checkpoints": _cadence(section.epochs, every_ckpt, rungs),
+        "unit_seconds": {k: round(v, 4) for k, v in unit.items()},
+        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "percent": {k: round(100.0 * v / total, 2) if total else 0.0 for k, v in seconds.items()},
+        "note": "coarse scorings count the final evolution's upper bound (population + "
+                "generations x population/2); fine steps count weights steps (a bi-level step "
+                "after warm-up costs about two)",
     }
 
 
@@ -222,7 +289,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     base = load_preset(PRESET)
     scale = args.scale
     shape = tuple(max(8, int(round(n * scale))) for n in TASK02_SHAPE)
-    patch = [_scaled(p, scale, 16) for p in (96, 96, 64)]
+    patch = [16 * math.ceil(p * scale / 16 - 1e-9) for p in (96, 96, 64)]  # the c2f stride
     width = _scaled(base.coarse.width, scale, 4)
     coarse_ratio = args.coarse_epochs / base.coarse.epochs
     overrides = [
@@ -237,6 +304,8 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
         f"fine.epochs={args.fine_epochs}",
         f"fine.warmup_epochs={min(1, args.fine_epochs - 1)}",
         f"fine.width={width}",
+        *([f"coarse.steps_per_epoch={args.coarse_steps}"] if args.coarse_steps else []),
+        *([f"fine.steps_per_epoch={args.fine_steps}"] if args.fine_steps else []),
         *args.set,
     ]
     return {"scale": scale, "shape": shape, "patch": patch, "width": width,
@@ -248,10 +317,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke-test", action="store_true", help="tiny sizes, ~1 min on CPU")
     parser.add_argument("--label", default="after", help="key of this run in the JSON")
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
-    parser.add_argument("--scale", type=float, default=0.5)
+    parser.add_argument("--scale", type=float, default=1 / 3)
     parser.add_argument("--cases", type=int, default=TASK02_CASES)
     parser.add_argument("--coarse-epochs", type=int, default=2)
     parser.add_argument("--fine-epochs", type=int, default=2)
+    parser.add_argument("--coarse-steps", type=int, default=None, help="steps_per_epoch")
+    parser.add_argument("--fine-steps", type=int, default=None, help="steps_per_epoch")
     parser.add_argument("--space", default="c2f")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -313,8 +384,12 @@ def main(argv: list[str] | None = None) -> int:
             result["fine"]["candidate"] = choice_json
             del fine
 
+    full = load_preset(PRESET)  # the preset's own epochs, steps and cadences
+    folds = preset.data.folds
+    train_cases = args.cases - math.ceil(args.cases / folds)
     for stage in ("coarse", "fine"):
         r = result[stage]
+        r["projected"] = project(stage, r, full, train_cases)
         pct = r["percent"]
         r["targets_met"] = {
             "eval": pct["eval"] <= TARGETS["eval_pct_max"],
@@ -325,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.label} {stage}: {r['wall_s']:.1f} s over {r['epochs']} epochs, "
               f"{r['steps']} steps, {r['evals']} evals; "
               + ", ".join(f"{k} {r['seconds'][k]:.1f} s ({pct[k]:.1f} %)" for k in PARTS))
+        proj = r["projected"]
+        print(f"  projected whole {stage} trial at the preset ({proj['epochs']} epochs x "
+              f"{proj['steps_per_epoch']} steps, {proj['scorings']} scorings, "
+              f"{proj['checkpoints']} checkpoints): "
+              + ", ".join(f"{k} {proj['percent'][k]:.1f} %" for k in PARTS))
     run = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "smoke_test": args.smoke_test,

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from raynas.pipeline.outputs import slug
-from raynas.pipeline.running import run_tracked_stage
+from raynas.pipeline.running import run_tracked_stage, stage_time_split
 from raynas.pipeline.setup import RunOptions, SearchSetup, prepare_search
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "rank_records"]
@@ -36,6 +36,7 @@ class SearchResult:
     points: list[Any]
     front: list[Any]
     stopped_early: int
+    time_split: dict[str, Any] = field(default_factory=dict)  # stage -> split (see stages.timing)
 
 
 def rank_records(records: list[Any]) -> list[Any]:
@@ -129,7 +130,14 @@ def run_search(options: SearchOptions) -> SearchResult:
 
         # 4. frontier
         records = {"coarse": coarse, "fine": fine, "retrain": retrain}
-        return finish_search(setup, records, retrain_candidates, kinds)
+        from raynas.stages.timing import format_split
+
+        splits = {stage: stage_time_split(recs) for stage, recs in records.items()}
+        for stage, split in splits.items():
+            logger.info("summary: %s", format_split(stage, split))
+        result = finish_search(setup, records, retrain_candidates, kinds)
+        result.time_split = {k: v for k, v in splits.items() if v is not None}
+        return result
     except BaseException:
         setup.close(failed=True)
         raise

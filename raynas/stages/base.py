@@ -104,7 +104,7 @@ class StageProgram(ABC):
         from raynas.engine import build_patch_set
 
         if self._patches is None:
-            with self.clock.timing("eval"):
+            with self.clock.timing("eval", count=False):
                 self._patches = build_patch_set(
                     self.data.bundle.val,
                     roi_size=self.data.roi_size,

@@ -63,8 +63,9 @@ class EpochClock:
         self.seconds[part] += max(0.0, float(seconds))
 
     @contextmanager
-    def timing(self, part: str) -> Iterator[None]:
-        """Times the block as ``part`` (nested blocks are counted once, by the outer one)."""
+    def timing(self, part: str, *, count: bool = True) -> Iterator[None]:
+        """Times the block as ``part`` (nested blocks are counted once, by the outer one); an
+        ``eval`` block counts as one scoring unless ``count`` is False."""
         if self._open is not None:
             yield
             return
@@ -75,7 +76,7 @@ class EpochClock:
         finally:
             self._open = None
             self.add(part, time.perf_counter() - start)
-            if part == "eval":
+            if part == "eval" and count:
                 self.evals += 1
 
     def finish(self, epoch_seconds: float) -> dict[str, Any]:
