@@ -160,7 +160,12 @@ def _wants_checkpoint(program: Any) -> bool:
 
 def run_trial(program: Any, device: Any, clock: Clock) -> dict[str, Any]:
     """Drives a program to the end as the trainable does; returns the trial's split."""
+    import torch
+
     clock.reset()
+    cuda = getattr(device, "type", str(device)) == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
     epochs: list[dict[str, Any]] = []
     checkpoints = 0
     in_trial = None
@@ -207,7 +212,11 @@ def run_trial(program: Any, device: Any, clock: Clock) -> dict[str, Any]:
         source = "outside (wrapped engine step/epoch/evaluate functions and checkpoint save)"
     seconds["other"] = max(0.0, wall - sum(seconds.values()))
     total = sum(seconds.values())
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
     return {
+        "step_s": round(seconds["train"] / steps, 4) if steps else None,
+        "peak_memory_mib": round(peak, 1) if peak is not None else None,
+        "amp": getattr(program, "amp", False),
         "source": source,
         "wall_s": round(wall, 3),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
@@ -331,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke_test:
         args.space, args.scale, args.cases = "c2f_small", 1 / 6, 8
         args.coarse_epochs, args.fine_epochs = 1, 2
+        args.coarse_steps, args.fine_steps = 3, 2
         args.set = ["data.folds=4", "coarse.eval_topologies=2", *args.set]
         if args.out == RESULTS:  # keep the full run's figures
             args.out = RESULTS.with_name("search_cost_smoke.json")

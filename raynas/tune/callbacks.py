@@ -23,7 +23,7 @@ from raynas.tracking import (
 __all__ = ["MlflowTrialCallback", "ProgressCallback"]
 
 logger = logging.getLogger(__name__)
-_METRIC_KEYS = ("dice", "best_dice", "loss", "params", "epoch", "evaluated")
+_METRIC_KEYS = ("dice", "best_dice", "loss", "params", "epoch", "evaluated", "train_steps", "evals")
 _TEXT_KEYS = ("topology", "choice_json", "arch_json", "failure", "candidate")
 
 
@@ -87,7 +87,7 @@ class MlflowTrialCallback(Callback):
         run_id = self._run_for(trial)
         numeric = {}
         for k, v in result.items():
-            wanted = k in _METRIC_KEYS or k.startswith("val_dice_class_")
+            wanted = k in _METRIC_KEYS or k.startswith(("val_dice_class_", "time_"))
             if wanted and isinstance(v, int | float) and not isinstance(v, bool):
                 numeric[k] = float(v)
         step = int(result.get("training_iteration", 0))
