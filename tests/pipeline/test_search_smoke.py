@@ -80,6 +80,11 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     ):
         assert (folder / name).is_file(), name
     assert list((folder / "architectures").glob("*.json"))
+    # the time split per stage, in search.log and in the end-of-search summary
+    log = (folder / "search.log").read_text()
+    for stage in ("coarse", "fine", "retrain"):
+        assert f"{stage} time: " in log and f"{stage} time: " in proc.stdout, stage
+    assert "train " in log.split("coarse time: ")[1].splitlines()[0]
     assert list((folder / "models").glob("*.pt"))
 
     runs = _runs(tmp_path)
@@ -99,6 +104,8 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     # the UI can chart Dice against parameters across runs: every retrain run carries both
     retrain = [r for r in children if r.data.tags["stage"] == "retrain"]
     assert retrain and all({"dice", "params"} <= set(r.data.metrics) for r in retrain)
+    split = {f"time_{p}_s" for p in ("train", "data", "eval", "ckpt", "other", "epoch")}
+    assert all(split <= set(r.data.metrics) for r in children)  # logged to MLflow per epoch
     assert parent.data.tags.get("best_model")  # the best retrained model, logged as a model
     # no trial ran twice: one MLflow run per Ray trial id
     trial_ids = [r.data.tags["trial_id"] for r in children]
