@@ -57,5 +57,9 @@ def search(
     console.print(f"outputs:  {result.folder}")
     console.print(f"frontier: {result.folder / 'frontier.png'}")
     console.print(f"ASHA stopped {result.stopped_early} trial(s) early")
+    from raynas.stages.timing import format_split
+
+    for stage, split in result.time_split.items():
+        console.print(format_split(stage, split), highlight=False)
     link = where_in_mlflow(result.tracking_uri, result.experiment, result.parent_run_id)
     console.print(link, soft_wrap=True, markup=False, highlight=False)

@@ -109,11 +109,21 @@ class _Training(Strict):
     lr: PositiveFloat = 0.01
     weight_decay: float = Field(default=3e-5, ge=0)
     schedule: Literal["cosine", "poly", "constant"] = "cosine"
-    steps_per_epoch: PositiveInt | None = None  # cap on batches per epoch; None = one pass
+    # steps per epoch, the loader cycling when the fold is smaller; None = one pass over the fold
+    steps_per_epoch: PositiveInt | None = None
+    checkpoint_every: PositiveInt = 1  # epochs between checkpoints (also at ASHA rungs and the end)
     asha: AshaSection = Field(default_factory=AshaSection)
 
 
-class CoarseSection(_Training):
+class _Scoring(Strict):
+    """How a search stage scores: the cached patch proxy or whole-volume sliding window."""
+
+    scoring: Literal["patches", "sliding_window"] = "patches"
+    patches_per_case: PositiveInt = 8  # foreground-centred validation patches per case
+    eval_every: PositiveInt = 1  # score every N epochs (and at ASHA rungs and the last epoch)
+
+
+class CoarseSection(_Training, _Scoring):
     """C2F: one trial per topology cluster; Thrifty: one trial per (depth, width) candidate."""
 
     eval_topologies: PositiveInt = 4  # topologies evaluated each epoch (leaders + new ones)
@@ -122,7 +132,7 @@ class CoarseSection(_Training):
     top_k: PositiveInt = 2  # candidates that go on to the fine stage
 
 
-class FineSection(_Training):
+class FineSection(_Training, _Scoring):
     """PC-DARTS: warm-up with frozen architecture, then first-order bi-level updates."""
 
     epochs: PositiveInt = 50
@@ -162,6 +172,7 @@ class Preset(Strict):
     name: str
     description: str = ""
     seed: int = Field(default=0, ge=0, le=SEED_MAX)
+    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16); off on CPU
     data: DataSection = Field(default_factory=DataSection)
     coarse: CoarseSection = Field(default_factory=CoarseSection)
     fine: FineSection = Field(default_factory=FineSection)

@@ -176,27 +176,35 @@ def build_loaders(
     )
     index = {id(c): i for i, c in enumerate(train_cases)}
 
-    def loader(dataset: Any, shuffle: bool, bs: int, salt: int) -> Any:
+    def loader(dataset: Any, shuffle: bool, bs: int, salt: int, workers: int) -> Any:
         import torch
 
         gen = torch.Generator().manual_seed(seed * 1000 + salt)
+        # Training loaders keep their workers between epochs; pinned memory only helps CUDA.
         return DataLoader(
             dataset,
             batch_size=bs,
             shuffle=shuffle,
-            num_workers=num_workers,
+            num_workers=workers,
             drop_last=False,
             generator=gen,
-            persistent_workers=False,
+            persistent_workers=workers > 0,
+            pin_memory=torch.cuda.is_available(),
         )
 
+    # Cached validation volumes need no worker processes (forking them per evaluation costs more).
+    val_workers = 0 if cache == "memory" else num_workers
+
     return DataBundle(
-        train=loader(train_ds, True, batch_size, 0),
-        val=loader(val_ds, False, 1, 1),
+        train=loader(train_ds, True, batch_size, 0, num_workers),
+        val=loader(val_ds, False, 1, 1, val_workers),
         weights=loader(
-            Subset(train_ds, [index[id(c)] for c in weights_cases]), True, batch_size, 2
+            Subset(train_ds, [index[id(c)] for c in weights_cases]), True, batch_size, 2,
+            num_workers,
         ),
-        arch=loader(Subset(train_ds, [index[id(c)] for c in arch_cases]), True, batch_size, 3),
+        arch=loader(
+            Subset(train_ds, [index[id(c)] for c in arch_cases]), True, batch_size, 3, num_workers
+        ),
         in_channels=ds.in_channels,
         num_classes=ds.num_classes,
         patch_size=crop if mode == "3d" else crop[:2],

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from raynas.engine.amp import Precision
 from raynas.engine.evaluate import AXIAL_DIM, EvalResult, evaluate, make_inferer
 from raynas.engine.loops import (
     EpochStats,
@@ -33,6 +34,7 @@ from raynas.engine.optim import (
     make_optimizer,
     make_scheduler,
 )
+from raynas.engine.patches import PatchSet, build_patch_set, evaluate_patches
 from raynas.engine.seeding import resolve_device, seed_everything
 
 __all__ = [
@@ -42,11 +44,15 @@ __all__ = [
     "EpochStats",
     "EvalResult",
     "NonFiniteLossError",
+    "PatchSet",
+    "Precision",
     "amp_enabled",
     "bilevel_epoch",
+    "build_patch_set",
     "check_disjoint",
     "current_lr",
     "evaluate",
+    "evaluate_patches",
     "make_arch_optimizer",
     "make_inferer",
     "make_loss",

@@ -29,7 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from raynas.engine.loops import amp_enabled, to_device
+from raynas.engine.amp import Precision
+from raynas.engine.loops import to_device
 
 __all__ = ["EvalResult", "evaluate", "make_inferer", "AXIAL_DIM"]
 
@@ -138,7 +139,7 @@ def evaluate(
         sw_batch_size: windows per forward pass.
         overlap: window overlap.
         max_cases: evaluate at most this many volumes (None = all).
-        amp: float16 autocast on CUDA (ignored on CPU).
+        amp: mixed precision as in training (:class:`~raynas.engine.amp.Precision`).
 
     Raises:
         ValueError: bad options, a non-3D volume, or an empty loader.
@@ -154,6 +155,7 @@ def evaluate(
         roi_size=roi_size, spatial_dims=spatial_dims, sw_batch_size=sw_batch_size, overlap=overlap
     )
     device = torch.device(device)
+    precision = Precision.resolve(device, amp)
     metric = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)
     was_training = model.training
     model.eval()
@@ -166,7 +168,7 @@ def evaluate(
                     f"validation images must be whole 3D volumes (B, C, X, Y, Z), "
                     f"got shape {tuple(image.shape)}"
                 )
-            with torch.autocast(device.type, dtype=torch.float16, enabled=amp_enabled(amp, device)):
+            with precision.autocast():
                 logits = inferer(image, model)
             pred = one_hot(logits.float().argmax(dim=1, keepdim=True), num_classes=num_classes)
             metric(y_pred=pred, y=one_hot(label.long(), num_classes=num_classes))

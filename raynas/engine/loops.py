@@ -1,10 +1,17 @@
 """Training loops shared by every stage: plain, single-path supernet, PC-DARTS bi-level.
 
-Each loop runs one epoch (or ``max_steps`` batches) and returns an ``EpochStats``. Batches are
-dicts ``{"image": (B, C, *spatial) float, "label": (B, 1, *spatial) integer classes}``. Mixed
-precision (``torch.autocast`` + ``GradScaler``, float16) is used only when ``amp=True`` and the
-device is CUDA; on CPU ``amp`` is ignored. A loss that is NaN or infinite raises
-``NonFiniteLossError`` before any backward pass, so a diverged run stops with a clear message.
+Each loop runs one epoch and returns an ``EpochStats``: one pass over the loader, or exactly
+``max_steps`` batches when given (the loader is cycled, a fresh shuffle per pass, when it holds
+fewer). Batches are dicts ``{"image": (B, C, *spatial) float, "label": (B, 1, *spatial) integer
+classes}``. Mixed precision follows :class:`raynas.engine.amp.Precision`: ``amp=True`` is bf16
+autocast on CUDA where supported, else fp16 with a ``GradScaler``, and nothing on CPU;
+``amp="bf16"`` forces bf16 autocast on any device.
+
+Losses are summed on the device and read once at the end of the epoch, so a CUDA step does not
+wait for the host. A NaN or infinite loss raises ``NonFiniteLossError`` naming the step: on CPU
+it is checked at every step before the backward pass (free there); on CUDA every
+``CHECK_EVERY_CUDA`` steps and at the end of the epoch (the first bad step is named).
+Each epoch also measures the seconds spent waiting for the loader (``data_seconds``).
 
 Example:
     >>> stats = train_epoch(net, loader, opt, make_loss(), device=torch.device("cpu"))
@@ -14,7 +21,6 @@ Example:
 from __future__ import annotations
 
 import itertools
-import math
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from raynas.engine.amp import Precision
 from raynas.engine.optim import check_disjoint
 
 __all__ = [
@@ -34,9 +41,11 @@ __all__ = [
     "bilevel_epoch",
     "to_device",
     "amp_enabled",
+    "Precision",
 ]
 
 DEFAULT_GRAD_CLIP = 12.0  # nnU-Net's gradient-norm clip
+CHECK_EVERY_CUDA = 50  # steps between non-finite checks on CUDA (each is one host sync)
 
 # One GradScaler per optimiser, kept across epochs so the loss scale stays calibrated.
 _SCALERS: weakref.WeakKeyDictionary[torch.optim.Optimizer, torch.amp.GradScaler] = (
@@ -54,6 +63,7 @@ class EpochStats:
         seconds: wall time of the epoch.
         arch_loss: mean loss of the architecture steps (bi-level loop after warm-up), else None.
         arch_steps: architecture steps taken.
+        data_seconds: part of ``seconds`` spent waiting for the loaders' next batch.
 
     Example:
         >>> EpochStats(loss=0.7, steps=4, seconds=1.2).to_dict()["train_loss"]
@@ -65,6 +75,7 @@ class EpochStats:
     seconds: float
     arch_loss: float | None = None
     arch_steps: int = 0
+    data_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         """Flat metrics for a report: ``train_loss``, ``train_steps``, ``epoch_seconds``, ..."""
@@ -105,9 +116,9 @@ class NonFiniteLossError(RuntimeError):
         )
 
 
-def amp_enabled(amp: bool, device: torch.device) -> bool:
-    """Mixed precision only runs on CUDA."""
-    return bool(amp) and torch.device(device).type == "cuda"
+def amp_enabled(amp: bool | str, device: torch.device) -> bool:
+    """Whether ``amp`` turns autocast on for ``device`` (``True`` only does on CUDA)."""
+    return Precision.resolve(device, amp).enabled
 
 
 def _plain(x: torch.Tensor) -> torch.Tensor:
@@ -133,6 +144,40 @@ def _check_max_steps(max_steps: int | None) -> None:
         raise ValueError(f"max_steps must be None or >= 1, got {max_steps!r}")
 
 
+class _Losses:
+    """Sums one phase's losses on the device; checks them for NaN/inf every ``every`` steps."""
+
+    def __init__(self, device: torch.device, *, phase: str, epoch: int | None) -> None:
+        self.every = 1 if device.type == "cpu" else CHECK_EVERY_CUDA
+        self.phase, self.epoch = phase, epoch
+        self.pending: list[tuple[int, torch.Tensor]] = []
+        self.total: torch.Tensor | None = None
+        self.count = 0
+
+    def add(self, loss: torch.Tensor, step: int) -> None:
+        value = loss.detach().float()
+        self.pending.append((step, value))
+        self.total = value if self.total is None else self.total + value
+        self.count += 1
+        if len(self.pending) >= self.every:
+            self.check()
+
+    def check(self) -> None:
+        """Raises ``NonFiniteLossError`` for the first non-finite pending loss (one sync)."""
+        if not self.pending:
+            return
+        values = torch.stack([v for _, v in self.pending])
+        bad = (~torch.isfinite(values)).nonzero()
+        if len(bad):
+            step, value = self.pending[int(bad[0])]
+            raise NonFiniteLossError(float(value), step=step, epoch=self.epoch, phase=self.phase)
+        self.pending.clear()
+
+    def mean(self) -> float:
+        self.check()
+        return float(self.total) / self.count if self.total is not None and self.count else 0.0
+
+
 def _step(
     model: nn.Module,
     batch: Mapping[str, Any],
@@ -140,23 +185,19 @@ def _step(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     *,
     device: torch.device,
-    amp: bool,
+    precision: Precision,
     grad_clip: float | None,
     step: int,
-    epoch: int | None,
-    phase: str,
-) -> float:
-    """One forward/backward/update on one batch; returns the loss value."""
+    losses: _Losses,
+) -> None:
+    """One forward/backward/update on one batch; its loss goes to ``losses``."""
     image, label = to_device(batch, device)
     optimizer.zero_grad(set_to_none=True)
-    use_amp = amp_enabled(amp, device)
-    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+    with precision.autocast():
         loss = loss_fn(model(image), label)
-    value = float(loss.detach())
-    if not math.isfinite(value):
-        raise NonFiniteLossError(value, step=step, epoch=epoch, phase=phase)
+    losses.add(loss, step)  # on CPU: checked here, before any backward pass
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    if use_amp:
+    if precision.scaled:
         scaler = _SCALERS.get(optimizer)
         if scaler is None:
             scaler = _SCALERS[optimizer] = torch.amp.GradScaler("cuda")
@@ -171,11 +212,39 @@ def _step(
         if grad_clip is not None:
             nn.utils.clip_grad_norm_(params, grad_clip)
         optimizer.step()
-    return value
 
 
-def _batches(loader: Iterable[Any], max_steps: int | None) -> Iterator[tuple[int, Any]]:
-    return enumerate(itertools.islice(loader, max_steps))
+class _Timed:
+    """Iterates batches, adding the time spent waiting for each to ``self.seconds``."""
+
+    def __init__(self, batches: Iterator[Any]) -> None:
+        self.batches = batches
+        self.seconds = 0.0
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        start = time.perf_counter()
+        try:
+            return next(self.batches)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def _batches(
+    loader: Iterable[Any], max_steps: int | None, what: str = "the training loader"
+) -> Iterator[Any]:
+    """One pass over ``loader`` (``max_steps`` None), else exactly ``max_steps`` batches,
+    cycling the loader (a fresh pass, new shuffle) when it holds fewer."""
+    if max_steps is None:
+        return iter(loader)
+    return itertools.islice(_cycle(loader, what), max_steps)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _no_batches(what: str) -> ValueError:
@@ -199,12 +268,12 @@ def train_epoch(
 
     Args:
         model: the network, already on ``device``.
-        loader: yields batch dicts; at most ``max_steps`` batches are used.
+        loader: yields batch dicts; cycled to ``max_steps`` batches when that is given.
         optimizer: updates the model's weights.
         loss_fn: ``loss_fn(logits, label) -> scalar``, e.g. ``make_loss()``.
         device: where batches go.
-        max_steps: cap on batches this epoch (None = the whole loader).
-        amp: float16 autocast + GradScaler on CUDA (ignored on CPU).
+        max_steps: steps this epoch (None = one pass over the loader).
+        amp: mixed precision (see :class:`~raynas.engine.amp.Precision`; True is off on CPU).
         grad_clip: max gradient norm (None = no clipping).
         before_step: called with the step index before each step (e.g. to pick a supernet path).
         epoch: only used to name the epoch in ``NonFiniteLossError``.
@@ -215,20 +284,27 @@ def train_epoch(
     """
     _check_max_steps(max_steps)
     device = torch.device(device)
+    precision = Precision.resolve(device, amp)
     model.train()
     start = time.perf_counter()
-    total, steps = 0.0, 0
-    for step, batch in _batches(loader, max_steps):
+    losses = _Losses(device, phase="weights", epoch=epoch)
+    batches = _Timed(_batches(loader, max_steps))
+    steps = 0
+    for step, batch in enumerate(batches):
         if before_step is not None:
             before_step(step)
-        total += _step(
-            model, batch, optimizer, loss_fn, device=device, amp=amp, grad_clip=grad_clip,
-            step=step, epoch=epoch, phase="weights",
+        _step(
+            model, batch, optimizer, loss_fn, device=device, precision=precision,
+            grad_clip=grad_clip, step=step, losses=losses,
         )  # fmt: skip
         steps += 1
     if steps == 0:
         raise _no_batches("the training loader")
-    return EpochStats(loss=total / steps, steps=steps, seconds=time.perf_counter() - start)
+    loss = losses.mean()
+    _sync(device)
+    return EpochStats(
+        loss=loss, steps=steps, seconds=time.perf_counter() - start, data_seconds=batches.seconds
+    )
 
 
 def supernet_epoch(
@@ -265,7 +341,7 @@ def supernet_epoch(
     )  # fmt: skip
 
 
-def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
+def _cycle(loader: Iterable[Any], what: str = "the architecture loader") -> Iterator[Any]:
     """Iterates a loader forever, starting a fresh pass (new shuffle) when one ends."""
     while True:
         empty = True
@@ -273,7 +349,7 @@ def _cycle(loader: Iterable[Any]) -> Iterator[Any]:
             empty = False
             yield batch
         if empty:
-            raise _no_batches("the architecture loader")
+            raise _no_batches(what)
 
 
 def bilevel_epoch(
@@ -308,27 +384,35 @@ def bilevel_epoch(
     arch_params = supernet.arch_parameters() if hasattr(supernet, "arch_parameters") else ()
     check_disjoint(w_optimizer, a_optimizer, arch_params)
     device = torch.device(device)
+    precision = Precision.resolve(device, amp)
     supernet.train()
     start = time.perf_counter()
-    arch_batches = _cycle(arch_loader) if update_arch else None
-    w_total, a_total, steps = 0.0, 0.0, 0
-    for step, batch in _batches(weights_loader, max_steps):
+    arch_batches = _Timed(_cycle(arch_loader)) if update_arch else None
+    w_losses = _Losses(device, phase="weights", epoch=epoch)
+    a_losses = _Losses(device, phase="architecture", epoch=epoch)
+    batches = _Timed(_batches(weights_loader, max_steps, "the weights loader"))
+    steps = 0
+    for step, batch in enumerate(batches):
         if arch_batches is not None:
-            a_total += _step(
-                supernet, next(arch_batches), a_optimizer, loss_fn, device=device, amp=amp,
-                grad_clip=None, step=step, epoch=epoch, phase="architecture",
+            _step(
+                supernet, next(arch_batches), a_optimizer, loss_fn, device=device,
+                precision=precision, grad_clip=None, step=step, losses=a_losses,
             )  # fmt: skip
-        w_total += _step(
-            supernet, batch, w_optimizer, loss_fn, device=device, amp=amp, grad_clip=grad_clip,
-            step=step, epoch=epoch, phase="weights",
+        _step(
+            supernet, batch, w_optimizer, loss_fn, device=device, precision=precision,
+            grad_clip=grad_clip, step=step, losses=w_losses,
         )  # fmt: skip
         steps += 1
     if steps == 0:
         raise _no_batches("the weights loader")
+    a_loss = a_losses.mean() if update_arch else None
+    w_loss = w_losses.mean()
+    _sync(device)
     return EpochStats(
-        loss=w_total / steps,
+        loss=w_loss,
         steps=steps,
         seconds=time.perf_counter() - start,
-        arch_loss=a_total / steps if update_arch else None,
+        arch_loss=a_loss,
         arch_steps=steps if update_arch else 0,
+        data_seconds=batches.seconds + (arch_batches.seconds if arch_batches else 0.0),
     )

@@ -7,7 +7,7 @@ retrain command; :class:`SearchResult` is what :func:`raynas.pipeline.run_search
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ class SearchResult:
     points: list[Any]
     front: list[Any]
     stopped_early: int
+    time_split: dict[str, Any] = field(default_factory=dict)  # stage -> split (stages.timing)
 
 
 def rank_records(records: list[Any]) -> list[Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from raynas.pipeline.setup import SearchSetup
 
-__all__ = ["run_tracked_stage"]
+__all__ = ["run_tracked_stage", "stage_time_split"]
 
 logger = logging.getLogger("raynas.search")
 
@@ -95,4 +95,14 @@ def run_tracked_stage(
     logger.info("%s stage: %d candidates", stage, len(candidates))
     records = run_stage(request)
     setup.folder.write_table(stage, _rows(records, labels))
+    from raynas.stages.timing import format_split
+
+    logger.info("%s", format_split(stage, stage_time_split(records)))
     return records
+
+
+def stage_time_split(records: list[Any]) -> dict[str, Any] | None:
+    """The stage's time split: train/data/eval/ckpt/other seconds summed over its trials."""
+    from raynas.stages.timing import split_of
+
+    return split_of([r.last for r in records])

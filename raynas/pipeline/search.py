@@ -10,7 +10,7 @@ from typing import Any
 from raynas.interrupts import InterruptGuard, active_guard
 from raynas.pipeline.outputs import slug
 from raynas.pipeline.results import SearchResult, rank_records
-from raynas.pipeline.running import run_tracked_stage
+from raynas.pipeline.running import run_tracked_stage, stage_time_split
 from raynas.pipeline.setup import SearchOptions, SearchSetup, prepare_search
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "rank_records"]
@@ -143,7 +143,14 @@ def _search(options: SearchOptions) -> SearchResult:
 
         # 4. frontier
         records = {"coarse": coarse, "fine": fine, "retrain": retrain}
-        return finish_search(setup, records, retrain_candidates, kinds)
+        from raynas.stages.timing import format_split
+
+        splits = {stage: stage_time_split(recs) for stage, recs in records.items()}
+        for stage, split in splits.items():
+            logger.info("summary: %s", format_split(stage, split))
+        result = finish_search(setup, records, retrain_candidates, kinds)
+        result.time_split = {k: v for k, v in splits.items() if v is not None}
+        return result
     except KeyboardInterrupt:
         _mark_interrupted(setup, (guard.signum if guard else None) or 2)
         setup.close(failed=False)

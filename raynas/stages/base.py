@@ -1,25 +1,33 @@
 """The shape of a stage program: one trial's work, epoch by epoch, with a resumable state.
 
 A program knows nothing of Ray: :mod:`raynas.tune.trainables` drives it, reports its metrics and
-checkpoints its :meth:`StageProgram.state_dict` every epoch. State dicts hold only tensors and plain
-containers, so they load with ``torch.load(..., weights_only=True)``; they include every RNG the
-program draws from (Python, NumPy, torch CPU/CUDA, the loaders' generators, MONAI transforms), so
-a program restored from epoch k continues exactly as if it had never stopped.
+checkpoints its :meth:`StageProgram.state_dict` when :meth:`StageProgram.wants_checkpoint` says
+so (every ``checkpoint_every`` epochs, at ASHA's rungs and at the end). State dicts hold only
+tensors and plain containers, so they load with ``torch.load(..., weights_only=True)``; they
+include every RNG the program draws from (Python, NumPy, torch CPU/CUDA, the loaders' generators,
+MONAI transforms), so a program restored from epoch k continues exactly as if it had never stopped.
 
 Each trial is seeded with its own seed, derived from the search seed and its trial key
 (:attr:`TrialSpec.trial_seed`); the data split still comes from the search seed, so every trial
 sees the same folds.
+
+Every epoch's metrics carry its time split (see :mod:`raynas.stages.timing`): ``time_train_s``,
+``time_data_s``, ``time_eval_s``, ``time_ckpt_s`` (added by the driver that writes the
+checkpoint), ``time_other_s`` and ``time_epoch_s``, and the trial's running totals
+``time_total_<part>_s``.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
 
 from raynas.stages.context import TrialData, TrialSpec, build_trial_data, stage_section
+from raynas.stages.timing import EpochClock, asha_milestones
 
 __all__ = ["StageProgram"]
 
@@ -55,6 +63,17 @@ class StageProgram(ABC):
         self.model: torch.nn.Module
         self.optimizer: torch.optim.Optimizer
         self.scheduler: Any = None
+        self.clock = EpochClock()
+        self.amp = bool(getattr(self.preset, "amp", True)) and self.device.type == "cuda"
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self._patches: Any = None  # the cached validation patches of the scoring proxy
+        asha = getattr(self.section, "asha", None)
+        self.milestones = (
+            asha_milestones(asha.grace_period, asha.reduction_factor, self.epochs)
+            if asha is not None and asha.enabled
+            else set()
+        )
 
     @property
     def in_channels(self) -> int:
@@ -72,34 +91,98 @@ class StageProgram(ABC):
         )
 
     def evaluate(self, model: torch.nn.Module | None = None, max_cases: int | None = None) -> Any:
+        """Sliding-window Dice on the whole validation volumes (timed as ``eval``)."""
         from raynas.engine import evaluate
 
         retrain = self.spec.stage == "retrain"
-        return evaluate(
-            model or self.model,
-            self.data.bundle.val,
-            num_classes=self.num_classes,
-            roi_size=self.data.roi_size,
-            spatial_dims=self.data.spatial_dims,
-            device=self.device,
-            sw_batch_size=self.preset.retrain.sw_batch_size if retrain else 2,
-            overlap=self.preset.retrain.sw_overlap if retrain else 0.25,
-            max_cases=max_cases,
-        )
+        with self.clock.timing("eval"):
+            return evaluate(
+                model or self.model,
+                self.data.bundle.val,
+                num_classes=self.num_classes,
+                roi_size=self.data.roi_size,
+                spatial_dims=self.data.spatial_dims,
+                device=self.device,
+                sw_batch_size=self.preset.retrain.sw_batch_size if retrain else 2,
+                overlap=self.preset.retrain.sw_overlap if retrain else 0.25,
+                max_cases=max_cases,
+                amp=self.amp,
+            )
+
+    def patches(self) -> Any:
+        """The trial's cached validation patches (built on first use; deterministic per seed)."""
+        from raynas.engine import build_patch_set
+
+        if self._patches is None:
+            with self.clock.timing("eval", count=False):
+                self._patches = build_patch_set(
+                    self.data.bundle.val,
+                    roi_size=self.data.roi_size,
+                    spatial_dims=self.data.spatial_dims,
+                    num_classes=self.num_classes,
+                    patches_per_case=int(getattr(self.section, "patches_per_case", 8)),
+                    seed=self.spec.seed,
+                )
+        return self._patches
+
+    def score(self, model: torch.nn.Module | None = None) -> Any:
+        """The search stages' validation: the section's ``scoring`` (patch proxy by default)."""
+        from raynas.engine import evaluate_patches
+
+        if getattr(self.section, "scoring", "sliding_window") != "patches":
+            return self.evaluate(model)
+        patches = self.patches()
+        with self.clock.timing("eval"):
+            return evaluate_patches(
+                model or self.model,
+                patches,
+                num_classes=self.num_classes,
+                device=self.device,
+                amp=self.amp,
+            )
+
+    def scoring_due(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (from 0) scores: every ``eval_every`` epochs, at ASHA's
+        rungs and in the last epoch (other epochs report the latest score)."""
+        every = int(getattr(self.section, "eval_every", 1))
+        done = epoch + 1
+        return done % every == 0 or done in self.milestones or done >= self.epochs
+
+    def record_train(self, stats: Any) -> None:
+        """Books an engine epoch's ``EpochStats`` as training steps and data waiting."""
+        self.clock.add("data", stats.data_seconds)
+        self.clock.add("train", max(0.0, stats.seconds - stats.data_seconds))
+        self.clock.steps += int(stats.steps) + int(stats.arch_steps)
 
     @abstractmethod
     def train_and_score(self, epoch: int) -> dict[str, Any]:
         """Trains one epoch and returns its metrics, at least ``dice`` and ``loss``."""
 
     def run_epoch(self) -> dict[str, Any]:
-        """Runs the next epoch; returns the metrics to report (``epoch`` counts from 1)."""
+        """Runs the next epoch; returns the metrics to report (``epoch`` counts from 1), with
+        the epoch's time split (``time_ckpt_s`` is 0 until :meth:`note_checkpoint`)."""
+        self.clock.start()
+        start = time.perf_counter()
         metrics = self.train_and_score(self.epoch)
         if self.scheduler is not None:
             self.scheduler.step()
         self.epoch += 1
         self.best_dice = max(self.best_dice, float(metrics["dice"]))
         metrics.update(epoch=self.epoch, best_dice=self.best_dice)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        metrics.update(self.clock.finish(time.perf_counter() - start))
         return metrics
+
+    def wants_checkpoint(self) -> bool:
+        """After an epoch: every ``checkpoint_every`` epochs, at an ASHA rung (where ASHA may
+        stop the trial) and at the end."""
+        every = int(getattr(self.section, "checkpoint_every", 1))
+        return self.finished or self.epoch % every == 0 or self.epoch in self.milestones
+
+    def note_checkpoint(self, metrics: dict[str, Any], seconds: float) -> dict[str, Any]:
+        """Adds ``seconds`` of checkpointing to the epoch's ``metrics`` (and the totals)."""
+        return self.clock.add_checkpoint(metrics, seconds)
 
     @property
     def finished(self) -> bool:
@@ -136,6 +219,7 @@ class StageProgram(ABC):
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
             "rng": rng_state(**self._rng_sources()),
             "extra": self.extra_state(),
+            "timing": self.clock.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -153,6 +237,7 @@ class StageProgram(ABC):
         else:
             set_rng_state(rng, **self._rng_sources())
         self.load_extra_state(state["extra"])
+        self.clock.load_state_dict(state.get("timing", {}))
 
     def artifacts(self) -> dict[str, str]:
         """Text files saved beside the state in each checkpoint (e.g. ``architecture.json``)."""

@@ -94,8 +94,9 @@ class CoarseProgram(StageProgram):
 
     # -- scoring ---------------------------------------------------------------------------
     def _score(self, choice: dict[str, Any]) -> float:
+        """Dice of one topology with the shared weights (the section's ``scoring``)."""
         self.model.set_active(choice)
-        result = self.evaluate()
+        result = self.score()
         self.scores[choice_key(choice)] = float(result.dice)
         return float(result.dice)
 
@@ -137,17 +138,20 @@ class CoarseProgram(StageProgram):
             sample=lambda: self.model.sample(self.rng),
             device=self.device,
             max_steps=self.section.steps_per_epoch,
+            amp=self.amp,
         )
-        # Scores of earlier epochs were measured with other weights: only the ranking of the
-        # previous epoch (all measured with one set of weights) picks the leaders that are
-        # scored again; nothing measured before this epoch is ranked against this epoch's.
-        previous = self._genome_scores()
-        self.scores = {}
-        pool = sample_pool(
-            list(self.by_genome), previous, size=self.section.eval_topologies, rng=self.rng
-        )
-        for genome in pool:
-            self._score(self.by_genome[genome])
+        self.record_train(stats)
+        if self.scoring_due(epoch) or not self.scores:
+            # Scores of earlier epochs were measured with other weights: only the ranking of the
+            # previous scoring (all measured with one set of weights) picks the leaders that are
+            # scored again; nothing measured before this epoch is ranked against this epoch's.
+            previous = self._genome_scores()
+            self.scores = {}
+            pool = sample_pool(
+                list(self.by_genome), previous, size=self.section.eval_topologies, rng=self.rng
+            )
+            for genome in pool:
+                self._score(self.by_genome[genome])
         if epoch + 1 >= self.epochs:
             self._evolve()
         best = self.by_genome[leaders(self._genome_scores(), 1, self.order)[0]]

@@ -67,6 +67,7 @@ class FineProgram(StageProgram):
         )
         self._make_schedule()
         self.arch_json = ""
+        self.last_dice: float | None = None  # latest validation score (scored every eval_every)
 
     def derived(self) -> dict[str, Any]:
         arch = self.model.derive()
@@ -88,13 +89,16 @@ class FineProgram(StageProgram):
             update_arch=update_arch,
             device=self.device,
             max_steps=self.section.steps_per_epoch,
+            amp=self.amp,
         )
-        result = self.evaluate()
+        self.record_train(stats)
+        if self.scoring_due(epoch) or self.last_dice is None:
+            self.last_dice = float(self.score().dice)
         arch = self.derived()
         self.arch_json = json.dumps(arch, sort_keys=True)
         params = count_parameters(build_network(load_architecture(arch)))
         return {
-            "dice": float(result.dice),
+            "dice": self.last_dice,
             "loss": float(stats.loss),
             "params": int(params),
             "arch_updates": bool(update_arch),

@@ -83,7 +83,9 @@ class RetrainProgram(StageProgram):
             self.loss_fn,
             device=self.device,
             max_steps=self.section.steps_per_epoch,
+            amp=self.amp,
         )
+        self.record_train(stats)
         result = self.evaluate()
         dice = float(result.dice)
         if dice > self.best_dice:

@@ -49,7 +49,10 @@ __all__ = [
 
 SUPERNET_STAGES = ("coarse", "fine")
 CONSTANT_KEYS = ("params",)  # logged once (again only if the value changes)
-_PLAIN_KEYS = ("dice", "best_dice", "loss", "evaluated", "params", "val_dice", "test_dice")
+_PLAIN_KEYS = (
+    "dice", "best_dice", "loss", "evaluated", "params", "val_dice", "test_dice", "train_steps",
+    "evals",
+)  # fmt: skip
 _PREFIXES = ("val_dice_", "test_dice_", "time_")
 _RENAMED = {"fine": {"params": "derived_params"}}
 _SEARCHED = re.compile(r"^searched(\d+)(?:-.*)?$")

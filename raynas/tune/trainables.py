@@ -1,33 +1,30 @@
 """The one function trainable every stage runs: a stage program driven epoch by epoch, with
-``tune.report`` and a checkpoint each epoch, resumed from ``tune.get_checkpoint()`` after a
-failure or a ``--resume``."""
+``tune.report`` each epoch and a checkpoint when the program asks for one (every
+``checkpoint_every`` epochs, at ASHA's rungs, at the end), resumed from ``tune.get_checkpoint()``
+after a failure or a ``--resume``. The checkpoint's cost (writing it, and persisting the previous
+one to the storage path inside ``tune.report``) is reported as ``time_ckpt_s``."""
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from ray import tune
 
+from raynas.stages.checkpoint import STATE_FILE, write_checkpoint
+
 __all__ = ["stage_trainable", "STATE_FILE", "load_checkpoint_state"]
 
-STATE_FILE = "state.pt"
 _HPARAMS = ("lr", "weight_decay", "optimizer")
 
 
 def load_checkpoint_state(folder: str | Path) -> dict[str, Any]:
     """The program state saved in a checkpoint folder (tensors and plain containers only)."""
     return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
-
-
-def _save(program: Any, folder: Path) -> None:
-    torch.save(program.state_dict(), folder / STATE_FILE)
-    for name, text in program.artifacts().items():
-        (folder / name).write_text(text, encoding="utf-8")
 
 
 def _trial_key(config: dict[str, Any]) -> str:
@@ -64,6 +61,7 @@ def stage_trainable(
         with checkpoint.as_directory() as folder:
             program.load_state_dict(load_checkpoint_state(folder))
 
+    persist = 0.0  # seconds the previous report took to persist its checkpoint
     while not program.finished:
         try:
             metrics = program.run_epoch()
@@ -78,8 +76,14 @@ def stage_trainable(
         }
         metrics["candidate"] = key
         metrics["sample"] = int(config.get("sample", 0))
+        if not program.wants_checkpoint():
+            if persist:
+                program.note_checkpoint(metrics, persist)
+                persist = 0.0
+            tune.report(metrics)
+            continue
         with tempfile.TemporaryDirectory(prefix="raynas-ckpt-") as tmp:
-            folder = Path(tmp)
-            _save(program, folder)
-            (folder / "metrics.json").write_text(json.dumps(metrics, default=str))
+            write_checkpoint(program, tmp, metrics, extra_seconds=persist)
+            start = time.perf_counter()
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+            persist = time.perf_counter() - start

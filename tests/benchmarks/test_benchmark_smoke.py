@@ -12,18 +12,34 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _split_ok(run: dict) -> bool:
+    """search_cost: both stages report a time split that covers their wall time."""
+    for stage in ("coarse", "fine"):
+        r = run["stages"][stage]
+        if r["steps"] < 1 or r["evals"] < 1 or r["seconds"]["train"] <= 0:
+            return False
+        if abs(sum(r["seconds"].values()) - r["wall_s"]) > 0.1 * r["wall_s"]:
+            return False
+        if abs(sum(r["percent"].values()) - 100.0) > 0.5 or "projected" not in r:
+            return False
+    return True
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("script", "check"),
     [
         ("pcdarts_memory.py", lambda d: {r["k"] for r in d["runs"]} >= {1, 4}),
         ("thrifty_vs_baselines.py", lambda d: len(d["models"]) >= 3),
+        ("search_cost.py", lambda d: _split_ok(d["after"])),
+        ("gpu_check.sh", lambda d: d["pcdarts"]["runs"] and _split_ok(d["trials"]["amp_on"])),
     ],
 )
 def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:
     out = tmp_path / "result.json"
+    runner = ["bash"] if script.endswith(".sh") else [sys.executable]
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), "--smoke-test", "--out", str(out)],
+        [*runner, str(ROOT / "benchmarks" / script), "--smoke-test", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,

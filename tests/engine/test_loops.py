@@ -54,6 +54,35 @@ def test_train_epoch_stats_and_max_steps():
     assert train_epoch(net, batches, opt, make_loss(), device=CPU).steps == 5
 
 
+@pytest.mark.parametrize("loop", ["train", "bilevel"])
+def test_max_steps_is_a_target_the_loader_cycles(loop):
+    """A fold smaller than ``max_steps`` is cycled (fresh passes) until the target is reached."""
+    passes = []
+
+    class Loader:
+        def __init__(self, batches):
+            self.batches = batches
+
+        def __iter__(self):
+            passes.append(1)
+            return iter(self.batches)
+
+    batches = make_batches(n=2, batch_size=2, shape=(16, 16))
+    if loop == "train":
+        net = TinyNet()
+        opt = make_optimizer(net.parameters(), name="sgd", lr=1e-2, weight_decay=0.0)
+        stats = train_epoch(net, Loader(batches), opt, make_loss(), device=CPU, max_steps=5)
+    else:
+        net, w_opt, a_opt = _bilevel_setup()
+        stats = bilevel_epoch(
+            net, Loader(batches), batches, w_opt, a_opt, make_loss(), update_arch=True,
+            device=CPU, max_steps=5,
+        )  # fmt: skip
+        assert stats.arch_steps == 5
+    assert stats.steps == 5 and len(passes) == 3
+    assert 0 <= stats.data_seconds <= stats.seconds
+
+
 def test_train_epoch_with_dataloader_and_metatensors():
     from monai.data import MetaTensor
 
@@ -237,4 +266,7 @@ def test_amp_on_cuda_trains_and_keeps_one_scaler_per_optimizer():
         train_epoch(net, batches, opt, make_loss(), device=cuda, amp=True).loss for _ in range(6)
     ]
     assert losses[-1] < 0.7 * losses[0], losses
-    assert opt in _SCALERS and _SCALERS[opt].is_enabled()
+    if torch.cuda.is_bf16_supported():  # bf16 autocast needs no loss scaling
+        assert opt not in _SCALERS
+    else:
+        assert opt in _SCALERS and _SCALERS[opt].is_enabled()

@@ -110,6 +110,11 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     ):
         assert (folder / name).is_file(), name
     assert list((folder / "architectures").glob("*.json"))
+    # the time split per stage, in search.log and in the end-of-search summary
+    log = (folder / "search.log").read_text()
+    for stage in ("coarse", "fine", "retrain"):
+        assert f"{stage} time: " in log and f"{stage} time: " in proc.stdout, stage
+    assert "train " in log.split("coarse time: ")[1].splitlines()[0]
     assert list((folder / "models").glob("*.pt"))
 
     assert "test Dice" in proc.stdout and "val Dice" in proc.stdout
@@ -164,6 +169,11 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     best = parent.data.tags["best_model"]
     assert best in names and by_trial[best].data.tags["pareto"] == "true"
     _check_best_model(tmp_path, folder, parent.data.tags["best_model_uri"], best)
+    split = {f"time_{p}_s" for p in ("train", "data", "eval", "ckpt", "other", "epoch")}
+    for run in children:  # logged to MLflow per epoch (stage-prefixed on supernet runs)
+        stage = run.data.tags["stage"]
+        prefix = "" if stage == "retrain" else f"{stage}/"
+        assert {prefix + k for k in split} <= set(run.data.metrics), run.info.run_name
     # no trial ran twice: one MLflow run per Ray trial id
     trial_ids = [r.data.tags["trial_id"] for r in children]
     assert len(trial_ids) == len(set(trial_ids))

@@ -123,6 +123,13 @@ def test_diverging_trial_fails_with_reason_and_stage_goes_on(ray_runtime, tmp_pa
     ok_dir = Path(ok.checkpoint).parent
     lines = (ok_dir / "result.json").read_text().splitlines()
     assert [json.loads(line)["training_iteration"] for line in lines] == [1, 2]
+    # every result carries the epoch's time split (the MLflow callback logs it as metrics)
+    for line in lines:
+        result = json.loads(line)
+        parts = [result[f"time_{p}_s"] for p in ("train", "data", "eval", "ckpt", "other")]
+        assert result["time_train_s"] > 0 and result["time_ckpt_s"] > 0, result
+        assert sum(parts) == pytest.approx(result["time_epoch_s"], rel=0.10), result
+    assert ok.last["time_total_epoch_s"] >= ok.last["time_epoch_s"] > 0
     assert not [m for m in tune_log.messages if "Failed to fetch metrics" in m], tune_log.messages
 
 

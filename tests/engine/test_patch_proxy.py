@@ -1,0 +1,71 @@
+"""The search stages' scoring proxy: cached foreground-centred patches, patch-level Dice."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from engine_fakes import OneHotFromInput, TinyNet, make_volumes
+
+from raynas.engine import build_patch_set, evaluate_patches
+
+CPU = torch.device("cpu")
+VOLUME = (20, 18, 12)
+
+
+def _patches(seed: int, *, spatial_dims: int = 3, roi=(8, 8, 4), classes: int = 3, per_case=5):
+    volumes = make_volumes(n=3, shape=VOLUME, classes=classes, seed=7)
+    return build_patch_set(
+        volumes, roi_size=roi, spatial_dims=spatial_dims, num_classes=classes,
+        patches_per_case=per_case, seed=seed,
+    )  # fmt: skip
+
+
+def test_same_seed_same_patches_same_score():
+    a, b, c = _patches(0), _patches(0), _patches(1)
+    assert len(a) == 15 and a.cases == 3
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert a.centres == b.centres and a.centres != c.centres
+    torch.manual_seed(0)
+    net = TinyNet(spatial_dims=3, in_channels=2, classes=3).eval()
+    score_a = evaluate_patches(net, a, num_classes=3, device=CPU)
+    score_b = evaluate_patches(net, b, num_classes=3, device=CPU, batch_size=2)
+    assert score_a.dice == score_b.dice and score_a.per_class == score_b.per_class
+    assert evaluate_patches(net, a, num_classes=3, device=CPU).dice == score_a.dice
+
+
+def test_patches_are_centred_on_foreground_classes_in_turn():
+    volumes = make_volumes(n=3, shape=VOLUME, classes=3, seed=7)
+    patches = _patches(0)
+    assert tuple(patches.images.shape) == (15, 2, 8, 8, 4)
+    for i, (case, x, y, z) in enumerate(patches.centres):
+        label = volumes[case]["label"][0, 0]
+        assert int(label[x, y, z]) == 1 + (i % 5) % 2  # classes 1, 2, 1, 2, ... per case
+        assert int(patches.labels[i].max()) > 0
+
+
+@pytest.mark.parametrize(("spatial_dims", "roi"), [(3, (8, 8, 4)), (3, (32, 32, 16)), (2, (8, 8))])
+def test_perfect_predictor_scores_one_and_a_shifted_one_less(spatial_dims, roi):
+    patches = _patches(3, spatial_dims=spatial_dims, roi=roi)
+    want = (2, 8, 8) if spatial_dims == 2 else (2, *roi)
+    assert tuple(patches.images.shape[1:]) == want  # the volume is padded where it is smaller
+    perfect = evaluate_patches(OneHotFromInput(classes=3), patches, num_classes=3, device=CPU)
+    assert perfect.dice == pytest.approx(1.0) and perfect.per_class == pytest.approx([1.0, 1.0])
+    bad = evaluate_patches(
+        OneHotFromInput(classes=3, shift=3), patches, num_classes=3, device=CPU
+    )
+    assert 0.0 <= bad.dice < 0.95
+
+
+def test_a_class_absent_from_every_patch_is_nan_and_left_out():
+    patches = _patches(0, classes=2)
+    result = evaluate_patches(OneHotFromInput(classes=3), patches, num_classes=3, device=CPU)
+    assert math.isnan(result.per_class[1]) and result.dice == pytest.approx(result.per_class[0])
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="patches_per_case"):
+        _patches(0, per_case=0)
+    with pytest.raises(ValueError, match="no volumes"):
+        build_patch_set([], roi_size=(8, 8, 4), spatial_dims=3, num_classes=2)
