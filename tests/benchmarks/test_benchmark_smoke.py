@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
     [
         ("pcdarts_memory.py", lambda d: {r["k"] for r in d["runs"]} >= {1, 4}),
         ("thrifty_vs_baselines.py", lambda d: len(d["models"]) >= 3),
+        ("search_validity.py", lambda d: "kendall_tau" in d["seeds"][0]["coarse"]["by_budget"]["2"]
+         and len(d["seeds"][0]["random"]) == 2 and "percentile" in d["summary"]),
     ],
 )
 def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:
