@@ -53,17 +53,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="c2f_small | c2f | thrifty | thrifty3d (or a space YAML)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--cluster", default=None, help="coarse candidate key (default: the largest)")
-    p.add_argument("--topologies", type=int, default=6, help="M: topologies ranked per seed")
-    p.add_argument("--random", type=int, default=6, help="N: random architectures per seed")
+    p.add_argument("--topologies", type=int, default=5, help="M: topologies ranked per seed")
+    p.add_argument("--random", type=int, default=5, help="N: random architectures per seed")
     p.add_argument("--cases", type=int, default=12, help="cases (generated ones for synthetic)")
     p.add_argument("--width", type=int, default=4, help="C of every network trained")
     p.add_argument("--supernet-epochs", type=int, default=12)
     p.add_argument("--budgets", type=int, nargs="+", default=None,
                    help="supernet epochs at which the M topologies are scored (default: E/4, E/2, "
                         "E)")
-    p.add_argument("--fine-epochs", type=int, default=6)
-    p.add_argument("--epochs", type=int, default=15, help="stand-alone (retrain) epochs")
-    p.add_argument("--steps", type=int, default=4, help="steps per epoch, every stage")
+    p.add_argument("--fine-epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=25, help="stand-alone (retrain) epochs")
+    p.add_argument("--steps", type=int, default=12, help="steps per epoch, every stage")
+    p.add_argument("--lr", type=float, default=0.01, help="AdamW learning rate, every stage")
     p.add_argument("--patch", type=int, nargs=3, default=None, help="patch (default: dataset's)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    help="extra preset override (section.key=value), repeatable")
@@ -89,6 +90,8 @@ def _overrides(args: argparse.Namespace, spatial_dims: int) -> list[str]:
     out = [
         f"data.cases={args.cases}", f"data.synthetic_cases={args.cases}", "data.folds=2",
         "data.batch_size=2", "data.samples_per_case=1", "data.num_workers=0",
+        "coarse.optimizer=adamw", f"coarse.lr={args.lr}", "fine.optimizer=adamw",
+        f"fine.lr={args.lr}", "retrain.optimizer=adamw", f"retrain.lr={args.lr}",
         f"coarse.width={w}", f"coarse.epochs={args.supernet_epochs}",
         f"coarse.steps_per_epoch={s}", "coarse.eval_topologies=2", "coarse.population=3",
         "coarse.generations=1",
