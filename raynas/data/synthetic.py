@@ -12,10 +12,11 @@ Case ``i`` depends only on ``(seed, i)``: the same seed gives byte-identical arr
   capsule (an ellipsoidal shell 8-11 mm out) is class 1; blobs of the *same* intensity, size and
   shape outside any capsule are unlabelled distractors. From the blob alone the two are
   identical; only context ~10 voxels away (the wall) tells them apart, so a network that never
-  downsamples (receptive field of a few voxels) labels every blob and loses about half its Dice.
+  downsamples (receptive field of a few voxels) can only label every blob (measured: such a net
+  reaches class-1 Dice 0.2-0.4 that way); the walls are needed to do better.
 - **vessels** (class 2) need full resolution: curved tubes of 0.9-1.4 mm radius (about one voxel
   across), faint after partial-volume blurring; a network that only works at 1/4 or 1/8 scale
-  smears them away.
+  is meant to smear them away (at CPU budgets no network learnt them yet).
 - **capsule walls** (class 3): the thin shells themselves (1.2-1.8 mm thick).
 
 All of it with textured tissue, a multiplicative bias field, Rician noise and partial-volume
