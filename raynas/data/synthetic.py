@@ -1,10 +1,26 @@
-"""Generated segmentation tasks (``synthetic``, ``synthetic2d``) written as MSD folders.
+"""Generated segmentation tasks (``synthetic``, ``synthetic2d``, ``synthetic_hard``) as MSD folders.
 
 Each case is a small MRI-like volume: textured body tissue, a deformed rotated ellipsoid "organ"
 (class 1), a small irregular blob or tube "lesion" inside or touching it (class 2), unlabelled
 distractor blobs of similar intensity, a smooth multiplicative bias field, Rician noise and
 anisotropic voxels (1 x 1 x 2.5 mm). Size, position, orientation and contrast vary per case.
 Case ``i`` depends only on ``(seed, i)``: the same seed gives byte-identical arrays.
+
+``synthetic_hard`` (:func:`generate_hard_case`) is built so that the architecture matters:
+
+- **capsule cores** (class 1) need a large receptive field: a round blob inside a thin-walled
+  capsule (an ellipsoidal shell 8-11 mm out) is class 1; blobs of the *same* intensity, size and
+  shape outside any capsule are unlabelled distractors. From the blob alone the two are
+  identical; only context ~10 voxels away (the wall) tells them apart, so a network that never
+  downsamples (receptive field of a few voxels) can only label every blob (measured: such a net
+  reaches class-1 Dice 0.2-0.4 that way); the walls are needed to do better.
+- **vessels** (class 2) need full resolution: curved tubes of 0.9-1.4 mm radius (about one voxel
+  across), faint after partial-volume blurring; a network that only works at 1/4 or 1/8 scale
+  is meant to smear them away (at CPU budgets no network learnt them yet).
+- **capsule walls** (class 3): the thin shells themselves (1.2-1.8 mm thick).
+
+All of it with textured tissue, a multiplicative bias field, Rician noise and partial-volume
+edges, as ``synthetic``; 64 x 64 x 16 voxels at 1 x 1 x 3 mm.
 
 The folder is read back through :func:`raynas.data.msd.read_msd`, like any MSD task.
 
@@ -32,6 +48,7 @@ __all__ = [
     "SPECS",
     "cache_root",
     "generate_case",
+    "generate_hard_case",
     "write_synthetic",
     "ensure_synthetic",
 ]
@@ -49,6 +66,13 @@ class SyntheticSpec:
 SPECS: dict[str, SyntheticSpec] = {
     "synthetic": SyntheticSpec(shape=(64, 64, 32), spacing=(1.0, 1.0, 2.5), z_fill=0.3),
     "synthetic2d": SyntheticSpec(shape=(96, 96, 12), spacing=(1.0, 1.0, 2.5), z_fill=0.9),
+    "synthetic_hard": SyntheticSpec(shape=(64, 64, 16), spacing=(1.0, 1.0, 3.0), z_fill=0.0),
+}
+
+LABELS: dict[str, dict[str, str]] = {
+    "synthetic": {"0": "background", "1": "organ", "2": "lesion"},
+    "synthetic2d": {"0": "background", "1": "organ", "2": "lesion"},
+    "synthetic_hard": {"0": "background", "1": "capsule core", "2": "vessel", "3": "capsule wall"},
 }
 
 
@@ -177,6 +201,86 @@ def generate_case(spec: SyntheticSpec, seed: int, index: int) -> tuple[np.ndarra
     return img, label
 
 
+def _grid(spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray]:
+    shape, sp = spec.shape, np.asarray(spec.spacing)
+    ext = np.asarray(shape) * sp
+    axes = [(np.arange(n) + 0.5) * s - e / 2 for n, s, e in zip(shape, sp, ext, strict=True)]
+    return np.stack(np.meshgrid(*axes, indexing="ij")).astype(np.float32), ext
+
+
+def _scanner(rng: np.random.Generator, img: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Partial volume, bias field, Rician noise and integer scaling (as ``synthetic``)."""
+    from scipy import ndimage
+
+    img = ndimage.gaussian_filter(img, sigma=(0.7, 0.7, 0.3))
+    img = img * np.exp(0.15 * _smooth(rng, shape, (3, 3, 2)))
+    sigma = rng.uniform(0.025, 0.045)
+    n1, n2 = rng.normal(0, sigma, (2, *shape))
+    img = np.sqrt((img + n1) ** 2 + n2**2)
+    return np.round(img * rng.uniform(800.0, 1200.0)).astype(np.int16)
+
+
+def generate_hard_case(
+    spec: SyntheticSpec, seed: int, index: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One ``synthetic_hard`` case (see the module docstring); depends on (seed, index)."""
+    rng = np.random.default_rng([seed, index, 104729])
+    shape = spec.shape
+    grid, ext = _grid(spec)
+    body_r = np.array([0.47, 0.43]) * ext[:2] * rng.uniform(0.92, 1.0, 2)
+    body = (grid[0] / body_r[0]) ** 2 + (grid[1] / body_r[1]) ** 2 < 1.0
+    t_body = rng.uniform(0.25, 0.35)
+    texture = 0.05 * _smooth(rng, shape, (12, 12, 4)) + 0.04 * _smooth(rng, shape, (5, 5, 2))
+    img = np.where(body, t_body + texture, 0.0).astype(np.float32)
+    label = np.zeros(shape, np.uint8)
+    t_blob = t_body + rng.uniform(0.3, 0.45)
+    t_wall = t_body + rng.uniform(0.25, 0.4)
+
+    # Blob centres: capsules first (1-2), then distractors (2-3), kept apart in-plane.
+    n_caps, n_free = int(rng.integers(1, 3)), int(rng.integers(2, 4))
+    centres: list[np.ndarray] = []
+    for _ in range(400):
+        if len(centres) == n_caps + n_free:
+            break
+        c = np.array([*(rng.uniform(-0.3, 0.3, 2) * ext[:2]), rng.uniform(-0.1, 0.1) * ext[2]])
+        gap = 26.0 if len(centres) < n_caps else 14.0
+        if all(np.linalg.norm((c - o)[:2]) > gap for o in centres):
+            centres.append(c)
+    n_caps = min(n_caps, len(centres))
+    blob_r = []
+    for k, c in enumerate(centres):
+        r = rng.uniform(3.0, 4.5)
+        blob_r.append(r)
+        radii = np.array([r, r * rng.uniform(0.85, 1.15), r * rng.uniform(1.5, 2.2)])
+        blob = _ellipsoid(grid, c, radii, _rotation(rng.uniform(0, np.pi), 0.0)) < 1.0
+        if k < n_caps:  # a capsule: a thin ellipsoidal shell around the blob
+            out = np.array([*rng.uniform(8.0, 11.0, 2) + r, rng.uniform(10.0, 14.0)])
+            thick = rng.uniform(1.2, 1.8)
+            rot = _rotation(rng.uniform(0, np.pi), 0.0)
+            f_out = _ellipsoid(grid, c, out, rot)
+            f_in = _ellipsoid(grid, c, np.maximum(out - thick, 1.0), rot)
+            wall = (f_out < 1.0) & (f_in >= 1.0) & body
+            img = np.where(wall, t_wall, img)
+            label[wall] = 3
+            label[blob & body] = 1
+        img = np.where(blob & body, t_blob * rng.uniform(0.97, 1.03), img)
+
+    # Vessels (class 2): thin curved tubes (4-segment polylines), faint after partial volume.
+    t_ves = t_body + rng.uniform(0.3, 0.45)
+    for _ in range(int(rng.integers(3, 5))):
+        p = np.array([*(rng.uniform(-0.35, 0.35, 2) * ext[:2]), rng.uniform(-0.4, 0.4) * ext[2]])
+        d = rng.normal(size=3) * np.array([1.0, 1.0, 0.3])
+        radius = rng.uniform(0.9, 1.4)
+        for _seg in range(4):
+            d = d / np.linalg.norm(d) + rng.normal(size=3) * np.array([0.5, 0.5, 0.15])
+            q = p + d / np.linalg.norm(d) * rng.uniform(8.0, 14.0)
+            tube = (_tube(grid, p, q, radius) < 1.0) & body & (label == 0)
+            img = np.where(tube, t_ves, img)
+            label[tube] = 2
+            p = q
+    return _scanner(rng, img, shape), label
+
+
 def _affine(spec: SyntheticSpec) -> np.ndarray:
     aff = np.diag([*spec.spacing, 1.0])
     aff[:3, 3] = -np.asarray(spec.shape) * np.asarray(spec.spacing) / 2
@@ -202,7 +306,8 @@ def _write_into(
     affine = _affine(spec)
     training = []
     for i in range(cases):
-        img, lab = generate_case(spec, seed, i)
+        make = generate_hard_case if name == "synthetic_hard" else generate_case
+        img, lab = make(spec, seed, i)
         fname = f"{name}_{i:03d}.nii.gz"
         _save(img, affine, root / "imagesTr" / fname)
         _save(lab, affine, root / "labelsTr" / fname)
@@ -215,7 +320,7 @@ def _write_into(
         "licence": "CC-0",
         "release": "1.0",
         "modality": {"0": "MRI"},
-        "labels": {"0": "background", "1": "organ", "2": "lesion"},
+        "labels": dict(LABELS[name]),
         "numTraining": cases,
         "numTest": 0,
         "training": training,

@@ -1,4 +1,4 @@
-"""Built-in dataset metadata: the ten MSD tasks plus ``synthetic`` and ``synthetic2d``.
+"""Built-in dataset metadata: the ten MSD tasks and the generated ``synthetic*`` tasks.
 
 This module is pure data (no numpy, torch or MONAI), so ``raynas datasets`` lists datasets
 instantly. Target spacings and patch sizes follow nnU-Net's plans for the Decathlon (rounded so
@@ -174,6 +174,23 @@ DATASETS.register(
         synthetic=True,
         default_mode="2d",
         description="generated task for 2D (slice) mode, 96x96x12 voxels at 1x1x2.5 mm",
+    ),
+)
+
+DATASETS.register(
+    "synthetic_hard",
+    DatasetInfo(
+        name="synthetic_hard",
+        organ="synthetic capsule cores, vessels, capsule walls",
+        modality="MRI",
+        channels=("MRI",),
+        labels={0: "background", 1: "capsule core", 2: "vessel", 3: "capsule wall"},
+        target_spacing=(1.0, 1.0, 3.0),
+        search_patch=(48, 48, 16),
+        retrain_patch=(48, 48, 16),
+        synthetic=True,
+        description="generated 3D task where architecture matters (context + thin structures), "
+        "64x64x16 voxels at 1x1x3 mm",
     ),
 )
 

@@ -33,6 +33,8 @@ def _split_ok(run: dict) -> bool:
         ("thrifty_vs_baselines.py", lambda d: len(d["models"]) >= 3),
         ("search_cost.py", lambda d: _split_ok(d["after"])),
         ("gpu_check.sh", lambda d: d["pcdarts"]["runs"] and _split_ok(d["trials"]["amp_on"])),
+        ("search_validity.py", lambda d: "kendall_tau" in d["seeds"][0]["coarse"]["by_budget"]["2"]
+         and len(d["seeds"][0]["random"]) == 2 and "percentile" in d["summary"]),
     ],
 )
 def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:

@@ -22,7 +22,7 @@ MSD = {
 
 
 def test_registry_lists_all_msd_tasks_and_synthetic() -> None:
-    assert DATASETS.list() == [*MSD, "synthetic", "synthetic2d"]
+    assert DATASETS.list() == [*MSD, "synthetic", "synthetic2d", "synthetic_hard"]
     assert [i.name for i in list_datasets("msd_*")] == list(MSD)
 
 
