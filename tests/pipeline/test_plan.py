@@ -103,3 +103,36 @@ def test_plan_validates_as_a_search_does(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "data.folds" in err
     assert not (tmp_path / "raynas_runs").exists()
+
+
+def test_msd_task02_8gpu_keeps_eight_gpus_busy(tmp_path, monkeypatch, capsys):
+    """The preset's trial counts keep >= 8 trials running in coarse and fine on 8 GPUs, and
+    the plan expects >= 85 % GPU-slot utilisation there (step times assumed: no calibration)."""
+    from raynas.config import load_preset
+
+    preset = load_preset("msd_task02_8gpu")
+    assert preset.coarse.top_k > preset.fine.top_k
+    monkeypatch.chdir(tmp_path)
+    argv = ["search", "--space", "c2f", "--dataset", "synthetic", "--preset", "msd_task02_8gpu",
+            "--gpus", "8", "--plan", "--json", "--assume-step-s", "0.5"]
+    assert main(argv) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["gpus_per_trial"] == 1.0
+    for name in ("coarse", "fine"):
+        stage = plan["stages"][name]
+        assert stage["trials"] >= 8 and stage["trials"] % 8 == 0, stage
+        assert stage["concurrency"] == 8
+        assert stage["utilisation"] >= 0.85
+    assert plan["stages"]["coarse"]["steps_per_trial"] >= 10_000
+    assert plan["stages"]["retrain"]["trials"] % 8 == 0
+
+
+def test_coarse_clusters_replaces_the_space_count():
+    from raynas.errors import ConfigError
+    from raynas.spaces import load_space, load_stage_space
+
+    assert len(load_space("c2f").coarse_candidates()) == 8
+    assert len(load_stage_space("c2f", clusters=16).coarse_candidates()) == 16
+    assert len(load_stage_space("c2f", clusters=None).coarse_candidates()) == 8
+    with pytest.raises(ConfigError, match="coarse.clusters"):
+        load_stage_space("thrifty", clusters=4)

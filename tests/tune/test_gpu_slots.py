@@ -24,7 +24,12 @@ def test_eight_trials_run_at_once_one_gpu_each(tmp_path):
     from raynas.tune import RayRuntime, StageRequest, init_ray, shutdown_ray
     from raynas.tune.stage import _tuner
 
+    barrier = tmp_path / "started"
+    barrier.mkdir()
+    folder = str(barrier)
+
     def _trial(config):  # runs in a Ray worker (nested: pickled by value, not by module name)
+        import os
         import time
 
         import ray
@@ -32,8 +37,16 @@ def test_eight_trials_run_at_once_one_gpu_each(tmp_path):
 
         start = time.time()
         gpu_ids = [str(g) for g in ray.get_gpu_ids()]
-        time.sleep(4.0)  # long enough for all 8 to overlap, even with slow worker starts
-        tune.report({"dice": 0.5, "start": start, "end": time.time(), "gpus": ",".join(gpu_ids)})
+        open(os.path.join(folder, config["candidate"]), "w").close()
+        seen = 0
+        while time.time() - start < 90:  # wait (bounded) until all 8 trials have started
+            seen = len(os.listdir(folder))
+            if seen >= 8:
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)
+        tune.report({"dice": 0.5, "start": start, "end": time.time(), "seen": seen,
+                     "gpus": ",".join(gpu_ids)})
 
     ray.init(num_cpus=2, num_gpus=8, _node_ip_address="127.0.0.1", include_dashboard=False,
              log_to_driver=False)
@@ -67,6 +80,7 @@ def test_eight_trials_run_at_once_one_gpu_each(tmp_path):
         gpus = [r["gpus"] for r in rows]
         assert all(len(g.split(",")) == 1 for g in gpus)  # one GPU each
         assert len(set(gpus)) == 8  # eight different GPUs
+        assert all(r["seen"] == 8 for r in rows)  # each saw the 8 running
         latest_start = max(r["start"] for r in rows)
         earliest_end = min(r["end"] for r in rows)
         assert latest_start < earliest_end  # all eight were running at the same moment
