@@ -9,14 +9,18 @@ import pytest
 
 from raynas.cli.main import main
 from raynas.errors import UserError
-from raynas.pipeline.plan import asha_milestones, parse_assume_step_s, simulate_asha
+from raynas.pipeline.plan import parse_assume_step_s, simulate_asha
 
 
 def test_milestones_follow_rays_rungs():
-    assert asha_milestones(40, 5, 3) == [5, 15]
-    assert asha_milestones(50, 20, 2) == [20, 40]
-    assert asha_milestones(81, 1, 3) == [1, 3, 9, 27]
-    assert asha_milestones(5, 5, 3) == []
+    def rungs(max_t, grace, rf):
+        return simulate_asha(trials=2, concurrency=1, max_t=max_t, grace_period=grace,
+                             reduction_factor=rf).milestones
+
+    assert rungs(40, 5, 3) == [5, 15]
+    assert rungs(50, 20, 2) == [20, 40]
+    assert rungs(81, 1, 3) == [1, 3, 9, 27]
+    assert rungs(5, 5, 3) == []
 
 
 def test_no_early_stopping_fills_every_slot():
