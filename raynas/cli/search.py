@@ -25,6 +25,14 @@ def search(
     resume: bool = typer.Option(False, "--resume", help="Continue the last interrupted search."),
     seed: int | None = typer.Option(None, "--seed"),
     overrides: list[str] = typer.Option([], "--set", help="key.path=value (repeatable)"),
+    plan: bool = typer.Option(
+        False, "--plan", help="Validate and project the cost per stage; start nothing."
+    ),
+    plan_json: Path | None = typer.Option(None, "--plan-json", help="--plan, also as JSON here."),
+    as_json: bool = typer.Option(False, "--json", help="With --plan: print the plan as JSON."),
+    assume_step_s: list[str] = typer.Option(
+        [], "--assume-step-s", help="With --plan: SECONDS or STAGE=SECONDS instead of calibrating."
+    ),
 ) -> None:
     """Run the two-stage search (coarse topology, fine PC-DARTS, retrain, Pareto frontier)."""
     from rich.console import Console
@@ -33,25 +41,29 @@ def search(
     from raynas.pipeline import SearchOptions, run_search
     from raynas.tracking import frontier_table
 
-    result = run_search(
-        SearchOptions(
-            space=space,
-            dataset=dataset,
-            data_root=data_root,
-            gpus=gpus,
-            cpus_per_trial=cpus_per_trial,
-            preset=preset,
-            config=config,
-            address=address,
-            tracking_uri=tracking_uri,
-            experiment=experiment,
-            storage_path=storage_path,
-            resume=resume,
-            seed=seed,
-            overrides=list(overrides),
-            workdir=Path.cwd(),
-        )
+    options = SearchOptions(
+        space=space,
+        dataset=dataset,
+        data_root=data_root,
+        gpus=gpus,
+        cpus_per_trial=cpus_per_trial,
+        preset=preset,
+        config=config,
+        address=address,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        storage_path=storage_path,
+        resume=resume,
+        seed=seed,
+        overrides=list(overrides),
+        workdir=Path.cwd(),
     )
+    if plan or plan_json is not None or as_json or assume_step_s:
+        from raynas.pipeline.plan import print_plan
+
+        print_plan(options, assume_step_s=list(assume_step_s), as_json=as_json, json_file=plan_json)
+        return
+    result = run_search(options)
     console = Console()
     console.print(frontier_table(result.points))
     console.print(f"outputs:  {result.folder}")

@@ -127,6 +127,9 @@ class CoarseSection(_Training, _Scoring):
     """C2F: one trial per topology cluster; Thrifty: one trial per (depth, width) candidate."""
 
     eval_topologies: PositiveInt = 4  # topologies evaluated each epoch (leaders + new ones)
+    # C2F: replaces the space's ``clusters.count`` (one coarse trial per cluster); a multiple
+    # of the GPU count keeps every GPU busy
+    clusters: PositiveInt | None = None
     population: PositiveInt = 8  # final evolutionary search over the cluster
     generations: int = Field(default=2, ge=0)
     top_k: PositiveInt = 2  # candidates that go on to the fine stage

@@ -320,11 +320,11 @@ def resolve_run_target(options: RunOptions) -> Any:
 
 def _validate(options: SearchOptions) -> tuple[Any, Any, str, Any, Any]:
     """All user input, checked before any work starts (raises UserError with one line)."""
-    from raynas.spaces import load_space
+    from raynas.spaces import load_stage_space
 
     preset = load_run_preset(options)
     check_storage(storage_root(options))
-    space = load_space(options.space)
+    space = load_stage_space(options.space, clusters=preset.coarse.clusters)
     space_path = Path(options.space)
     space_ref = (
         str(space_path.absolute()) if space_path.suffix in (".yaml", ".yml") else options.space

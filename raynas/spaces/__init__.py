@@ -11,6 +11,7 @@ from raynas.spaces.base import (
     SearchSpace,
     list_spaces,
     load_space,
+    load_stage_space,
     register_space_type,
 )
 from raynas.spaces.c2f import C2FCoarseSupernet, C2FFineSupernet, C2FSpace
@@ -56,6 +57,7 @@ __all__ = [
     "init_arch_param",
     "list_spaces",
     "load_space",
+    "load_stage_space",
     "op_strength",
     "register_space_type",
     "strongest_edges",

@@ -27,7 +27,7 @@ from raynas.nets.ops import check_op_names, op_names
 from raynas.registry import Registry
 
 __all__ = ["Candidate", "SearchSpace", "SPACE_TYPES", "register_space_type", "load_space",
-           "list_spaces", "space_source"]
+           "load_stage_space", "list_spaces", "space_source"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,17 @@ def load_space(ref: str | Path, *, overrides: Mapping[str, Any] | None = None) -
         raise ConfigError(f"{source}: type: {config.type!r} has no implementation yet; "
                           f"available: {', '.join(SPACE_TYPES.list())}")
     return SPACE_TYPES.get(config.type)(config)
+
+
+def load_stage_space(ref: str | Path, *, clusters: int | None = None) -> SearchSpace:
+    """:func:`load_space` with a preset's ``coarse.clusters`` (``None``: the space's own)."""
+    if clusters is None:
+        return load_space(ref)
+    config = load_space_config(ref)
+    rule = getattr(config, "clusters", None)
+    if rule is None:
+        raise ConfigError(f"coarse.clusters: space {config.name!r} has no clusters to count")
+    return load_space(ref, overrides={"clusters": {**rule.model_dump(), "count": clusters}})
 
 
 def list_spaces() -> list[dict[str, Any]]:

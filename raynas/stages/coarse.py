@@ -55,9 +55,10 @@ class CoarseProgram(StageProgram):
 
     def __init__(self, spec: TrialSpec) -> None:
         from raynas.engine import make_optimizer
-        from raynas.spaces import load_space
+        from raynas.spaces import load_stage_space
 
-        self.space = load_space(spec.space)
+        clusters = spec.preset.get("coarse", {}).get("clusters")  # the preset's cluster count
+        self.space = load_stage_space(spec.space, clusters=clusters)
         super().__init__(spec, spatial_dims=self.space.config.spatial_dims)
         by_key = {c.key: c for c in self.space.coarse_candidates()}
         key = spec.candidate["key"]

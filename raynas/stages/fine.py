@@ -42,9 +42,10 @@ class FineProgram(StageProgram):
 
     def __init__(self, spec: TrialSpec) -> None:
         from raynas.engine import make_arch_optimizer, make_optimizer
-        from raynas.spaces import load_space
+        from raynas.spaces import load_stage_space
 
-        self.space = load_space(spec.space)
+        clusters = spec.preset.get("coarse", {}).get("clusters")  # the preset's cluster count
+        self.space = load_stage_space(spec.space, clusters=clusters)
         super().__init__(spec, spatial_dims=self.space.config.spatial_dims)
         self.choice = json.loads(spec.candidate["choice_json"])
         self.model = self.space.build_fine_supernet(
