@@ -51,7 +51,6 @@ def test_log_pytorch_model_round_trip(
     net = build_network(arch_obj).eval()
     arch = arch_obj.to_json()
 
-
     def no_export(*args: object, **kwargs: object) -> None:
         raise RuntimeError("not exportable")
 
