@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -29,7 +30,8 @@ SMOKE = [
 
 
 def _search(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # system metrics of the (short) trials sampled every second
+    env = dict(os.environ, PYTHONUNBUFFERED="1", MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
     return subprocess.run(
         [sys.executable, "-m", "raynas", "search", *args],
         cwd=workdir,
@@ -218,7 +220,10 @@ def _check_readable(proc, folder: Path, parent, children: list, workdir: Path) -
         stage, metrics = run.data.tags["stage"], run.data.metrics
         assert "epoch" not in metrics and metrics, run.info.run_name
         if stage != "retrain":  # supernets never share a name with the networks compared
-            assert all(k.startswith(f"{stage}/") for k in metrics), sorted(metrics)
+            assert all(k.startswith((f"{stage}/", "system/")) for k in metrics), sorted(metrics)
+    if importlib.util.find_spec("psutil") is not None:  # measured in each trial's process
+        measured = [r for r in children if "system/cpu_utilization_percentage" in r.data.metrics]
+        assert len(measured) >= len(children) // 2, [r.info.run_name for r in measured]
     for run in retrain:
         assert {"val_dice", "params", "params_M", "log10_params"} <= set(run.data.metrics)
         assert run.data.tags["mlflow.note.content"].startswith(f"### {run.info.run_name}")
