@@ -86,7 +86,7 @@ def log_trial_model(
     import math
 
     from raynas.nets import build_network, load_architecture
-    from raynas.tracking import log_pytorch_model, set_tags
+    from raynas.tracking import client_for, log_pytorch_model, set_tags
 
     if run_id is None:
         logger.warning("%s: no MLflow run found; its model is not logged", name)
@@ -95,6 +95,9 @@ def log_trial_model(
     model.load_state_dict(torch.load(weights, weights_only=True))
     metrics = {k: v for k, v in figures.items() if math.isfinite(v)}
     try:
+        logged = client_for(setup.target).get_run(run_id).data.tags.get("model_uri")
+        if logged:  # a resumed search that already logged it: no second copy
+            return logged
         uri = log_pytorch_model(
             setup.target, run_id, model, arch_json, name=model_name(name), metrics=metrics,
             params={"trial": name},
