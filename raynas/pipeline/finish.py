@@ -4,9 +4,11 @@ disk and on the parent run, ``pareto=true`` tags), and the best model logged to 
 Everything is keyed by retrain trial, ``<candidate>#<sample>`` (two samples of one candidate
 are two rows, two weight files, two runs). The frontier's Dice is the test Dice each trial
 measured at its end on the held-out cases (a trial that ASHA stopped early is scored here, on
-the driver, from its best weights); the validation Dice stays beside it. The best model is,
-among the frontier's searched trials, the one with the highest validation Dice (the test Dice
-decides only which trials are on the frontier).
+the driver, from its best weights); the validation Dice stays beside it. Every retrained trial's
+best weights are logged as an MLflow logged model of its own run (the experiment's Models tab
+lists them with their Dice and parameters). The best model is, among the frontier's searched
+trials, the one with the highest validation Dice (the test Dice decides only which trials are on
+the frontier): the parent's tag ``best_model_uri`` points at its logged model.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ __all__ = [
     "choose_best",
     "finish_search",
     "log_best_model",
+    "log_trial_model",
     "model_file",
+    "model_name",
     "save_best_weights",
     "trial_scores",
 ]
@@ -58,22 +62,47 @@ def save_best_weights(folder: Any, record: Any, name: str, arch_json: str) -> Pa
     return path
 
 
-def log_best_model(setup: Any, name: str, arch_json: str, weights: Path) -> str | None:
-    """Logs the network ``name`` with its saved best ``weights`` as an MLflow PyTorch model
-    (``best_model``, Architecture JSON inside) on the parent run, tags the run, and records it
-    in the folder's state; returns the model URI.
+def model_name(name: str) -> str:
+    """The MLflow model name of trial ``name``: :func:`model_file` with ``#`` as ``-`` (a model
+    name goes into artifact paths, where ``#`` is cut; see :func:`model_file`)."""
+    return model_file(name).replace("#", "-")
 
-    A failure to log (an artifact store gone away at the end of a long run) is a warning, not
-    the end of the run: the weights and the JSON are already saved in ``models/``."""
+
+def log_trial_model(
+    setup: Any,
+    name: str,
+    arch_json: str,
+    weights: Path,
+    run_id: str | None,
+    figures: dict[str, float],
+) -> str | None:
+    """Logs retrain trial ``name`` (its saved best ``weights``) as an MLflow logged model whose
+    source is its run ``run_id``, with its ``figures`` (``test_dice``, ``val_dice``, ``params``,
+    per class) as model metrics and its trial name as a model param; returns the model URI.
+
+    A failure to log (an artifact store gone away at the end of a long run, no run) is a
+    warning, not the end of the run: the weights and the JSON are already saved in ``models/``.
+    """
+    import math
+
     from raynas.nets import build_network, load_architecture
-    from raynas.tracking import log_pytorch_model, set_tags
+    from raynas.tracking import client_for, log_pytorch_model, set_tags
 
+    if run_id is None:
+        logger.warning("%s: no MLflow run found; its model is not logged", name)
+        return None
     model = build_network(load_architecture(arch_json))
     model.load_state_dict(torch.load(weights, weights_only=True))
+    metrics = {k: v for k, v in figures.items() if math.isfinite(v)}
     try:
+        logged = client_for(setup.target).get_run(run_id).data.tags.get("model_uri")
+        if logged:  # a resumed search that already logged it: no second copy
+            return logged
         uri = log_pytorch_model(
-            setup.target, setup.parent_run_id, model, arch_json, name="best_model"
-        )
+            setup.target, run_id, model, arch_json, name=model_name(name), metrics=metrics,
+            params={"trial": name},
+        )  # fmt: skip
+        set_tags(setup.target, run_id, {"model_uri": uri})
     except Exception as exc:  # noqa: BLE001 - MLflow, HTTP and storage errors alike
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
         logger.warning(
@@ -81,10 +110,21 @@ def log_best_model(setup: Any, name: str, arch_json: str, weights: Path) -> str 
             weights,
         )
         return None
-    set_tags(setup.target, setup.parent_run_id, {"best_model": name, "best_model_uri": uri})
+    return uri
+
+
+def log_best_model(setup: Any, name: str, uri: str | None) -> None:
+    """Tags the parent run with the best trial ``name`` and its logged model (``best_model``,
+    ``best_model_uri``: the model logged by :func:`log_trial_model` on the trial's run, not a
+    second copy) and records it in the folder's state."""
+    from raynas.tracking import set_tags
+
+    tags = {"best_model": name}
+    if uri is not None:
+        tags["best_model_uri"] = uri
+    set_tags(setup.target, setup.parent_run_id, tags)
     setup.folder.state["model"] = name
     setup.folder.save_state()
-    return uri
 
 
 def _split_metrics(last: dict[str, Any]) -> dict[str, float]:
@@ -173,7 +213,7 @@ def finish_search(
         set_tags,
     )
 
-    points, weights, archs = [], {}, {}
+    points, weights, uris = [], {}, {}
     for record in records["retrain"]:
         if record.status == "failed":
             continue
@@ -187,13 +227,16 @@ def finish_search(
             stage="retrain",
         )
         weights[name] = save_best_weights(setup.folder, record, name, arch_json)
-        archs[name] = arch_json
         scores = trial_scores(setup, record, arch_json, weights[name], run_id)
+        params = int(record.last.get("params", 0))
+        if weights[name] is not None and run_id is not None:
+            figures = {**scores, "params": float(params)}
+            uris[name] = log_trial_model(setup, name, arch_json, weights[name], run_id, figures)
         points.append(
             ParetoPoint(
                 name=name,
                 dice=scores.pop("test_dice"),
-                params=int(record.last.get("params", 0)),
+                params=params,
                 run_id=run_id,
                 kind=kinds.get(record.candidate, "searched"),
                 val_dice=scores.pop("val_dice", record.best_dice),
@@ -206,9 +249,8 @@ def finish_search(
     front = log_frontier(setup.target, setup.parent_run_id, points)
 
     best = choose_best(points, front)
-    if best is not None and weights.get(best.name) is not None:
-        if not setup.folder.state.get("model"):
-            log_best_model(setup, best.name, archs[best.name], weights[best.name])
+    if best is not None and not setup.folder.state.get("model"):
+        log_best_model(setup, best.name, uris.get(best.name))
 
     stopped = sum(r.status == "stopped" for rs in records.values() for r in rs)
     set_tags(setup.target, setup.parent_run_id, {"asha.stopped_trials": str(stopped)})

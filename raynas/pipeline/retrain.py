@@ -9,8 +9,9 @@ Output folder: ``<storage>/<experiment>/<command>_<name>_<dataset>_s<seed>/`` wi
 Dice) on the held-out test cases. MLflow: a parent run tagged ``raynas.kind`` = ``command`` =
 ``retrain`` or ``baseline``, holding the nested trial runs (``stage=retrain``,
 ``kind=searched|baseline``), so ``raynas pareto`` counts baselines beside the search of the same
-experiment; the trained network is logged on the parent as an MLflow PyTorch model
-(``best_model``), as a search logs its best.
+experiment; the trained network is an MLflow logged model of its trial run (tag
+``best_model_uri`` on the parent, as a search points at its best), and the parent's description
+is the network's summary with its ``architecture.json`` / ``architecture.png``.
 """
 
 from __future__ import annotations
@@ -147,9 +148,16 @@ def _per_class(scores: dict[str, float], labels: dict[Any, str], n: int) -> dict
 
 
 def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, kind: str) -> Any:
-    from raynas.pipeline.finish import log_best_model, save_best_weights, trial_scores
+    from raynas.pipeline.finish import (
+        log_best_model,
+        log_trial_model,
+        save_best_weights,
+        trial_scores,
+    )
     from raynas.pipeline.results import rank_records
-    from raynas.tracking import find_trial_run, finish_run, log_metrics, log_text, set_tags
+    from raynas.tracking import find_trial_run, finish_run, log_metrics, set_tags
+    from raynas.tracking.names import point_label
+    from raynas.tracking.notes import log_network_summary
 
     ranked = rank_records(records)  # by validation Dice: the test cases choose nothing
     if not ranked:
@@ -166,10 +174,14 @@ def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, k
     target, parent = setup.target, setup.parent_run_id
     summary = {"best_dice": best.best_dice, "params": params, **scores}
     log_metrics(target, parent, summary, step=0)
-    log_text(target, parent, arch_json, "architecture.json")
     set_tags(target, parent, {"model_path": str(path) if path else "", "trial": best.trial})
+    uri = None
     if path is not None:
-        log_best_model(setup, best.trial, arch_json, path)
+        figures = {**scores, "params": float(params)}
+        uri = log_trial_model(setup, best.trial, arch_json, path, run_id, figures)
+    log_best_model(setup, best.trial, uri)
+    log_network_summary(target, parent, arch_json, name=point_label(best.trial, params, kind),
+                        metrics=summary, model_uri=uri)  # fmt: skip
     finish_run(target, parent, "FINISHED")
     setup.folder.state["finished"] = True
     setup.folder.save_state()

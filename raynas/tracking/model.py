@@ -18,7 +18,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,40 +69,52 @@ def log_pytorch_model(
     architecture_json: str,
     *,
     name: str = "model",
+    metrics: Mapping[str, float] | None = None,
+    params: Mapping[str, Any] | None = None,
+    step: int = 0,
 ) -> str:
-    """Log ``model`` as an MLflow PyTorch model of run ``run_id``.
+    """Log ``model`` as an MLflow logged model whose source is run ``run_id``.
 
     Saved in MLflow's safe ``pt2`` format (``torch.export``; loading needs no pickle of raynas
     classes) with a signature from a small input example (batch 1, one channel per
-    ``in_channels``, sides of the network's total stride: see :func:`example_input`); where the
-    Architecture JSON does not name its dimensions or ``torch.export`` fails on the network,
-    it falls back to the pickle format (with a warning in the log and raynas in the
-    requirements).
+    ``in_channels``, sides of the network's total stride: see :func:`example_input`). Where the
+    Architecture JSON names no dimensions or ``torch.export`` fails on the network, it falls
+    back to the state dict + Architecture JSON with a loader (:mod:`raynas.tracking.loader`,
+    a ``pyfunc`` model from code: nothing pickled either), with a warning in the log.
+    Requirements name torch, mlflow and raynas.
 
-    The Architecture JSON goes into the model package (``extra_files``) and into the run's
-    artifacts as ``<name>/architecture.json``, so the network can be rebuilt without pickles.
+    The Architecture JSON goes into the model package (``extra_files``, or the loader's
+    artifacts) and into the run's artifacts as ``<name>/architecture.json``. ``metrics`` are
+    logged on the run at ``step`` linked to the model (``model_id``), ``params`` on the model
+    (besides the run's params), so the experiment's Models tab shows them.
 
     Args:
         target: The tracking store.
         run_id: The (retrain) run the model belongs to; its status is not changed.
         model: The trained network (logged on CPU, in eval mode; the caller's copy is untouched).
         architecture_json: ``Architecture.to_json()`` of the network.
-        name: Model name in MLflow.
+        name: Model name in MLflow (no ``/``).
+        metrics: Figures of the model (``test_dice``, ``val_dice``, ``params``, ...).
+        params: Extra params of the model (strings).
+        step: The step of ``metrics``.
 
     Returns:
-        The model URI (``models:/<model_id>``) for ``mlflow.pytorch.load_model``.
+        The model URI (``models:/<model_id>``) for :func:`load_pytorch_model`.
     """
     import copy
 
     import mlflow
-    import mlflow.pytorch
-    import torch
+
+    from raynas import __version__
 
     if not name or "/" in name:
         raise ValueError(f"name must be a non-empty name without '/', got {name!r}")
+    import torch
+
     active_before = mlflow.active_run()
     cpu_model = copy.deepcopy(model).to("cpu").eval()
-    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"]
+    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}",
+                    f"raynas=={__version__}"]  # fmt: skip
     example = example_input(cpu_model, architecture_json)
     from raynas.logs import capture_logger
 
@@ -114,39 +126,88 @@ def log_pytorch_model(
         run = client.get_run(run_id)
         # Created here so it lands in the run's experiment (with its artifact location), not in
         # whatever experiment MLflow's global state points at.
+        model_params = {**run.data.params, **{k: str(v) for k, v in (params or {}).items()}}
         logged = client.create_logged_model(
-            run.info.experiment_id,
-            name=name,
-            source_run_id=run_id,
-            params=dict(run.data.params),
-            tags={"raynas.architecture": ARCH_FILE},
-        )
-        common = {"name": name, "run_id": run_id, "model_id": logged.model_id,
-                  "extra_files": [str(arch_path)]}  # fmt: skip
+            run.info.experiment_id, name=name, source_run_id=run_id,
+            params=model_params, tags={"raynas.architecture": ARCH_FILE},
+        )  # fmt: skip
         with _tracking_uri(target.uri):
-            info = None
+            uri = None
             if example is not None:
                 try:
-                    info = mlflow.pytorch.log_model(
-                        cpu_model, input_example=example, pip_requirements=requirements,
-                        serialization_format="pt2", **common,
-                    )  # fmt: skip
+                    uri = _log_pt2(cpu_model, example, logged.model_id, run_id, name,
+                                   requirements, arch_path)  # fmt: skip
                 except Exception as exc:  # noqa: BLE001 - torch.export cannot handle every net
                     logger.warning("%s: not exportable with torch.export (%s); logged as a "
-                                   "pickle", name, " ".join(str(exc).split())[:300])  # fmt: skip
-            if info is None:
-                from raynas import __version__
-
-                info = mlflow.pytorch.log_model(
-                    cpu_model, pip_requirements=[*requirements, f"raynas=={__version__}"],
-                    serialization_format="pickle", **common,
-                )  # fmt: skip
+                                   "state dict with its loader", name,
+                                   " ".join(str(exc).split())[:300])  # fmt: skip
+            if uri is None:
+                uri = _log_state_dict(client, cpu_model, example, logged.model_id,
+                                      requirements, arch_path)  # fmt: skip
+        for key, value in (metrics or {}).items():
+            client.log_metric(run_id, key, float(value), step=step, model_id=logged.model_id)
     log_text(target, run_id, architecture_json, f"{name}/{ARCH_FILE}")
     active_after = mlflow.active_run()
     before_id = active_before.info.run_id if active_before else None
     if active_after is not None and active_after.info.run_id != before_id:  # pragma: no cover
         mlflow.end_run()  # defensive: never leave a run active that we did not find active
+    return uri
+
+
+def _log_pt2(
+    model: torch.nn.Module, example: Any, model_id: str, run_id: str, name: str,
+    requirements: list[str], arch_path: Path,
+) -> str:  # fmt: skip
+    import mlflow.pytorch
+
+    info = mlflow.pytorch.log_model(
+        model, name=name, run_id=run_id, model_id=model_id, input_example=example,
+        pip_requirements=requirements, serialization_format="pt2",
+        extra_files=[str(arch_path)],
+    )  # fmt: skip
     return info.model_uri
+
+
+def _log_state_dict(
+    client: Any, model: torch.nn.Module, example: Any, model_id: str,
+    requirements: list[str], arch_path: Path,
+) -> str:  # fmt: skip
+    """The fallback: ``weights.pt`` (a state dict) + ``architecture.json`` + the loader file,
+    saved as a ``pyfunc`` model and uploaded as the logged model's artifacts."""
+    import mlflow.pyfunc
+    import torch
+    from mlflow.entities import LoggedModelStatus
+
+    from raynas.tracking import loader
+
+    weights = arch_path.with_name("weights.pt")
+    torch.save(model.state_dict(), weights)
+    signature = None
+    if example is not None:  # any batch and size (the rebuilt network takes them): axes -1
+        import numpy as np
+        from mlflow.models import ModelSignature
+        from mlflow.types.schema import Schema, TensorSpec
+
+        with torch.no_grad():
+            out = model(torch.from_numpy(example)).numpy()
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), _any_size(example.shape))]),
+            outputs=Schema([TensorSpec(out.dtype, _any_size(out.shape))]),
+        )
+    local = arch_path.parent / "package"
+    mlflow.pyfunc.save_model(
+        str(local), python_model=loader.__file__, pip_requirements=requirements,
+        artifacts={loader.WEIGHTS: str(weights), loader.ARCHITECTURE: str(arch_path)},
+        signature=signature, input_example=example,
+    )  # fmt: skip
+    client.log_model_artifacts(model_id, str(local))
+    client.finalize_logged_model(model_id, LoggedModelStatus.READY)
+    return f"models:/{model_id}"
+
+
+def _any_size(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``(batch, channels, *sides)`` with batch and sides free (``-1``)."""
+    return (-1, shape[1], *([-1] * (len(shape) - 2)))
 
 
 def example_input(model: torch.nn.Module, architecture_json: str) -> Any:
@@ -176,8 +237,13 @@ def example_input(model: torch.nn.Module, architecture_json: str) -> Any:
 
 
 def load_pytorch_model(target: TrackingTarget, model_uri: str) -> torch.nn.Module:
-    """Load a model logged by :func:`log_pytorch_model` (``models:/...`` or ``runs:/...``)."""
+    """Load a model logged by :func:`log_pytorch_model` (``models:/...`` or ``runs:/...``): the
+    exported graph of a ``pt2`` model, the rebuilt network of a state-dict model."""
+    import mlflow.pyfunc
     import mlflow.pytorch
+    from mlflow.models import Model
 
     with _tracking_uri(target.uri):
-        return mlflow.pytorch.load_model(model_uri)
+        if "pytorch" in Model.load(model_uri).flavors:
+            return mlflow.pytorch.load_model(model_uri)
+        return mlflow.pyfunc.load_model(model_uri).unwrap_python_model().network

@@ -3,7 +3,8 @@ the architecture summary of a retrain run and the frontier table of a search's p
 the summary metrics a parent carries so searches compare row by row in the runs table.
 
 Text from plain data; :func:`log_search_summary` logs a search's on its parent run (called by
-:func:`raynas.tracking.log_frontier`).
+:func:`raynas.tracking.log_frontier`), :func:`log_network_summary` a trained network's (with its
+``architecture.json`` and ``architecture.png``) on the parent of ``raynas retrain`` / ``baseline``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "frontier_note",
     "summary_metrics",
     "log_search_summary",
+    "log_network_summary",
 ]
 
 NOTE_TAG = "mlflow.note.content"
@@ -132,3 +134,36 @@ def log_search_summary(
     log_metrics(target, parent_run_id, summary_metrics(points, front), step=0)
     note = frontier_note(points, front, dice_label=dice_label(points))
     set_tags(target, parent_run_id, {NOTE_TAG: note})
+
+
+def log_network_summary(
+    target: Any,
+    run_id: str,
+    arch_json: str,
+    *,
+    name: str,
+    metrics: Mapping[str, Any] | None = None,
+    model_uri: str | None = None,
+) -> None:
+    """Logs a trained network's description (:func:`architecture_note`, plus its model URI),
+    ``architecture.json`` and ``architecture.png`` on run ``run_id`` (the parent run of
+    ``raynas retrain`` / ``raynas baseline``). A picture that cannot be drawn is a warning."""
+    import logging
+    import tempfile
+    from pathlib import Path
+
+    from raynas.tracking.runs import log_artifact_file, log_text, set_tags
+
+    note = architecture_note(arch_json, name=name, metrics=metrics)
+    if model_uri:
+        note += f"\n\nModel: `{model_uri}` (the trial run's logged model)."
+    set_tags(target, run_id, {NOTE_TAG: note})
+    log_text(target, run_id, arch_json, "architecture.json")
+    try:
+        from raynas.nets.drawing import save_architecture_png
+
+        with tempfile.TemporaryDirectory(prefix="raynas-arch-") as tmp:
+            png = save_architecture_png(arch_json, Path(tmp) / "architecture.png", name=name)
+            log_artifact_file(target, run_id, png)
+    except Exception as exc:  # noqa: BLE001 - a picture must never fail the run
+        logging.getLogger(__name__).warning("%s: no architecture picture (%s)", run_id, exc)

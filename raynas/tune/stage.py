@@ -135,6 +135,12 @@ def _centre(dist: dict[str, Any]) -> Any:
 
 def _trainable(request: StageRequest) -> Any:
     spec = dict(request.spec, cpus_per_trial=request.cpus_per_trial)
+    from raynas.tune.callbacks import MlflowTrialCallback
+
+    for cb in request.callbacks:  # where the trial logs its system metrics (its run's store)
+        if isinstance(cb, MlflowTrialCallback):
+            spec["tracking"] = {"target": cb.target, "experiment_id": cb.experiment_id,
+                                "parent_run_id": cb.parent_run_id, "stage": cb.stage}  # fmt: skip
     fn = tune.with_parameters(stage_trainable, spec=spec, candidates=request.candidates)
     resources: dict[str, float] = {"cpu": request.cpus_per_trial}
     if request.gpus_per_trial > 0:

@@ -41,7 +41,6 @@ def stage_trainable(
 ) -> None:
     """Ray Tune function trainable. ``config["candidate"]`` is a key of ``candidates``; Optuna
     may add training hyper-parameters (``lr``, ``weight_decay``, ``optimizer``) to ``config``."""
-    from raynas.engine import NonFiniteLossError
     from raynas.stages import PROGRAMS, TrialSpec
 
     cpus = max(1, int(spec.get("cpus_per_trial", 1)))
@@ -52,7 +51,8 @@ def stage_trainable(
     if hparams:
         candidate["hparams"] = hparams
     trial_spec = TrialSpec.from_dict(
-        {k: v for k, v in spec.items() if k != "cpus_per_trial"} | {"candidate": candidate}
+        {k: v for k, v in spec.items() if k not in ("cpus_per_trial", "tracking")}
+        | {"candidate": candidate}
     )
     program = PROGRAMS[trial_spec.stage](trial_spec)
 
@@ -60,6 +60,20 @@ def stage_trainable(
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             program.load_state_dict(load_checkpoint_state(folder))
+
+    from raynas.tracking.system import start_trial_system_metrics
+
+    stop_system_metrics = start_trial_system_metrics(
+        spec.get("tracking"), tune.get_context().get_trial_id()
+    )
+    try:
+        _run_epochs(program, key, config)
+    finally:
+        stop_system_metrics()
+
+
+def _run_epochs(program: Any, key: str, config: dict[str, Any]) -> None:
+    from raynas.engine import NonFiniteLossError
 
     persist = 0.0  # seconds the previous report took to persist its checkpoint
     while not program.finished:

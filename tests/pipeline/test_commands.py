@@ -52,6 +52,11 @@ def _check_tracked(runs: list, command: str, kind: str) -> Any:
     assert child.metrics["val_dice"] == parent.data.metrics["val_dice"]
     assert child.tags["trial"] == parent.data.tags["trial"] == parent.data.tags["best_model"]
     assert parent.data.tags["best_model"] and parent.data.tags["best_model_uri"]
+    # the network is a logged model of the trial's run (not of the parent), with its figures
+    assert child.tags["model_uri"] == parent.data.tags["best_model_uri"]
+    # the parent's description: the trained network's summary
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.startswith("### ") and "test_dice" in note and "space `" in note, note
     (data,) = parent.inputs.dataset_inputs  # the dataset, as an MLflow input of the parent
     assert data.dataset.name == "synthetic" and len(data.dataset.digest) == 16
     return parent
@@ -141,7 +146,16 @@ def test_baseline_tracked_on_an_mlflow_server(tmp_path: Path) -> None:
         # the trained network, as an MLflow PyTorch model with its Architecture JSON, through
         # the server's artifact proxy
         model_id = parent.data.tags["best_model_uri"].removeprefix("models:/")
-        location = client.get_logged_model(model_id).artifact_location
+        logged = client.get_logged_model(model_id)
+        (child,) = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert logged.source_run_id == child.info.run_id
+        figures = {m.key: m.value for m in logged.metrics}
+        assert figures["test_dice"] == child.data.metrics["test_dice"]
+        assert figures["params"] == parent.data.metrics["params"] and "val_dice" in figures
+        assert logged.params["trial"] == child.data.tags["trial"]
+        arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+        assert {"architecture.json", "architecture.png"} <= arts
+        location = logged.artifact_location
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=location, dst_path=str(tmp_path / "loaded"), tracking_uri=uri
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import subprocess
@@ -29,7 +30,8 @@ SMOKE = [
 
 
 def _search(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # system metrics of the (short) trials sampled every second
+    env = dict(os.environ, PYTHONUNBUFFERED="1", MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL="1")
     return subprocess.run(
         [sys.executable, "-m", "raynas", "search", *args],
         cwd=workdir,
@@ -169,6 +171,8 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     best = parent.data.tags["best_model"]
     assert best in names and by_trial[best].data.tags["pareto"] == "true"
     _check_best_model(tmp_path, folder, parent.data.tags["best_model_uri"], best)
+    assert by_trial[best].data.tags["model_uri"] == parent.data.tags["best_model_uri"]
+    _check_models(tmp_path, retrain, rows)
     split = {f"time_{p}_s" for p in ("train", "data", "eval", "ckpt", "other", "epoch")}
     for run in children:  # logged to MLflow per epoch (stage-prefixed on supernet runs)
         stage = run.data.tags["stage"]
@@ -178,6 +182,35 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     trial_ids = [r.data.tags["trial_id"] for r in children]
     assert len(trial_ids) == len(set(trial_ids))
     _check_readable(proc, folder, parent, children, tmp_path)
+
+
+def _check_models(workdir: Path, retrain: list, rows: list[dict]) -> None:
+    """Every retrained network is a logged model of its own run (the Models tab lists them):
+    its test and validation Dice and parameters attached, a signature, raynas required."""
+    import mlflow
+    from mlflow.models import Model
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("raynas")
+    models = {m.model_id: m for m in client.search_logged_models([exp.experiment_id])}
+    by_name = {r["name"]: r for r in rows}
+    for run in retrain:
+        model = models[run.data.tags["model_uri"].removeprefix("models:/")]
+        assert model.source_run_id == run.info.run_id and model.params["trial"] == (
+            run.data.tags["trial"]
+        )
+        figures = {m.key: m.value for m in model.metrics}
+        row = by_name[run.data.tags["trial"]]
+        assert figures["test_dice"] == pytest.approx(float(row["test_dice"]))
+        assert {"val_dice", "params"} <= set(figures)
+        package = Path(model.artifact_location.removeprefix("file://"))
+        assert "raynas==" in (package / "requirements.txt").read_text()
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    try:
+        info = Model.load(retrain[0].data.tags["model_uri"])
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert info.signature is not None and info.saved_input_example_info is not None
 
 
 def _check_readable(proc, folder: Path, parent, children: list, workdir: Path) -> None:
@@ -197,7 +230,10 @@ def _check_readable(proc, folder: Path, parent, children: list, workdir: Path) -
         stage, metrics = run.data.tags["stage"], run.data.metrics
         assert "epoch" not in metrics and metrics, run.info.run_name
         if stage != "retrain":  # supernets never share a name with the networks compared
-            assert all(k.startswith(f"{stage}/") for k in metrics), sorted(metrics)
+            assert all(k.startswith((f"{stage}/", "system/")) for k in metrics), sorted(metrics)
+    if importlib.util.find_spec("psutil") is not None:  # measured in each trial's process
+        measured = [r for r in children if "system/cpu_utilization_percentage" in r.data.metrics]
+        assert len(measured) >= len(children) // 2, [r.info.run_name for r in measured]
     for run in retrain:
         assert {"val_dice", "params", "params_M", "log10_params"} <= set(run.data.metrics)
         assert run.data.tags["mlflow.note.content"].startswith(f"### {run.info.run_name}")

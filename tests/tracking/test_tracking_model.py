@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import mlflow
+import mlflow.pyfunc
 import mlflow.pytorch
+import numpy as np
 import pytest
 import torch
+import torch.export
 from mlflow.tracking import MlflowClient
 
 from raynas.tracking import (
@@ -42,12 +44,21 @@ def test_log_pytorch_model_round_trip(
         params={"lr": 0.1},
         tags={},
     )
-    net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 1)
-    )
-    arch = json.dumps({"space": "toy", "widths": [4, 2]})
+    from raynas.nets import build_network
+    from raynas.nets.baselines import unet_architecture
+
+    arch_obj = unet_architecture(spatial_dims=2, in_channels=1, out_channels=2, width=2)
+    net = build_network(arch_obj).eval()
+    arch = arch_obj.to_json()
+
+    def no_export(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("not exportable")
+
+    # the fallback (a network torch.export cannot handle): state dict + JSON + the loader
+    monkeypatch.setattr(torch.export, "export", no_export)
     uri_before = mlflow.get_tracking_uri()
-    model_uri = log_pytorch_model(target, run_id, net, arch)
+    model_uri = log_pytorch_model(target, run_id, net, arch, metrics={"test_dice": 0.5},
+                                  params={"trial": "unet#0"})  # fmt: skip
 
     assert mlflow.active_run() is None
     assert mlflow.get_tracking_uri() == uri_before
@@ -58,6 +69,7 @@ def test_log_pytorch_model_round_trip(
     assert client.get_run(run_id).info.status == "RUNNING"  # not closed by logging
 
     x = torch.randn(2, 1, 16, 16)
+    net.eval()
     loaded = load_pytorch_model(target, model_uri)
     torch.testing.assert_close(loaded(x), net(x))
 
@@ -65,10 +77,15 @@ def test_log_pytorch_model_round_trip(
     assert logged.experiment_id == experiment_id and logged.source_run_id == run_id
     assert target.artifact_root is not None
     assert logged.artifact_location.startswith(target.artifact_root.as_uri())
-    again = mlflow.pytorch.load_model(logged.artifact_location)  # plain MLflow, by location
-    torch.testing.assert_close(again(x), net(x))
-    packaged = Path(logged.artifact_location.removeprefix("file://")) / "extra_files"
-    assert (packaged / "architecture.json").read_text() == arch
+    assert type(loaded).__module__.startswith("raynas")  # rebuilt from JSON, not exported
+    assert logged.params["lr"] == "0.1" and logged.params["trial"] == "unet#0"
+    assert [(m.key, m.value) for m in logged.metrics] == [("test_dice", 0.5)]
+    pyfunc = mlflow.pyfunc.load_model(logged.artifact_location)  # plain MLflow, by location
+    np.testing.assert_allclose(pyfunc.predict(x.numpy()), net(x).detach().numpy(), rtol=1e-5)
+    packaged = Path(logged.artifact_location.removeprefix("file://"))
+    assert (packaged / "artifacts" / "architecture.json").read_text() == arch
+    assert "raynas==" in (packaged / "requirements.txt").read_text()
+    assert not list(packaged.rglob("*.pkl"))  # nothing pickled: a state dict and code
     beside = client.download_artifacts(run_id, "model/architecture.json", str(tmp_path))
     assert Path(beside).read_text() == arch
     assert not Path("mlruns").exists()

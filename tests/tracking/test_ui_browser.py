@@ -1,6 +1,9 @@
 """The printed link, opened in a real browser: headless Chromium against ``mlflow server`` on
 127.0.0.1, with a store written the way a finished search writes it (the real trial callback,
-frontier and link code; no training). Skipped where no Chromium is installed
+frontier and link code; no training: the suite has no session-wide finished search to reuse).
+With Playwright installed (the ``dev`` extra), Playwright drives the system Chromium (its own
+browser download is not needed) and checks what is visible; without it, the Chromium CLI's DOM
+dump and screenshot are checked. Skipped where no Chromium is installed
 (``apt-get install -y chromium``). Screenshots go to ``$RAYNAS_TEST_ARTIFACTS`` (default: the
 test's temporary folder)."""
 
@@ -84,7 +87,73 @@ def _chromium(url: str, *args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+def _playwright() -> Any:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    return sync_playwright
+
+
+def _urls(uri: str) -> tuple[Any, str, str, str]:
+    from raynas.tracking.links import comparison_lines
+
+    target, exp, parent = _finished_search(uri)
+    (line,) = comparison_lines(uri, "raynas", parent)
+    url = line.split("open ", 1)[1].split()[0]
+    assert url.startswith(f"{uri}/#/experiments/{exp}/runs?")
+    return target, exp, parent, url
+
+
+RUN_NAMES = ("searched0#0 (13k)", "searched1#0 (40k)", "unet#0 (1.4M)")
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install -y chromium)")
+@pytest.mark.skipif(_playwright() is None, reason="no playwright (pip install playwright)")
+def test_printed_link_in_playwright(tmp_path: Path) -> None:
+    """What a user sees on the printed URL, in a browser driven by Playwright: the retrain runs by
+    their short names, the saved scatters of test Dice against parameters, the parent's
+    ``pareto.png`` on its artifacts page."""
+    shots = Path(os.environ.get("RAYNAS_TEST_ARTIFACTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with mlflow_server(tmp_path / "server") as uri, _playwright()() as p:
+        _, exp, parent, url = _urls(uri)
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                  "--disable-background-networking"],
+        )  # fmt: skip
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            try:
+                for name in RUN_NAMES:  # visible text, not just somewhere in the DOM
+                    page.get_by_text(name, exact=True).first.wait_for(state="visible")
+                for title in ("Dice vs parameters (raynas)", "log10_params vs. test_dice",
+                              "params vs. test_dice"):  # fmt: skip
+                    page.get_by_text(title, exact=True).first.wait_for(state="visible")
+            finally:
+                page.screenshot(path=str(shots / "playwright_compare.png"), full_page=True)
+            page.goto(f"{uri}/#/experiments/{exp}/runs/{parent}/artifacts")
+            try:
+                page.get_by_text("pareto.png", exact=True).first.click()
+                page.get_by_text("pareto.png").nth(1).wait_for(state="visible")  # the preview
+                # the picture itself, fetched by the UI from the server and decoded (a blob: URL)
+                page.wait_for_function(
+                    "() => [...document.images].some(i => i.complete && i.naturalWidth > 400)"
+                )
+            finally:
+                page.screenshot(path=str(shots / "playwright_pareto.png"), full_page=True)
+            art = page.request.get(f"{uri}/get-artifact?path=pareto.png&run_uuid={parent}")
+            assert art.ok and art.body()[:8] == b"\x89PNG\r\n\x1a\n"
+        finally:
+            browser.close()
+    assert (shots / "playwright_compare.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install -y chromium)")
+@pytest.mark.skipif(_playwright() is not None, reason="Playwright installed: its test runs")
 def test_printed_link_shows_the_comparison(tmp_path: Path) -> None:
     from raynas.tracking.links import comparison_lines
 
