@@ -32,7 +32,7 @@ from raynas.tracking.names import (
     short_run_name,
 )
 from raynas.tracking.notes import architecture_note
-from raynas.tune.stage import trial_name
+from raynas.tune.trials import trial_name
 
 __all__ = ["MlflowTrialCallback", "ProgressCallback"]
 

@@ -26,6 +26,7 @@ from raynas.interrupts import InterruptGuard, active_guard
 from raynas.tune.guard import SigningCallback, sign_staged, sign_tuner, verify_stage
 from raynas.tune.runtime import keep_secrets_from_trials
 from raynas.tune.trainables import stage_trainable
+from raynas.tune.trials import trial_name
 
 __all__ = ["StageRequest", "TrialRecord", "grid_slots", "run_stage", "trial_name"]
 
@@ -74,11 +75,6 @@ class TrialRecord:
         """The trial's name, ``<candidate>#<sample>``: what records, weights, runs and the
         frontier are keyed by."""
         return trial_name(self.candidate, self.sample)
-
-
-def trial_name(candidate: str, sample: int) -> str:
-    """``<candidate>#<sample>``, e.g. ``searched0-a1b2#1``."""
-    return f"{candidate}#{int(sample)}"
 
 
 def grid_slots(keys: list[str], num_samples: int) -> list[tuple[str, int]]:
