@@ -215,6 +215,6 @@ def build_loaders(
         val_cases=[c.name for c in val_cases],
         weights_cases=[c.name for c in weights_cases],
         arch_cases=[c.name for c in arch_cases],
-        test=loader(test_ds, False, 1, 4) if test_ds is not None else None,
+        test=loader(test_ds, False, 1, 4, val_workers) if test_ds is not None else None,
         test_cases=[c.name for c in held_out],
     )
