@@ -106,3 +106,23 @@ def test_cache_made_at_another_spacing_is_refused(dataset, tmp_path: Path) -> No
     with pytest.raises(ValueError, match=dataset.cases[0].name):
         build_loaders(dataset, patch_size=(16, 16, 8), spacing=(1.0, 1.0, 2.0), folds=3,
                       check=False, preprocessed=folder)
+
+
+def test_trial_spec_sends_trials_to_the_cache(
+    synthetic_root: Path, tmp_path: Path, nifti_reads: list[str]
+) -> None:
+    from raynas.config import load_preset
+    from raynas.stages import TrialSpec
+    from raynas.stages.context import build_trial_data
+
+    ds = open_dataset("synthetic", synthetic_root)
+    preset = load_preset("smoke", overrides=["data.folds=3"])
+    folder = preprocess_dataset(ds, spacing=ds.info.target_spacing, root=tmp_path)
+    spec = TrialSpec(stage="coarse", space="c2f_small", dataset="synthetic",
+                     data_root=str(synthetic_root), seed=0, preset=preset.model_dump(mode="json"),
+                     preprocessed=str(folder))
+    nifti_reads.clear()
+    data = build_trial_data(TrialSpec.from_dict(spec.to_dict()), spatial_dims=3)
+    next(iter(data.bundle.train))
+    next(iter(data.bundle.val))
+    assert nifti_reads == []
