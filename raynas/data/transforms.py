@@ -7,10 +7,10 @@ modality (CT: HU window scaled to [0, 1]; MRI: per-channel z-score over non-zero
 pad to the patch -> foreground/background voxel indices of the label (``FgBgToIndicesd``, so
 the crops never rescan a volume). With a preprocessed cache (:mod:`raynas.data.preprocess`) the
 load ... normalisation steps are replaced by reading the cached case (:class:`LoadPreprocessedd`).
-Random part (training only): foreground-aware crops
-(``RandCropByPosNegLabeld`` on those indices; in 2D mode ``(H, W, 1)`` crops squeezed to slices), flips,
-in-plane 90-degree rotations, intensity scale and shift. Everything ends in plain tensors:
-``image`` float32, ``label`` int64.
+Random part (training only): foreground-aware crops (``RandCropByPosNegLabeld`` on those
+indices; in 2D mode ``(H, W, 1)`` crops squeezed to slices), flips, in-plane 90-degree
+rotations, intensity scale and shift. Everything ends in plain tensors: ``image`` float32,
+``label`` int64.
 
 MONAI is imported inside the functions, so importing this module stays cheap.
 

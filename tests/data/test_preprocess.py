@@ -60,7 +60,8 @@ def test_trials_read_the_cache_not_nifti_and_get_the_same_tensors(
     assert len(nifti_reads) == 2 * len(dataset)  # the driver reads every case once
     manifest = read_manifest(folder)
     assert sorted(manifest["cases"]) == sorted(c.name for c in dataset.cases)
-    assert manifest["cases"][dataset.cases[0].name]["shape"] == [1, 16, 16, 12]  # 24 x 24 x 12 at 1 x 1 x 2 mm, resampled
+    # 24 x 24 x 12 voxels at 1 x 1 x 2 mm, resampled to 1.5 x 1.5 x 2 mm
+    assert manifest["cases"][dataset.cases[0].name]["shape"] == [1, 16, 16, 12]
 
     nifti_reads.clear()
     cached = _tensors(_loaders(dataset, preprocessed=folder))
