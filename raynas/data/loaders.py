@@ -85,6 +85,30 @@ def _disk_cache_dir(ds: MSDDataset, base: Path | str | None, key: dict[str, Any]
     return cache_root(base) / "persistent" / f"{ds.name}-{digest}"
 
 
+def _items(
+    ds: MSDDataset, preprocessed: Path | str | None, spacing: tuple[float, ...]
+) -> dict[str, dict[str, str]]:
+    """The transform input of each case: its NIfTI files, or its file in the preprocessed cache
+    (which must hold every case, made at ``spacing``)."""
+    if preprocessed is None:
+        return {c.name: c.as_dict() for c in ds.cases}
+    from raynas.data.preprocess import read_manifest
+
+    folder = Path(preprocessed)
+    manifest = read_manifest(folder)
+    made_at = tuple(manifest["settings"]["spacing"])
+    if made_at != spacing:
+        raise ValueError(f"{folder}: preprocessed at spacing {made_at}, the trial wants {spacing}")
+    cases = manifest["cases"]
+    missing = [c.name for c in ds.cases if c.name not in cases]
+    if missing:
+        raise ValueError(f"{folder}: no preprocessed case {missing[0]!r}")
+    return {
+        c.name: {"preprocessed": str(folder / cases[c.name]["file"]), "name": c.name}
+        for c in ds.cases
+    }
+
+
 def build_loaders(
     ds: MSDDataset,
     *,
@@ -103,6 +127,7 @@ def build_loaders(
     max_val_cases: int | None = None,
     cache_dir: Path | str | None = None,
     check: bool = True,
+    preprocessed: Path | str | None = None,
 ) -> DataBundle:
     """Splits ``ds`` (held-out test cases, fold ``fold`` of ``folds`` of the rest, then
     weights/arch halves) and builds loaders.
@@ -119,6 +144,9 @@ def build_loaders(
             default.
         max_val_cases: validate on at most this many cases of the fold.
         check: read every used case first (:func:`check_dataset`), so bad data fails early.
+        preprocessed: a folder written by :func:`raynas.data.preprocess.preprocess_dataset` for
+            ``ds`` at ``spacing``: cases are read from it (no NIfTI reading, resampling or
+            normalisation here); ``cache`` still decides what the trial keeps in memory.
 
     Raises:
         ValueError: a bad option (names it and the allowed values).
@@ -158,21 +186,28 @@ def build_loaders(
             dataclasses.replace(ds, cases=[*train_cases, *val_cases, *held_out]), deep=True
         )
 
-    common = {"modality": ds.modality, "spacing": spacing, "hu_window": ds.info.hu_window}
+    common = {
+        "modality": ds.modality,
+        "spacing": spacing,
+        "hu_window": ds.info.hu_window,
+        "preprocessed": preprocessed is not None,
+    }
     train_t = train_transforms(
         **common, patch_size=crop, mode=mode, samples_per_case=samples_per_case
     )
     train_t.set_random_state(seed=seed)
     val_t = val_transforms(**common)
     tdir = vdir = None
+    items = _items(ds, preprocessed, spacing)
     if cache == "disk":
-        key = {"modality": ds.modality, "spacing": spacing, "hu": ds.info.hu_window}
+        key = {"modality": ds.modality, "spacing": spacing, "hu": ds.info.hu_window,
+               "preprocessed": str(preprocessed) if preprocessed else None}
         tdir = _disk_cache_dir(ds, cache_dir, {**key, "pad": crop})
         vdir = _disk_cache_dir(ds, cache_dir, {**key, "pad": None})
-    train_ds = _make_dataset([c.as_dict() for c in train_cases], train_t, cache, tdir)
-    val_ds = _make_dataset([c.as_dict() for c in val_cases], val_t, cache, vdir)
+    train_ds = _make_dataset([items[c.name] for c in train_cases], train_t, cache, tdir)
+    val_ds = _make_dataset([items[c.name] for c in val_cases], val_t, cache, vdir)
     test_ds = (
-        _make_dataset([c.as_dict() for c in held_out], val_t, cache, vdir) if held_out else None
+        _make_dataset([items[c.name] for c in held_out], val_t, cache, vdir) if held_out else None
     )
     index = {id(c): i for i, c in enumerate(train_cases)}
 

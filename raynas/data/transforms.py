@@ -4,10 +4,13 @@ Deterministic part (cached by :class:`monai.data.CacheDataset` / ``PersistentDat
 load (nibabel) -> channel first (4D multi-modal images: last axis -> channels) -> RAS ->
 resample to the target spacing (bilinear image, nearest label) -> intensity normalisation by
 modality (CT: HU window scaled to [0, 1]; MRI: per-channel z-score over non-zero voxels) ->
-pad to the patch. Random part (training only): foreground-aware crops
-(``RandCropByPosNegLabeld``; in 2D mode ``(H, W, 1)`` crops squeezed to slices), flips,
-in-plane 90-degree rotations, intensity scale and shift. Everything ends in plain tensors:
-``image`` float32, ``label`` int64.
+pad to the patch -> foreground/background voxel indices of the label (``FgBgToIndicesd``, so
+the crops never rescan a volume). With a preprocessed cache (:mod:`raynas.data.preprocess`) the
+load ... normalisation steps are replaced by reading the cached case (:class:`LoadPreprocessedd`).
+Random part (training only): foreground-aware crops (``RandCropByPosNegLabeld`` on those
+indices; in 2D mode ``(H, W, 1)`` crops squeezed to slices), flips, in-plane 90-degree
+rotations, intensity scale and shift. Everything ends in plain tensors: ``image`` float32,
+``label`` int64.
 
 MONAI is imported inside the functions, so importing this module stays cheap.
 
@@ -23,9 +26,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["KEYS", "crop_size", "base_transforms", "train_transforms", "val_transforms"]
+__all__ = [
+    "KEYS",
+    "FG_KEY",
+    "BG_KEY",
+    "LoadPreprocessedd",
+    "crop_size",
+    "base_transforms",
+    "train_transforms",
+    "val_transforms",
+]
 
 KEYS = ("image", "label")
+FG_KEY, BG_KEY = "label_fg_indices", "label_bg_indices"  # FgBgToIndicesd's names
+
+
+class LoadPreprocessedd:
+    """Reads a case written by :func:`raynas.data.preprocess.preprocess_dataset`: the item's
+    ``preprocessed`` path (a ``.pt`` file of plain tensors, ``weights_only``) becomes its ``image``
+    and ``label``, as the load ... normalisation transforms would have made them (other keys, such
+    as ``name``, pass through)."""
+
+    def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
+        import torch
+        from monai.data import MetaTensor
+
+        case = torch.load(item["preprocessed"], map_location="cpu", weights_only=True)
+        out = {k: v for k, v in item.items() if k != "preprocessed"}
+        out.update({k: MetaTensor(case[k]) for k in KEYS})
+        return out
 
 
 def crop_size(patch_size: Sequence[int], mode: str) -> tuple[int, int, int]:
@@ -65,8 +94,13 @@ def base_transforms(
     spacing: Sequence[float],
     hu_window: Sequence[float] | None = None,
     pad_to: Sequence[int] | None = None,
+    preprocessed: bool = False,
 ) -> list[Any]:
-    """The deterministic transforms (a list, so callers can extend it before composing)."""
+    """The deterministic transforms (a list, so callers can extend it before composing).
+
+    With ``preprocessed``, items name a cached case (``{"preprocessed": path}``) whose
+    resampling and normalisation are already done: only the pad is left.
+    """
     from monai.transforms import (
         EnsureChannelFirstd,
         EnsureTyped,
@@ -78,7 +112,12 @@ def base_transforms(
 
     if len(spacing) != 3 or any(float(s) <= 0 for s in spacing):
         raise ValueError(f"spacing must be 3 positive numbers (mm), got {tuple(spacing)}")
-    out: list[Any] = [
+    if preprocessed:
+        out: list[Any] = [LoadPreprocessedd()]
+        if pad_to is not None:
+            out.append(SpatialPadd(KEYS, spatial_size=tuple(int(v) for v in pad_to)))
+        return out
+    out = [
         LoadImaged(KEYS, reader="NibabelReader", image_only=True),
         EnsureChannelFirstd(KEYS),
         EnsureTyped("image", dtype="float32"),
@@ -109,14 +148,18 @@ def train_transforms(
     mode: str = "3d",
     samples_per_case: int = 1,
     hu_window: Sequence[float] | None = None,
+    preprocessed: bool = False,
 ) -> Any:
     """Composed training pipeline: each case gives ``samples_per_case`` random patches.
+
+    ``preprocessed``: the items name cases of a preprocessed cache (see :func:`base_transforms`).
 
     Crops are foreground-aware (``pos=1, neg=1``). In 2D mode the crop is ``(H, W, 1)`` and the
     last spatial axis is squeezed, so patches are ``(C, H, W)`` axial slices.
     """
     from monai.transforms import (
         Compose,
+        FgBgToIndicesd,
         RandCropByPosNegLabeld,
         RandFlipd,
         RandRotate90d,
@@ -128,7 +171,13 @@ def train_transforms(
     if samples_per_case <= 0:
         raise ValueError(f"samples_per_case must be positive, got {samples_per_case}")
     crop = crop_size(patch_size, mode)
-    ts = base_transforms(modality=modality, spacing=spacing, hu_window=hu_window, pad_to=crop)
+    ts = base_transforms(
+        modality=modality, spacing=spacing, hu_window=hu_window, pad_to=crop,
+        preprocessed=preprocessed,
+    )
+    # The voxel indices are computed once per case (in the cached, deterministic part); the crop
+    # pops them, so they never reach a batch.
+    ts.append(FgBgToIndicesd("label"))
     ts.append(
         RandCropByPosNegLabeld(
             KEYS,
@@ -137,6 +186,8 @@ def train_transforms(
             pos=1.0,
             neg=1.0,
             num_samples=samples_per_case,
+            fg_indices_key=FG_KEY,
+            bg_indices_key=BG_KEY,
         )
     )
     spatial_axes = (0, 1, 2)
@@ -155,11 +206,16 @@ def train_transforms(
 
 
 def val_transforms(
-    *, modality: str, spacing: Sequence[float], hu_window: Sequence[float] | None = None
+    *,
+    modality: str,
+    spacing: Sequence[float],
+    hu_window: Sequence[float] | None = None,
+    preprocessed: bool = False,
 ) -> Any:
     """Composed validation pipeline: whole resampled, normalised 3D volumes (no crop, no pad)."""
     from monai.transforms import Compose
 
-    return Compose(
-        [*base_transforms(modality=modality, spacing=spacing, hu_window=hu_window), *_finish()]
+    base = base_transforms(
+        modality=modality, spacing=spacing, hu_window=hu_window, preprocessed=preprocessed
     )
+    return Compose([*base, *_finish()])

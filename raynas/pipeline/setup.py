@@ -10,6 +10,7 @@ import logging
 import math
 import signal
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,7 @@ class SearchSetup:
     max_concurrent: int = 1
     resume: bool = False
     log_handler: Any = field(default=None, repr=False)
+    preprocessed: str | None = None  # the shared preprocessed cache folder (see preprocess_cache)
 
     def spec(self, stage: str) -> dict[str, Any]:
         """The JSON-able trial spec of a stage (see :class:`raynas.stages.TrialSpec`)."""
@@ -95,6 +97,7 @@ class SearchSetup:
             "seed": self.seed,
             "preset": self.preset.model_dump(mode="json"),
             "device": "auto" if self.gpus_per_trial > 0 else "cpu",
+            "preprocessed": self.preprocessed,
         }
 
     def baselines(self) -> dict[str, str]:
@@ -141,6 +144,18 @@ def baseline_architecture(name: str, *, preset: Any, dataset: Any, spatial_dims:
         raise UserError(f"--model {name}: unknown baseline; valid: unet, unetpp, dynunet")
     make = unet_architecture if name == "unet" else unetpp_architecture
     return make(spatial_dims=dims, width=preset.retrain.width, **channels)
+
+
+def preprocess_cache(options: RunOptions, preset: Any, dataset: Any) -> Path:
+    """Builds (once; later searches reuse it) the resampled, normalised volumes every trial reads:
+    ``<storage>/cache/<dataset>-<digest>/`` (see :mod:`raynas.data.preprocess`)."""
+    from raynas.data.preprocess import preprocess_dataset
+
+    t0 = time.perf_counter()
+    spacing = tuple(preset.data.spacing or dataset.info.target_spacing)
+    folder = preprocess_dataset(dataset, spacing=spacing, root=storage_root(options) / "cache")
+    logger.info("preprocessed cases: %s (%.1f s)", folder, time.perf_counter() - t0)
+    return folder
 
 
 def _last_active(folder: Path) -> float:
@@ -440,6 +455,8 @@ def open_run(
     setup.log_handler = _log_to_file(folder)
     try:
         logger.info("output folder: %s", folder.root)
+        # before any trial starts, so every trial reads it instead of re-resampling the dataset
+        setup.preprocessed = str(preprocess_cache(options, preset, dataset))
         setup.runtime = init_ray(options.address)
         _resources(setup, options)
         data_root = None if dataset.info.synthetic else dataset.root

@@ -30,6 +30,8 @@ class TrialSpec:
     preset: dict[str, Any]
     candidate: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
+    # the search's shared preprocessed cache (raynas.data.preprocess), None = read the NIfTI files
+    preprocessed: str | None = None
 
     @property
     def trial_key(self) -> str:
@@ -101,5 +103,6 @@ def build_trial_data(spec: TrialSpec, *, spatial_dims: int, retrain: bool = Fals
         test_fraction=preset.data.test_fraction,
         test_cases=preset.data.test_cases,
         check=False,  # the driver validated the dataset before the search started
+        preprocessed=spec.preprocessed,
     )
     return TrialData(dataset=ds, bundle=bundle, spatial_dims=spatial_dims, roi_size=roi)

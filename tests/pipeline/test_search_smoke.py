@@ -112,6 +112,9 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     ):
         assert (folder / name).is_file(), name
     assert list((folder / "architectures").glob("*.json"))
+    # preprocess once: the driver wrote the shared cache before the trials, which read it
+    (manifest,) = (tmp_path / "raynas_runs" / "cache").glob(f"{dataset}-*/manifest.json")
+    assert f"preprocessed cases: {manifest.parent}" in (folder / "search.log").read_text()
     # the time split per stage, in search.log and in the end-of-search summary
     log = (folder / "search.log").read_text()
     for stage in ("coarse", "fine", "retrain"):

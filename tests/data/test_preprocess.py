@@ -1,0 +1,129 @@
+"""Preprocess once: the shared cache of resampled, normalised volumes (raynas.data.preprocess)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from raynas.data import build_loaders, open_dataset
+from raynas.data.preprocess import cache_digest, preprocess_dataset, read_manifest
+
+torch.set_num_threads(2)
+
+SPACING = (1.5, 1.5, 2.0)  # the files are at 1 x 1 x 2 mm: a real resampling
+
+
+@pytest.fixture
+def dataset(tmp_path: Path, make_msd):
+    root = make_msd(tmp_path / "task", cases=5, shape=(24, 24, 12), junk=False)
+    return open_dataset("synthetic", root)
+
+
+@pytest.fixture
+def nifti_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts the NIfTI files the real MONAI reader opens."""
+    from monai.data import NibabelReader
+
+    calls: list[str] = []
+    original = NibabelReader.read
+
+    def read(self, data, **kwargs):
+        calls.append(str(data))
+        return original(self, data, **kwargs)
+
+    monkeypatch.setattr(NibabelReader, "read", read)
+    return calls
+
+
+def _loaders(ds, **kwargs):
+    return build_loaders(
+        ds, patch_size=(16, 16, 8), spacing=SPACING, batch_size=2, samples_per_case=2, folds=3,
+        seed=3, test_fraction=0.2, check=False, **kwargs,
+    )
+
+
+def _tensors(bundle) -> list[torch.Tensor]:
+    out = []
+    for loader in (bundle.train, bundle.weights, bundle.val, bundle.test):
+        for batch in loader:
+            out += [batch["image"], batch["label"]]
+    return out
+
+
+def test_trials_read_the_cache_not_nifti_and_get_the_same_tensors(
+    dataset, tmp_path: Path, nifti_reads: list[str]
+) -> None:
+    folder = preprocess_dataset(dataset, spacing=SPACING, root=tmp_path / "cache")
+    assert len(nifti_reads) == 2 * len(dataset)  # the driver reads every case once
+    manifest = read_manifest(folder)
+    assert sorted(manifest["cases"]) == sorted(c.name for c in dataset.cases)
+    # 24 x 24 x 12 voxels at 1 x 1 x 2 mm, resampled to 1.5 x 1.5 x 2 mm
+    assert manifest["cases"][dataset.cases[0].name]["shape"] == [1, 16, 16, 12]
+
+    nifti_reads.clear()
+    cached = _tensors(_loaders(dataset, preprocessed=folder))
+    assert nifti_reads == []  # a trial's data setup reads no NIfTI file
+    plain = _tensors(_loaders(dataset))  # the NIfTI + Spacing + normalise path
+    assert len(nifti_reads) == 2 * len(dataset)
+    assert len(cached) == len(plain) > 0
+    for a, b in zip(cached, plain, strict=True):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+
+    # a second build (another trial, another search) reuses the folder without rewriting it
+    stamp = (folder / "manifest.json").stat().st_mtime_ns
+    nifti_reads.clear()
+    assert preprocess_dataset(dataset, spacing=SPACING, root=tmp_path / "cache") == folder
+    assert nifti_reads == [] and (folder / "manifest.json").stat().st_mtime_ns == stamp
+
+
+def test_cache_key_changes_with_settings_and_files(dataset, tmp_path: Path) -> None:
+    key = cache_digest(dataset, SPACING)
+    assert cache_digest(dataset, SPACING) == key
+    assert cache_digest(dataset, (1.0, 1.0, 2.0)) != key
+    ct = dataset.__class__(
+        root=dataset.root, cases=dataset.cases, labels=dataset.labels, channels=dataset.channels,
+        info=dataset.info.__class__(**{**dataset.info.__dict__, "hu_window": (-100.0, 200.0)}),
+    )
+    assert cache_digest(ct, SPACING) != key
+    one = preprocess_dataset(dataset, spacing=SPACING, root=tmp_path)
+    other = preprocess_dataset(dataset, spacing=(1.0, 1.0, 2.0), root=tmp_path)
+    assert one != other and one.parent == other.parent == tmp_path
+    # a changed case file is a new digest: the stale folder is never read
+    label = dataset.cases[0].label
+    label.write_bytes(label.read_bytes() + b"\x00")
+    assert cache_digest(dataset, SPACING) != key
+
+
+def test_cache_made_at_another_spacing_is_refused(dataset, tmp_path: Path) -> None:
+    folder = preprocess_dataset(dataset, spacing=(1.0, 1.0, 2.0), root=tmp_path)
+    with pytest.raises(ValueError, match="spacing"):
+        _loaders(dataset, preprocessed=folder)
+    manifest = read_manifest(folder)
+    del manifest["cases"][dataset.cases[0].name]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match=dataset.cases[0].name):
+        build_loaders(dataset, patch_size=(16, 16, 8), spacing=(1.0, 1.0, 2.0), folds=3,
+                      check=False, preprocessed=folder)
+
+
+def test_trial_spec_sends_trials_to_the_cache(
+    synthetic_root: Path, tmp_path: Path, nifti_reads: list[str]
+) -> None:
+    from raynas.config import load_preset
+    from raynas.stages import TrialSpec
+    from raynas.stages.context import build_trial_data
+
+    ds = open_dataset("synthetic", synthetic_root)
+    preset = load_preset("smoke", overrides=["data.folds=3"])
+    folder = preprocess_dataset(ds, spacing=ds.info.target_spacing, root=tmp_path)
+    spec = TrialSpec(stage="coarse", space="c2f_small", dataset="synthetic",
+                     data_root=str(synthetic_root), seed=0, preset=preset.model_dump(mode="json"),
+                     preprocessed=str(folder))
+    nifti_reads.clear()
+    data = build_trial_data(TrialSpec.from_dict(spec.to_dict()), spatial_dims=3)
+    next(iter(data.bundle.train))
+    next(iter(data.bundle.val))
+    assert nifti_reads == []
