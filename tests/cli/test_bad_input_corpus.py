@@ -205,9 +205,11 @@ CASES: dict[str, Case] = {
     "folds > cases": lambda shared, here: (
         ["search", "--space", "c2f_small", "--dataset", "msd_task02", "--data-root",
          str(_msd(shared, "Two", cases=2)), *SMOKE],  # fmt: skip
-        "smoke.yaml: data.folds=4 needs at least 4 cases",
+        "smoke.yaml: data.test_fraction=0.2 holds out 1 of 2 cases, leaving 1; data.folds=4 needs"
+        " at least 4",
     ),
-    "one training case": _c([*SMALL, "--set", "data.cases=2", "--set", "data.folds=2"],
+    # 3 cases: 1 held out for test, 1 validation, 1 training case — too few for the fine stage
+    "one training case": _c([*SMALL, "--set", "data.cases=3", "--set", "data.folds=2"],
                             "--set data.folds=2: data.folds=2 leaves 1 training case"),  # fmt: skip
     "fine.width vs pc_k": _c([*C2F, "--set", "fine.width=6"], "--set fine.width=6"),
     "bool as a number": _c([*C2F, "--set", "coarse.epochs=true"], "--set coarse.epochs=true"),
