@@ -29,6 +29,19 @@ _state: dict[str, object] = {"handler": None, "warnings": False}
 _saved: dict[str, tuple[list[logging.Handler], bool]] = {}
 
 
+class _Forward(logging.Handler):
+    """Hands each record to the run's handler. The libraries get this stand-in, not the run's
+    handler itself: Ray sets its own formatter on the handlers of its logger at ``ray.init``,
+    which would otherwise reformat every later line of ``search.log``, raynas's own included."""
+
+    def __init__(self, target: logging.Handler) -> None:
+        super().__init__()
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.target.handle(record)
+
+
 def _is_console(handler: logging.Handler) -> bool:
     """A handler that writes to a terminal stream (not to a file)."""
     return isinstance(handler, logging.StreamHandler) and not isinstance(
@@ -66,7 +79,7 @@ def capture_logger(name: str) -> None:
 def capture_library_logs(handler: logging.Handler) -> None:
     """Sends the log lines of Ray, MLflow, alembic and Python warnings to ``handler``."""
     release_library_logs()
-    _state["handler"] = handler
+    _state["handler"] = _Forward(handler)
     _state["warnings"] = True
     logging.captureWarnings(True)
     for name in LIBRARY_LOGGERS:

@@ -235,8 +235,11 @@ def _check_readable(proc, folder: Path, parent, children: list, workdir: Path) -
         if stage != "retrain":  # supernets never share a name with the networks compared
             assert all(k.startswith((f"{stage}/", "system/")) for k in metrics), sorted(metrics)
     if importlib.util.find_spec("psutil") is not None:  # measured in each trial's process
-        measured = [r for r in children if "system/cpu_utilization_percentage" in r.data.metrics]
-        assert len(measured) >= len(children) // 2, [r.info.run_name for r in measured]
+        # the retrain trials run long enough for a sample; a supernet trial of a few seconds may
+        # end before its monitor's first one
+        measured = {r.info.run_name for r in children
+                    if "system/cpu_utilization_percentage" in r.data.metrics}  # fmt: skip
+        assert {r.info.run_name for r in retrain} <= measured, measured
     for run in retrain:
         assert {"val_dice", "params", "params_M", "log10_params"} <= set(run.data.metrics)
         assert run.data.tags["mlflow.note.content"].startswith(f"### {run.info.run_name}")
