@@ -9,18 +9,22 @@ Case ``i`` depends only on ``(seed, i)``: the same seed gives byte-identical arr
 ``synthetic_hard`` (:func:`generate_hard_case`) is built so that the architecture matters:
 
 - **capsule cores** (class 1) need a large receptive field: a round blob inside a thin-walled
-  capsule (an ellipsoidal shell 8-11 mm out) is class 1; blobs of the *same* intensity, size and
-  shape outside any capsule are unlabelled distractors. From the blob alone the two are
-  identical; only context ~10 voxels away (the wall) tells them apart, so a network that never
-  downsamples (receptive field of a few voxels) can only label every blob (measured: such a net
-  reaches class-1 Dice 0.2-0.4 that way); the walls are needed to do better.
-- **vessels** (class 2) need full resolution: curved tubes of 0.9-1.4 mm radius (about one voxel
+  capsule (a cylindrical shell through every slice, 16-20 mm out from the core's surface) is
+  class 1; blobs of the *same* intensity, size and shape outside any capsule are unlabelled
+  distractors. From the blob alone the two are identical; only context 16-20 voxels away (the
+  wall) tells them apart. A C2F network whose cells all work at level 0 (1/2 resolution, a
+  receptive field of about 13 voxels radius in ``c2f_small``) cannot see it and labels cores and
+  distractors alike (measured: class-1 Dice 0.55 against 0.77 for the U-shaped topology
+  0-1-2-2-1-0, same op and width, 480 steps; ``benchmarks/search_validity.py`` checks it).
+- **vessels** (class 2) need resolution: curved tubes of 0.9-1.4 mm radius (about one voxel
   across), faint after partial-volume blurring; a network that only works at 1/4 or 1/8 scale
-  is meant to smear them away (at CPU budgets no network learnt them yet).
-- **capsule walls** (class 3): the thin shells themselves (1.2-1.8 mm thick).
+  smears them away.
+- **capsule walls** (class 3): the thin shells themselves (1.2-1.8 mm thick): thin, and bright
+  like the cores and vessels.
 
 All of it with textured tissue, a multiplicative bias field, Rician noise and partial-volume
-edges, as ``synthetic``; 64 x 64 x 16 voxels at 1 x 1 x 3 mm.
+edges, as ``synthetic``; 96 x 96 x 16 voxels at 1 x 1 x 3 mm (room for a capsule and distractors
+well clear of it).
 
 The folder is read back through :func:`raynas.data.msd.read_msd`, like any MSD task.
 
@@ -66,8 +70,11 @@ class SyntheticSpec:
 SPECS: dict[str, SyntheticSpec] = {
     "synthetic": SyntheticSpec(shape=(64, 64, 32), spacing=(1.0, 1.0, 2.5), z_fill=0.3),
     "synthetic2d": SyntheticSpec(shape=(96, 96, 12), spacing=(1.0, 1.0, 2.5), z_fill=0.9),
-    "synthetic_hard": SyntheticSpec(shape=(64, 64, 16), spacing=(1.0, 1.0, 3.0), z_fill=0.0),
+    "synthetic_hard": SyntheticSpec(shape=(96, 96, 16), spacing=(1.0, 1.0, 3.0), z_fill=0.0),
 }
+
+# Bumped when a generator's output changes, so a cached folder of the old output is not reused.
+GENERATOR_VERSION: dict[str, int] = {"synthetic_hard": 2}
 
 LABELS: dict[str, dict[str, str]] = {
     "synthetic": {"0": "background", "1": "organ", "2": "lesion"},
@@ -236,32 +243,40 @@ def generate_hard_case(
     t_blob = t_body + rng.uniform(0.3, 0.45)
     t_wall = t_body + rng.uniform(0.25, 0.4)
 
-    # Blob centres: capsules first (1-2), then distractors (2-3), kept apart in-plane.
+    # Blob centres: capsules first (1-2), then distractors (2-3). A capsule's wall lies 16-20 mm
+    # beyond its core, so no distractor may sit inside one: distractors keep 7 mm clear of every
+    # capsule's outer radius and 14 mm from each other.
+    walls = np.zeros(shape, bool)
     n_caps, n_free = int(rng.integers(1, 3)), int(rng.integers(2, 4))
-    centres: list[np.ndarray] = []
-    for _ in range(400):
-        if len(centres) == n_caps + n_free:
+    caps: list[tuple[np.ndarray, float, np.ndarray]] = []  # (centre, core radius, outer radii)
+    free: list[np.ndarray] = []
+    for _ in range(600):
+        if len(caps) == n_caps and len(free) == n_free:
             break
         c = np.array([*(rng.uniform(-0.3, 0.3, 2) * ext[:2]), rng.uniform(-0.1, 0.1) * ext[2]])
-        gap = 26.0 if len(centres) < n_caps else 14.0
-        if all(np.linalg.norm((c - o)[:2]) > gap for o in centres):
-            centres.append(c)
-    n_caps = min(n_caps, len(centres))
-    blob_r = []
-    for k, c in enumerate(centres):
-        r = rng.uniform(3.0, 4.5)
-        blob_r.append(r)
+        if len(caps) < n_caps:
+            r = rng.uniform(3.0, 4.5)
+            out = np.array([*rng.uniform(16.0, 20.0, 2) + r, 60.0])  # a cylinder through every slice
+            if all(np.linalg.norm((c - o)[:2]) > out[:2].max() + oo[:2].max() + 2.0
+                   for o, _, oo in caps):
+                caps.append((c, r, out))
+            continue
+        if all(np.linalg.norm((c - o)[:2]) > oo[:2].max() + 7.0 for o, _, oo in caps) and all(
+            np.linalg.norm((c - o)[:2]) > 14.0 for o in free
+        ):
+            free.append(c)
+    blobs = [(c, r, out) for c, r, out in caps] + [(c, rng.uniform(3.0, 4.5), None) for c in free]
+    for c, r, out in blobs:
         radii = np.array([r, r * rng.uniform(0.85, 1.15), r * rng.uniform(1.5, 2.2)])
         blob = _ellipsoid(grid, c, radii, _rotation(rng.uniform(0, np.pi), 0.0)) < 1.0
-        if k < n_caps:  # a capsule: a thin ellipsoidal shell around the blob
-            out = np.array([*rng.uniform(8.0, 11.0, 2) + r, rng.uniform(10.0, 14.0)])
+        if out is not None:  # a capsule: a thin ellipsoidal shell far around the blob
             thick = rng.uniform(1.2, 1.8)
             rot = _rotation(rng.uniform(0, np.pi), 0.0)
             f_out = _ellipsoid(grid, c, out, rot)
             f_in = _ellipsoid(grid, c, np.maximum(out - thick, 1.0), rot)
             wall = (f_out < 1.0) & (f_in >= 1.0) & body
             img = np.where(wall, t_wall, img)
-            label[wall] = 3
+            walls |= wall
             label[blob & body] = 1
         img = np.where(blob & body, t_blob * rng.uniform(0.97, 1.03), img)
 
@@ -274,10 +289,11 @@ def generate_hard_case(
         for _seg in range(4):
             d = d / np.linalg.norm(d) + rng.normal(size=3) * np.array([0.5, 0.5, 0.15])
             q = p + d / np.linalg.norm(d) * rng.uniform(8.0, 14.0)
-            tube = (_tube(grid, p, q, radius) < 1.0) & body & (label == 0)
+            tube = (_tube(grid, p, q, radius) < 1.0) & body & (label == 0) & ~walls
             img = np.where(tube, t_ves, img)
             label[tube] = 2
             p = q
+    label[walls & (label == 0)] = 3
     return _scanner(rng, img, shape), label
 
 
@@ -367,7 +383,8 @@ def ensure_synthetic(
     name: str, *, seed: int = 0, cases: int = 16, cache_dir: Path | str | None = None
 ) -> Path:
     """The cached folder ``<cache>/synthetic/<name>-seed<S>-n<N>``, generated on first use."""
-    root = cache_root(cache_dir) / "synthetic" / f"{name}-seed{seed}-n{cases}"
+    version = f"-v{GENERATOR_VERSION[name]}" if name in GENERATOR_VERSION else ""
+    root = cache_root(cache_dir) / "synthetic" / f"{name}{version}-seed{seed}-n{cases}"
     if (root / "dataset.json").is_file():
         return root
     try:

@@ -186,11 +186,11 @@ DATASETS.register(
         channels=("MRI",),
         labels={0: "background", 1: "capsule core", 2: "vessel", 3: "capsule wall"},
         target_spacing=(1.0, 1.0, 3.0),
-        search_patch=(48, 48, 16),
-        retrain_patch=(48, 48, 16),
+        search_patch=(64, 64, 16),
+        retrain_patch=(64, 64, 16),
         synthetic=True,
         description="generated 3D task where architecture matters (context + thin structures), "
-        "64x64x16 voxels at 1x1x3 mm",
+        "96x96x16 voxels at 1x1x3 mm",
     ),
 )
 
