@@ -133,6 +133,9 @@ class CoarseSection(_Training, _Scoring):
     population: PositiveInt = 8  # final evolutionary search over the cluster
     generations: int = Field(default=2, ge=0)
     top_k: PositiveInt = 2  # candidates that go on to the fine stage
+    # the topology trained at each supernet step: "fair" evens out the updates of the shared
+    # cells (raynas.strategy.sampling), "uniform" draws each step's topology independently
+    path_sampling: Literal["uniform", "fair"] = "fair"
 
 
 class FineSection(_Training, _Scoring):

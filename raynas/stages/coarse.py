@@ -17,7 +17,7 @@ from typing import Any
 
 from raynas.stages.base import StageProgram
 from raynas.stages.context import TrialSpec
-from raynas.strategy import evolve, leaders, sample_pool
+from raynas.strategy import evolve, leaders, make_sampler, sample_pool
 
 __all__ = ["CoarseProgram", "choice_key", "choice_label"]
 
@@ -90,6 +90,9 @@ class CoarseProgram(StageProgram):
         ]
         self.by_genome = {choice_genome(c): c for c in self.choices}
         self.order = {g: i for i, g in enumerate(self.by_genome)}
+        self.sampler = make_sampler(
+            getattr(self.section, "path_sampling", "uniform"), list(self.by_genome), rng=self.rng
+        )
         # choice key -> Dice with the shared weights of the last epoch run (this epoch's only)
         self.scores: dict[str, float] = {}
 
@@ -136,7 +139,7 @@ class CoarseProgram(StageProgram):
             self.data.bundle.train,
             self.optimizer,
             self.loss_fn,
-            sample=lambda: self.model.sample(self.rng),
+            sample=lambda: self.by_genome[self.sampler.next()],
             device=self.device,
             max_steps=self.section.steps_per_epoch,
             amp=self.amp,
@@ -168,10 +171,16 @@ class CoarseProgram(StageProgram):
         }
 
     def extra_state(self) -> dict[str, Any]:
-        return {"scores": dict(self.scores), "rng": json.dumps(self.rng.getstate())}
+        return {
+            "scores": dict(self.scores),
+            "rng": json.dumps(self.rng.getstate()),
+            "sampler": json.dumps(self.sampler.state()),
+        }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.scores = {str(k): float(v) for k, v in state.get("scores", {}).items()}
         if "rng" in state:
             version, internal, gauss = json.loads(state["rng"])
             self.rng.setstate((version, tuple(internal), gauss))
+        if "sampler" in state:
+            self.sampler.load_state(json.loads(state["sampler"]))

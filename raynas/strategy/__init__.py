@@ -8,5 +8,16 @@ shared weights). Being pure Python, strategies are tested on toy objectives.
 from __future__ import annotations
 
 from raynas.strategy.evolution import EvolutionResult, evolve, hamming, leaders, sample_pool
+from raynas.strategy.sampling import PATH_SAMPLING, FairSampler, UniformSampler, make_sampler
 
-__all__ = ["EvolutionResult", "evolve", "hamming", "leaders", "sample_pool"]
+__all__ = [
+    "EvolutionResult",
+    "FairSampler",
+    "PATH_SAMPLING",
+    "UniformSampler",
+    "evolve",
+    "hamming",
+    "leaders",
+    "make_sampler",
+    "sample_pool",
+]
