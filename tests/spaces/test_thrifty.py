@@ -22,7 +22,7 @@ def tiny(space: str = "thrifty", **kw) -> ThriftySupernet:
                                  out_channels=kw.pop("out_channels", 2))
 
 
-@pytest.mark.parametrize("name,dims", [("thrifty", 2), ("thrifty3d", 3)])
+@pytest.mark.parametrize("name,dims", [("thrifty", 2), ("thrifty3d", 3), ("thrifty_small", 2)])
 def test_load_and_candidates(name, dims):
     space = load_space(name)
     assert isinstance(space, ThriftySpace) and space.config.spatial_dims == dims
