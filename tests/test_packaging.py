@@ -24,5 +24,6 @@ def test_every_subpackage_is_listed() -> None:
 def test_builtin_yaml_is_found() -> None:
     from raynas.config import builtin_names
 
-    assert {"c2f", "c2f_small", "thrifty", "thrifty3d", "thrifty_small"} <= set(builtin_names("search_spaces"))
+    spaces = {"c2f", "c2f_small", "thrifty", "thrifty3d", "thrifty_small"}
+    assert spaces <= set(builtin_names("search_spaces"))
     assert {"smoke", "default", "msd_task02_8gpu"} <= set(builtin_names("tune_configs"))

@@ -256,7 +256,7 @@ def generate_hard_case(
         c = np.array([*(rng.uniform(-0.3, 0.3, 2) * ext[:2]), rng.uniform(-0.1, 0.1) * ext[2]])
         if len(caps) < n_caps:
             r = rng.uniform(3.0, 4.5)
-            out = np.array([*rng.uniform(16.0, 20.0, 2) + r, 60.0])  # a cylinder through every slice
+            out = np.array([*rng.uniform(16.0, 20.0, 2) + r, 60.0])  # a cylinder through all slices
             if all(np.linalg.norm((c - o)[:2]) > out[:2].max() + oo[:2].max() + 2.0
                    for o, _, oo in caps):
                 caps.append((c, r, out))
