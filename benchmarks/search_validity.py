@@ -17,8 +17,13 @@ Ray-free: drives the stage programs (:class:`raynas.stages.CoarseProgram`, ``Fin
    ``--random`` architectures from ``space.sample_architecture`` (what ``raynas spaces sample``
    prints), all trained with the same recipe and budget; test Dice percentile of the searched
    network among the random ones, its parameters against the random median.
-4. **Does architecture matter on this task?** A U-Net (filters ``W * 2**i``) and a deliberately
-   bad network (C2F topology at level 0 only: full resolution, no downsampling), same budget.
+4. **Does architecture matter on this task?** A U-shaped C2F topology (one level down per cell,
+   then up) and a deliberately bad one (every cell at level 0: full resolution, no
+   downsampling), same op, width and budget; ``--paper-unet`` adds the MONAI-style U-Net
+   (filters ``W * 2**i``).
+
+``--compare-sampling uniform`` trains every supernet a second time with the other
+``coarse.path_sampling`` and ranks the same M topologies with it: the before/after of the default.
 
 Usage:
     python benchmarks/search_validity.py --smoke-test                 # ~2-4 min on one CPU
@@ -52,23 +57,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--space", default="c2f_small",
                    help="c2f_small | c2f | thrifty | thrifty3d (or a space YAML)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--cluster", default=None, help="coarse candidate key (default: the largest)")
-    p.add_argument("--topologies", type=int, default=5, help="M: topologies ranked per seed")
+    p.add_argument("--scope", choices=("stage", "cluster"), default="stage",
+                   help="stage: every coarse candidate's supernet is trained and the M topologies "
+                        "are drawn from the whole space (what the coarse stage ranks); cluster: "
+                        "one cluster's supernet and M of its topologies")
+    p.add_argument("--cluster", default=None,
+                   help="with --scope cluster: the coarse candidate (default: the largest)")
+    p.add_argument("--topologies", type=int, default=6, help="M: topologies ranked per seed")
     p.add_argument("--random", type=int, default=5, help="N: random architectures per seed")
     p.add_argument("--cases", type=int, default=12, help="cases (generated ones for synthetic)")
-    p.add_argument("--width", type=int, default=4, help="C of every network trained")
-    p.add_argument("--supernet-epochs", type=int, default=12)
+    p.add_argument("--width", type=int, default=8, help="C of every network trained")
+    p.add_argument("--supernet-epochs", type=int, default=40)
     p.add_argument("--budgets", type=int, nargs="+", default=None,
                    help="supernet epochs at which the M topologies are scored (default: E/4, E/2, "
                         "E)")
-    p.add_argument("--fine-epochs", type=int, default=4)
-    p.add_argument("--epochs", type=int, default=25, help="stand-alone (retrain) epochs")
+    p.add_argument("--fine-epochs", type=int, default=10)
+    p.add_argument("--fine-snapshots", type=int, default=4,
+                   help="the last K distinct derived architectures of the fine search trained")
+    p.add_argument("--epochs", type=int, default=40, help="stand-alone (retrain) epochs")
     p.add_argument("--steps", type=int, default=12, help="steps per epoch, every stage")
     p.add_argument("--lr", type=float, default=0.01, help="AdamW learning rate, every stage")
     p.add_argument("--patch", type=int, nargs=3, default=None, help="patch (default: dataset's)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    help="extra preset override (section.key=value), repeatable")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--compare-sampling", nargs="*", default=[], choices=("uniform", "fair"),
+                   help="also train the supernets with these coarse.path_sampling values and "
+                        "rank the same topologies with them (tau by budget per sampling)")
+    p.add_argument("--repeat", action="store_true",
+                   help="train the M topologies a second time from other trial seeds (the "
+                        "stand-alone ranking's agreement with itself: the noise ceiling of tau)")
+    p.add_argument("--paper-unet", action="store_true",
+                   help="also train the paper's U-Net (filters W * 2**i; slow on CPU)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per seed")
+    p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument("--out", type=Path, default=HERE / "results" / "search_validity.json")
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
@@ -77,6 +98,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.topologies, args.random, args.cases, args.width = 3, 2, 5, 2
         args.supernet_epochs, args.fine_epochs, args.epochs, args.steps = 2, 2, 2, 1
         args.patch = args.patch or [32, 32, 16]
+        args.compare_sampling = args.compare_sampling or ["uniform"]
     if args.budgets is None:
         e = args.supernet_epochs
         args.budgets = sorted({max(1, e // 4), max(1, e // 2), e})
@@ -109,11 +131,13 @@ def _overrides(args: argparse.Namespace, spatial_dims: int) -> list[str]:
 class Specs:
     """Builds the TrialSpecs of one seed (smoke preset made to the benchmark's budget)."""
 
-    def __init__(self, args: argparse.Namespace, seed: int, spatial_dims: int) -> None:
+    def __init__(self, args: argparse.Namespace, seed: int, spatial_dims: int,
+                 extra: list[str] | None = None) -> None:
         from raynas.config import load_preset
 
         self.args, self.seed = args, seed
-        self.preset = load_preset("smoke", _overrides(args, spatial_dims)).model_dump(mode="json")
+        overrides = [*_overrides(args, spatial_dims), *(extra or [])]
+        self.preset = load_preset("smoke", overrides).model_dump(mode="json")
 
     def __call__(self, stage: str, candidate: dict[str, Any]) -> Any:
         from raynas.stages import TrialSpec
@@ -138,6 +162,7 @@ def train_alone(specs: Specs, key: str, arch: dict[str, Any]) -> dict[str, Any]:
         metrics = program.run_epoch()
     return {
         "key": key,
+        "arch_json": cand["arch_json"],
         "params": int(program.params),
         "val_dice": float(metrics.get("val_dice", program.best_dice)),
         "test_dice": float(metrics.get("test_dice", float("nan"))),
@@ -164,10 +189,39 @@ def _agreement(proxy: list[float], alone: list[float]) -> dict[str, float]:
     }
 
 
+def shared_score(program: Any, choice: dict[str, Any]) -> tuple[float, float]:
+    """Dice of ``choice`` with a coarse program's shared weights, without adding it to the
+    program's own pool of scores: as the program scores (its section's ``scoring``, the patch
+    proxy by default) and by sliding window over the whole validation volumes."""
+    program.model.set_active(choice)
+    return float(program.score().dice), float(program.evaluate().dice)
+
+
 def _at_width(arch: dict[str, Any], width: int) -> dict[str, Any]:
     from raynas.stages.fine import at_width
 
     return at_width(arch, width)
+
+
+def u_topology(space: Any) -> str:
+    """The U-shaped topology of a C2F space: one level down per cell to the deepest, then up."""
+    cells, deepest = int(space.config.cells), int(space.config.levels) - 1
+    down = [min(i, deepest) for i in range((cells + 1) // 2)]
+    return "-".join(str(v) for v in down + down[: cells // 2][::-1])
+
+
+def c2f_at(space: Any, topology: str, width: int, in_channels: int, classes: int
+           ) -> dict[str, Any]:
+    """A C2F Architecture dict: ``topology`` with the space's coarse op on every edge."""
+    from raynas.nets.c2f_topology import edges_per_cell
+
+    levels = tuple(int(v) for v in topology.split("-"))
+    return {
+        "space": "c2f", "schema_version": 1, "spatial_dims": int(space.config.spatial_dims),
+        "in_channels": in_channels, "out_channels": classes, "width": width,
+        "levels": int(space.config.levels), "topology": topology, "act": "relu",
+        "ops": [[space.config.coarse_op] * n for n in edges_per_cell(levels)],
+    }  # fmt: skip
 
 
 # -- one seed ----------------------------------------------------------------------------------
@@ -180,39 +234,89 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
     dims = int(space.config.spatial_dims)
     specs = Specs(args, seed, dims)
     candidates = space.coarse_candidates()
-    key = args.cluster or candidates[0].key
-    if args.cluster is None and hasattr(space, "clusters"):  # C2F: the largest cluster
+    if args.scope == "stage":  # every candidate's supernet, as the coarse stage trains them
+        keys = [c.key for c in candidates]
+    elif args.cluster is not None:
+        keys = [args.cluster]
+    elif hasattr(space, "clusters"):  # C2F: the largest cluster
         sizes = [len(c) for c in space.clusters]
-        key = candidates[sizes.index(max(sizes))].key
-    out: dict[str, Any] = {"seed": seed, "cluster": key}
+        keys = [candidates[sizes.index(max(sizes))].key]
+    else:
+        keys = [candidates[0].key]
+    out: dict[str, Any] = {"seed": seed, "scope": args.scope, "candidates": keys}
+    # C2F retrains at one width by design (retrain.width); Thrifty keeps its searched width
+    width = args.width if hasattr(space, "clusters") else None
 
     # 1. coarse: supernet scores at each budget, then the same M topologies alone
-    coarse = CoarseProgram(specs("coarse", {"key": key}))
+    programs = {k: CoarseProgram(specs("coarse", {"key": k})) for k in keys}
     rng = random.Random(f"validity:{seed}")
-    choices = list(coarse.choices)
+    choices = [(k, c) for k, prog in programs.items() for c in prog.choices]
     picked = rng.sample(choices, min(args.topologies, len(choices)))
     proxy: dict[int, list[float]] = {}
+    proxy_sw: dict[int, list[float]] = {}
+    finals: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
-    while not coarse.finished:
-        metrics = coarse.run_epoch()
-        if coarse.epoch in args.budgets:
-            proxy[coarse.epoch] = [coarse._score(c) for c in picked]
-            log(f"seed {seed} coarse epoch {coarse.epoch}: supernet scores "
-                f"{[round(v, 3) for v in proxy[coarse.epoch]]}")
+    for k, coarse in programs.items():
+        mine = [i for i, (owner, _) in enumerate(picked) if owner == k]
+        while not coarse.finished:
+            metrics = coarse.run_epoch()
+            if coarse.epoch in args.budgets:
+                row = proxy.setdefault(coarse.epoch, [float("nan")] * len(picked))
+                row_sw = proxy_sw.setdefault(coarse.epoch, [float("nan")] * len(picked))
+                for i in mine:
+                    row[i], row_sw[i] = shared_score(coarse, picked[i][1])
+        finals[k] = metrics
+        log(f"seed {seed} coarse {k}: pick {metrics['topology']} dice {metrics['dice']:.3f}")
+    for b in sorted(proxy):
+        log(f"seed {seed} supernet epoch {b}: scores {[round(v, 3) for v in proxy[b]]}")
     out["coarse_seconds"] = round(time.perf_counter() - t0, 1)
-    out["coarse_pick"] = metrics["choice_json"]
+    key = max(finals, key=lambda k: finals[k]["dice"])  # the stage's pick (top_k = 1)
+    out["cluster"] = key
+    out["coarse_pick"] = finals[key]["choice_json"]
     alone = []
-    for c in picked:
-        arch = _at_width(coarse.model.derive(c).to_dict(), args.width)
+    for owner, c in picked:
+        arch = _at_width(programs[owner].model.derive(c).to_dict(), width)
         alone.append(train_alone(specs, f"topology:{choice_key(c)}", arch))
         log(f"seed {seed} alone {alone[-1]['key']}: test {alone[-1]['test_dice']:.3f}")
     test = [r["test_dice"] for r in alone]
+    repeat: dict[str, Any] = {}
+    if args.repeat:  # the same M trained again from other trial seeds: the noise ceiling of tau
+        again = [train_alone(specs, f"{r['key']}#repeat", json.loads(r["arch_json"]))
+                 for r in alone]
+        repeat = {"standalone_repeat": again,
+                  "self_agreement": _agreement(test, [r["test_dice"] for r in again])}
+        log(f"seed {seed} stand-alone vs itself (other trial seeds): Kendall tau "
+            f"{repeat['self_agreement']['kendall_tau']:.2f}")
+    sampling: dict[str, Any] = {}
+    for name in args.compare_sampling:  # the same topologies ranked by other supernets
+        other = Specs(args, seed, dims, [f"coarse.path_sampling={name}"])
+        by: dict[str, Any] = {}
+        for k in keys:
+            prog = CoarseProgram(other("coarse", {"key": k}))
+            mine = [i for i, (owner, _) in enumerate(picked) if owner == k]
+            while not prog.finished:
+                prog.run_epoch()
+                if prog.epoch in args.budgets:
+                    row = by.setdefault(str(prog.epoch), [float("nan")] * len(picked))
+                    for i in mine:
+                        row[i] = shared_score(prog, picked[i][1])[0]
+        sampling[name] = {b: {"supernet_dice": row, **_agreement(row, test)}
+                          for b, row in by.items()}
+        log(f"seed {seed} path sampling {name}: Kendall tau by budget "
+            f"{ {b: round(r['kendall_tau'], 2) for b, r in sampling[name].items()} }")
     out["coarse"] = {
-        "topologies": [choice_key(c) for c in picked],
+        **repeat,
+        "path_sampling": specs.preset["coarse"]["path_sampling"],
+        "compare_sampling": sampling,
+        "topologies": [choice_key(c) for _, c in picked],
+        "owners": [owner for owner, _ in picked],
         "standalone": alone,
-        "by_budget": {str(b): {"supernet_dice": proxy[b], **_agreement(proxy[b], test)}
+        "by_budget": {str(b): {"supernet_dice": proxy[b], **_agreement(proxy[b], test),
+                               "sliding_window": {"supernet_dice": proxy_sw[b],
+                                                  **_agreement(proxy_sw[b], test)}}
                       for b in sorted(proxy)},
     }
+    coarse = programs[key]
 
     # 2. fine: alpha snapshots of one PC-DARTS search on the coarse pick
     fine = FineProgram(specs("fine", {"key": f"{key}/fine", "choice_json": out["coarse_pick"]}))
@@ -221,6 +325,9 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
         m = fine.run_epoch()
         snaps[m["arch_json"]] = float(m["dice"])  # a later epoch's score replaces an earlier
     searched_json = fine.arch_json
+    snaps.pop(searched_json, None)  # the search's pick last, with its final score
+    snaps[searched_json] = float(m["dice"])
+    snaps = dict(list(snaps.items())[-args.fine_snapshots:])  # the last K distinct ones
     fine_rows = []
     for i, (arch_json, dice) in enumerate(snaps.items()):
         r = train_alone(specs, f"fine:{i}", json.loads(arch_json))
@@ -239,7 +346,7 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
     for i in range(args.random):
         arch = space.sample_architecture(
             seed=1000 * seed + i, in_channels=fine.in_channels, out_channels=fine.num_classes,
-            width=args.width,
+            width=width,
         )
         rand.append(train_alone(specs, f"random:{i}", arch.to_dict()))
         log(f"seed {seed} random {i}: test {rand[-1]['test_dice']:.3f}")
@@ -253,23 +360,21 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
     out["percentile"] = 100.0 * (below + 0.5 * ties) / max(1, len(rand))
     out["params_vs_random_median"] = float(searched["params"] / median) if median else None
 
-    # 4. does architecture matter: U-Net vs full-resolution-only
-    from raynas.nets.baselines import unet_architecture
+    # 4. does architecture matter: a U-shaped topology vs the same cells all at level 0
+    if hasattr(space, "clusters"):  # C2F: same op, same width, same budget
+        for name, topology in (("unet", u_topology(space)), ("flat", "-".join(
+                "0" * int(space.config.cells)))):
+            out[name] = train_alone(specs, name, c2f_at(space, topology, args.width,
+                                                        fine.in_channels, fine.num_classes))
+        log(f"seed {seed}: U-shaped {out['unet']['test_per_class']} level-0-only "
+            f"{out['flat']['test_per_class']} (test Dice per class)")
+    if args.paper_unet:
+        from raynas.nets.baselines import unet_architecture
 
-    unet = unet_architecture(spatial_dims=dims, in_channels=fine.in_channels,
-                             out_channels=fine.num_classes, width=args.width)
-    out["unet"] = train_alone(specs, "unet", unet.to_dict())
-    if hasattr(space, "clusters"):  # C2F: the same cells, all at level 0
-        from raynas.nets.c2f_topology import edges_per_cell
-
-        flat = coarse.model.derive(picked[0]).to_dict()
-        zeros = (0,) * len(flat["topology"].split("-"))
-        flat.update(topology="-".join("0" * len(zeros)),
-                    ops=[[space.config.coarse_op] * n for n in edges_per_cell(zeros)])
-        out["flat"] = train_alone(specs, "flat", _at_width(flat, args.width))
-    log(f"seed {seed}: unet {out['unet']['test_dice']:.3f} flat "
-        f"{out.get('flat', {}).get('test_dice', float('nan')):.3f} searched "
-        f"{searched['test_dice']:.3f} percentile {out['percentile']:.0f}")
+        unet = unet_architecture(spatial_dims=dims, in_channels=fine.in_channels,
+                                 out_channels=fine.num_classes, width=args.width)
+        out["paper_unet"] = train_alone(specs, "paper_unet", unet.to_dict())
+    log(f"seed {seed}: searched {searched['test_dice']:.3f} percentile {out['percentile']:.0f}")
     return out
 
 
@@ -285,10 +390,23 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     for b in budgets:
         rows = [s["coarse"]["by_budget"][str(b)] for s in seeds
                 if str(b) in s["coarse"]["by_budget"]]
-        out["coarse_by_budget"][str(b)] = {
-            k: spread([r[k] for r in rows])
-            for k in ("kendall_tau", "spearman_rho", "top1_regret", "top3_regret")
-        }
+        keys = ("kendall_tau", "spearman_rho", "top1_regret", "top3_regret")
+        out["coarse_by_budget"][str(b)] = {k: spread([r[k] for r in rows]) for k in keys}
+        sw = [r["sliding_window"] for r in rows if "sliding_window" in r]
+        if sw:
+            out["coarse_by_budget"][str(b)]["sliding_window"] = {
+                k: spread([r[k] for r in sw]) for k in keys}
+    for name in sorted({n for s in seeds for n in s["coarse"].get("compare_sampling", {})}):
+        rows = [s["coarse"]["compare_sampling"][name] for s in seeds
+                if name in s["coarse"].get("compare_sampling", {})]
+        out.setdefault("compare_sampling", {})[name] = {
+            b: {k: spread([r[b][k] for r in rows if b in r])
+                for k in ("kendall_tau", "spearman_rho", "top1_regret", "top3_regret")}
+            for b in rows[0]}
+    selfs = [s["coarse"]["self_agreement"] for s in seeds if "self_agreement" in s["coarse"]]
+    if selfs:
+        out["standalone_self_agreement"] = {
+            k: spread([r[k] for r in selfs]) for k in ("kendall_tau", "spearman_rho")}
     fine = [s["fine"] for s in seeds if "kendall_tau" in s["fine"]]
     if fine:
         out["fine"] = {k: spread([r[k] for r in fine]) for k in ("kendall_tau", "spearman_rho")}
@@ -296,10 +414,18 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     ratios = [s["params_vs_random_median"] for s in seeds if s["params_vs_random_median"]]
     if ratios:
         out["params_vs_random_median"] = spread(ratios)
-    out["unet_test_dice"] = spread([s["unet"]["test_dice"] for s in seeds])
-    flats = [s["flat"]["test_dice"] for s in seeds if "test_dice" in s.get("flat", {})]
-    if flats:
-        out["flat_test_dice"] = spread(flats)
+    pairs = [s for s in seeds if "unet" in s and "flat" in s]
+    if pairs:  # does architecture matter: U-shaped minus level-0-only, mean Dice and per class
+        out["unet_test_dice"] = spread([s["unet"]["test_dice"] for s in pairs])
+        out["flat_test_dice"] = spread([s["flat"]["test_dice"] for s in pairs])
+        out["unet_minus_flat"] = spread([s["unet"]["test_dice"] - s["flat"]["test_dice"]
+                                         for s in pairs])
+        classes = len(pairs[0]["unet"]["test_per_class"])
+        out["unet_minus_flat_per_class"] = [
+            spread([s["unet"]["test_per_class"][c] - s["flat"]["test_per_class"][c]
+                    for s in pairs])
+            for c in range(classes)
+        ]
     out["searched_test_dice"] = spread([s["searched"]["test_dice"] for s in seeds])
     out["random_test_dice"] = spread([r["test_dice"] for s in seeds for r in s["random"]])
     top = budgets[-1] if budgets else None
@@ -309,6 +435,9 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
         "percentile_ge_75": out["percentile"]["mean"] >= 75.0,
         "params_le_random_median": bool(ratios) and max(ratios) <= 1.0,
     }
+    if pairs:  # some class on which the U-shaped net is >= 0.1 better, on every seed
+        out["targets"]["unet_beats_flat_on_a_class"] = any(
+            c["mean"] >= 0.1 and c["min"] > 0 for c in out["unet_minus_flat_per_class"])
     return out
 
 
@@ -326,6 +455,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
                  yerr=[by[b]["kendall_tau"]["std"] for b in by], marker="o", label="Kendall tau")
     ax1.errorbar(xs, [by[b]["spearman_rho"]["mean"] for b in by],
                  yerr=[by[b]["spearman_rho"]["std"] for b in by], marker="s", label="Spearman rho")
+    for name, other in result["summary"].get("compare_sampling", {}).items():
+        ax1.errorbar([int(b) for b in other], [other[b]["kendall_tau"]["mean"] for b in other],
+                     yerr=[other[b]["kendall_tau"]["std"] for b in other], marker="^", ls=":",
+                     label=f"Kendall tau, {name} path sampling")
     ax1.axhline(0.4, color="grey", ls="--", lw=0.8)
     ax1.set_xlabel("supernet epochs")
     ax1.set_ylabel("coarse ranking agreement")
@@ -335,9 +468,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
                     c="tab:grey", marker=".", label="random" if s is result["seeds"][0] else None)
         ax2.scatter([s["searched"]["params"]], [s["searched"]["test_dice"]], c="tab:blue",
                     marker="o", label="searched" if s is result["seeds"][0] else None)
-        ax2.scatter([s["unet"]["params"]], [s["unet"]["test_dice"]], c="tab:orange", marker="s",
-                    label="U-Net" if s is result["seeds"][0] else None)
-        if "test_dice" in s.get("flat", {}):
+        if "unet" in s:
+            ax2.scatter([s["unet"]["params"]], [s["unet"]["test_dice"]], c="tab:orange",
+                        marker="s", label="U-shaped" if s is result["seeds"][0] else None)
+        if "flat" in s:
             ax2.scatter([s["flat"]["params"]], [s["flat"]["test_dice"]], c="tab:red", marker="x",
                         label="level 0 only" if s is result["seeds"][0] else None)
     ax2.set_xscale("log")
@@ -347,6 +481,18 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig.suptitle(f"{result['config']['space']} on {result['config']['dataset']}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def _seed_job(args: argparse.Namespace, t0: float, seed: int) -> dict[str, Any]:
+    """One seed in a worker process (``--jobs``): its own thread count, logs to stderr."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    return run_seed(args, seed, log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,7 +510,14 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
-    seeds = [run_seed(args, s, log) for s in args.seeds]
+    if args.jobs > 1 and len(args.seeds) > 1:  # one process per seed, each with its threads
+        import multiprocessing as mp
+        from functools import partial
+
+        with mp.get_context("spawn").Pool(min(args.jobs, len(args.seeds))) as pool:
+            seeds = pool.map(partial(_seed_job, args, t0), args.seeds)
+    else:
+        seeds = [run_seed(args, s, log) for s in args.seeds]
     cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     result = {
         "smoke_test": bool(args.smoke_test),

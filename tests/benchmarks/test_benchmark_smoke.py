@@ -34,7 +34,10 @@ def _split_ok(run: dict) -> bool:
         ("search_cost.py", lambda d: _split_ok(d["after"])),
         ("gpu_check.sh", lambda d: d["pcdarts"]["runs"] and _split_ok(d["trials"]["amp_on"])),
         ("search_validity.py", lambda d: "kendall_tau" in d["seeds"][0]["coarse"]["by_budget"]["2"]
-         and len(d["seeds"][0]["random"]) == 2 and "percentile" in d["summary"]),
+         and len(d["seeds"][0]["random"]) == 2 and "percentile" in d["summary"]
+         and "unet_minus_flat_per_class" in d["summary"]
+         and "kendall_tau" in d["summary"]["compare_sampling"]["uniform"]["2"]
+         and len(d["seeds"][0]["fine"]["snapshots"]) >= 1),
     ],
 )
 def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:
