@@ -91,7 +91,7 @@ class CoarseProgram(StageProgram):
         self.by_genome = {choice_genome(c): c for c in self.choices}
         self.order = {g: i for i, g in enumerate(self.by_genome)}
         self.sampler = make_sampler(
-            getattr(self.section, "path_sampling", "uniform"), list(self.by_genome), rng=self.rng
+            self.section.path_sampling, list(self.by_genome), rng=self.rng
         )
         # choice key -> Dice with the shared weights of the last epoch run (this epoch's only)
         self.scores: dict[str, float] = {}
