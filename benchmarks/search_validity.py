@@ -6,7 +6,9 @@ Ray-free: drives the stage programs (:class:`raynas.stages.CoarseProgram`, ``Fin
 1. **Coarse ranking agreement.** A cluster supernet trains as the coarse stage does
    (``coarse.epochs`` epochs, each scoring ``eval_topologies`` and the last one evolving); at each
    of ``--budgets`` (epochs of supernet training) the same M topologies of the cluster are scored
-   with the shared weights. Each of the M is then trained alone (``coarse_op`` on every edge, the
+   with the shared weights: by the patch proxy's Dice, by sliding-window Dice on the whole
+   validation volumes, and by minus the validation loss on the patches (``neg_loss``: what
+   ``coarse.rank_by: loss`` ranks by). Each of the M is then trained alone (``coarse_op`` on every edge, the
    coarse width, the stand-alone budget) and scored on the held-out test cases. Kendall's tau and
    Spearman's rho (``scipy.stats``) between the two rankings, top-1 / top-3 regret in Dice (best
    stand-alone Dice minus the best stand-alone Dice among the supernet's top 1 / top 3).
@@ -24,6 +26,9 @@ Ray-free: drives the stage programs (:class:`raynas.stages.CoarseProgram`, ``Fin
 
 ``--compare-sampling uniform`` trains every supernet a second time with the other
 ``coarse.path_sampling`` and ranks the same M topologies with it: the before/after of the default.
+``--coarse-only`` stops after part 1; ``--standalone-from`` takes the stand-alone rows of earlier
+result files (trial seeds and the retrain program are deterministic on CPU: the same key and
+architecture give the same result), so a change to the search is measured in minutes.
 
 Usage:
     python benchmarks/search_validity.py --smoke-test                 # ~2-4 min on one CPU
@@ -86,6 +91,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", action="store_true",
                    help="train the M topologies a second time from other trial seeds (the "
                         "stand-alone ranking's agreement with itself: the noise ceiling of tau)")
+    p.add_argument("--standalone-from", type=Path, nargs="+", default=[],
+                   help="earlier result JSONs (same data and stand-alone recipe: checked): a "
+                        "network it trained under the same key and architecture is not trained "
+                        "again (the same trial seed gives the same result)")
+    p.add_argument("--coarse-only", action="store_true",
+                   help="stop after the coarse ranking (no fine search, random or U/flat nets)")
     p.add_argument("--paper-unet", action="store_true",
                    help="also train the paper's U-Net (filters W * 2**i; slow on CPU)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per seed")
@@ -138,6 +149,7 @@ class Specs:
         self.args, self.seed = args, seed
         overrides = [*_overrides(args, spatial_dims), *(extra or [])]
         self.preset = load_preset("smoke", overrides).model_dump(mode="json")
+        self.reuse = reusable(args, seed)
 
     def __call__(self, stage: str, candidate: dict[str, Any]) -> Any:
         from raynas.stages import TrialSpec
@@ -149,13 +161,40 @@ class Specs:
         )  # fmt: skip
 
 
+def reusable(args: argparse.Namespace, seed: int) -> dict[tuple[str, str], dict[str, Any]]:
+    """``(key, arch_json) -> row`` of every network ``--standalone-from`` trained for ``seed``
+    (none without it); the earlier run must have used the same data and stand-alone recipe."""
+    same = ("dataset", "data_root", "space", "width", "epochs", "steps", "lr", "cases", "patch")
+    rows: list[dict[str, Any]] = []
+    for path in args.standalone_from:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        diff = [k for k in same if earlier["config"].get(k) != getattr(args, k)]
+        diff += sorted({o for o in [*earlier["config"].get("overrides", []), *args.overrides]
+                        if o.startswith(("data.", "retrain."))})
+        if diff:
+            raise SystemExit(f"--standalone-from {path}: another recipe ({', '.join(diff)})")
+        for record in (r for r in earlier["seeds"] if r["seed"] == seed):
+            coarse = record.get("coarse", {})
+            rows += coarse.get("standalone", []) + coarse.get("standalone_repeat", [])
+            rows += record.get("fine", {}).get("snapshots", []) + record.get("random", [])
+            rows += [record[k] for k in ("unet", "flat", "paper_unet") if k in record]
+    return {(r["key"], r["arch_json"]): {k: v for k, v in r.items() if k != "supernet_dice"}
+            for r in rows}
+
+
 # -- stand-alone training ----------------------------------------------------------------------
 def train_alone(specs: Specs, key: str, arch: dict[str, Any]) -> dict[str, Any]:
-    """Trains ``arch`` alone with the retrain recipe; test Dice of its best-validation weights."""
+    """Trains ``arch`` alone with the retrain recipe; test Dice of its best-validation weights.
+
+    A run of ``--standalone-from`` that trained the same architecture under the same key (so
+    from the same trial seed, with the same recipe: checked) gives its row instead."""
     from raynas.stages import RetrainProgram
 
     t0 = time.perf_counter()
     cand = {"key": key, "label": key, "arch_json": json.dumps(arch, sort_keys=True)}
+    earlier = specs.reuse.get((key, cand["arch_json"]))
+    if earlier is not None:
+        return {**earlier, "reused": True}
     program = RetrainProgram(specs("retrain", cand))
     metrics: dict[str, Any] = {}
     while not program.finished:
@@ -189,12 +228,35 @@ def _agreement(proxy: list[float], alone: list[float]) -> dict[str, float]:
     }
 
 
-def shared_score(program: Any, choice: dict[str, Any]) -> tuple[float, float]:
-    """Dice of ``choice`` with a coarse program's shared weights, without adding it to the
-    program's own pool of scores: as the program scores (its section's ``scoring``, the patch
-    proxy by default) and by sliding window over the whole validation volumes."""
+def shared_score(program: Any, choice: dict[str, Any]) -> dict[str, Any]:
+    """Scores of ``choice`` with a coarse program's shared weights, without adding it to the
+    program's own pool of scores: ``patch`` as the program scores (its section's ``scoring``,
+    the patch proxy by default) with its ``per_class`` Dice, ``sliding_window`` over the whole
+    validation volumes, and ``neg_loss``: minus the training loss (Dice + CE) on the validation
+    patches, a smooth proxy that still separates paths where a class is not yet segmented."""
+    import torch
+
     program.model.set_active(choice)
-    return float(program.score().dice), float(program.evaluate().dice)
+    patch = program.score()
+    patches = program.patches()
+    model = program.model
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    try:
+        with torch.no_grad():
+            for i in range(0, len(patches), 4):
+                x = patches.images[i: i + 4].to(program.device)
+                y = patches.labels[i: i + 4].to(program.device).long()
+                total += float(program.loss_fn(model(x).float(), y)) * len(x)
+                n += len(x)
+    finally:
+        model.train(was_training)
+    return {"patch": float(patch.dice), "per_class": [float(v) for v in patch.per_class],
+            "sliding_window": float(program.evaluate().dice), "neg_loss": -total / max(1, n)}
+
+
+PROXIES = ("patch", "sliding_window", "neg_loss")
 
 
 def _at_width(arch: dict[str, Any], width: int) -> dict[str, Any]:
@@ -252,8 +314,8 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
     rng = random.Random(f"validity:{seed}")
     choices = [(k, c) for k, prog in programs.items() for c in prog.choices]
     picked = rng.sample(choices, min(args.topologies, len(choices)))
-    proxy: dict[int, list[float]] = {}
-    proxy_sw: dict[int, list[float]] = {}
+    nan = float("nan")
+    scored: dict[int, list[dict[str, Any]]] = {}  # budget -> shared_score of each pick
     finals: dict[str, dict[str, Any]] = {}
     t0 = time.perf_counter()
     for k, coarse in programs.items():
@@ -261,14 +323,15 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
         while not coarse.finished:
             metrics = coarse.run_epoch()
             if coarse.epoch in args.budgets:
-                row = proxy.setdefault(coarse.epoch, [float("nan")] * len(picked))
-                row_sw = proxy_sw.setdefault(coarse.epoch, [float("nan")] * len(picked))
+                row = scored.setdefault(coarse.epoch, [{} for _ in picked])
                 for i in mine:
-                    row[i], row_sw[i] = shared_score(coarse, picked[i][1])
+                    row[i] = shared_score(coarse, picked[i][1])
         finals[k] = metrics
         log(f"seed {seed} coarse {k}: pick {metrics['topology']} dice {metrics['dice']:.3f}")
+    proxy = {b: {name: [r.get(name, nan) for r in row] for name in PROXIES}
+             for b, row in scored.items()}
     for b in sorted(proxy):
-        log(f"seed {seed} supernet epoch {b}: scores {[round(v, 3) for v in proxy[b]]}")
+        log(f"seed {seed} supernet epoch {b}: scores {[round(v, 3) for v in proxy[b]['patch']]}")
     out["coarse_seconds"] = round(time.perf_counter() - t0, 1)
     key = max(finals, key=lambda k: finals[k]["dice"])  # the stage's pick (top_k = 1)
     out["cluster"] = key
@@ -299,7 +362,7 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
                 if prog.epoch in args.budgets:
                     row = by.setdefault(str(prog.epoch), [float("nan")] * len(picked))
                     for i in mine:
-                        row[i] = shared_score(prog, picked[i][1])[0]
+                        row[i] = shared_score(prog, picked[i][1])["patch"]
         sampling[name] = {b: {"supernet_dice": row, **_agreement(row, test)}
                           for b, row in by.items()}
         log(f"seed {seed} path sampling {name}: Kendall tau by budget "
@@ -311,11 +374,16 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
         "topologies": [choice_key(c) for _, c in picked],
         "owners": [owner for owner, _ in picked],
         "standalone": alone,
-        "by_budget": {str(b): {"supernet_dice": proxy[b], **_agreement(proxy[b], test),
-                               "sliding_window": {"supernet_dice": proxy_sw[b],
-                                                  **_agreement(proxy_sw[b], test)}}
-                      for b in sorted(proxy)},
+        "by_budget": {str(b): {
+            "supernet_dice": proxy[b]["patch"], **_agreement(proxy[b]["patch"], test),
+            "supernet_per_class": [r.get("per_class") for r in scored[b]],
+            **{name: {"supernet_dice" if name != "neg_loss" else "supernet_score":
+                      proxy[b][name], **_agreement(proxy[b][name], test)}
+               for name in PROXIES if name != "patch"},
+        } for b in sorted(proxy)},
     }
+    if args.coarse_only:
+        return out
     coarse = programs[key]
 
     # 2. fine: alpha snapshots of one PC-DARTS search on the coarse pick
@@ -392,10 +460,11 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
                 if str(b) in s["coarse"]["by_budget"]]
         keys = ("kendall_tau", "spearman_rho", "top1_regret", "top3_regret")
         out["coarse_by_budget"][str(b)] = {k: spread([r[k] for r in rows]) for k in keys}
-        sw = [r["sliding_window"] for r in rows if "sliding_window" in r]
-        if sw:
-            out["coarse_by_budget"][str(b)]["sliding_window"] = {
-                k: spread([r[k] for r in sw]) for k in keys}
+        for name in PROXIES[1:]:
+            other = [r[name] for r in rows if name in r]
+            if other:
+                out["coarse_by_budget"][str(b)][name] = {
+                    k: spread([r[k] for r in other]) for k in keys}
     for name in sorted({n for s in seeds for n in s["coarse"].get("compare_sampling", {})}):
         rows = [s["coarse"]["compare_sampling"][name] for s in seeds
                 if name in s["coarse"].get("compare_sampling", {})]
@@ -407,6 +476,13 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     if selfs:
         out["standalone_self_agreement"] = {
             k: spread([r[k] for r in selfs]) for k in ("kendall_tau", "spearman_rho")}
+    top = budgets[-1] if budgets else None
+    out["targets"] = {
+        "coarse_tau_ge_0.4": bool(top and out["coarse_by_budget"][str(top)]["kendall_tau"]["mean"]
+                                  >= 0.4),
+    }
+    if any("searched" not in s for s in seeds):  # --coarse-only
+        return out
     fine = [s["fine"] for s in seeds if "kendall_tau" in s["fine"]]
     if fine:
         out["fine"] = {k: spread([r[k] for r in fine]) for k in ("kendall_tau", "spearman_rho")}
@@ -428,13 +504,10 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
         ]
     out["searched_test_dice"] = spread([s["searched"]["test_dice"] for s in seeds])
     out["random_test_dice"] = spread([r["test_dice"] for s in seeds for r in s["random"]])
-    top = budgets[-1] if budgets else None
-    out["targets"] = {
-        "coarse_tau_ge_0.4": bool(top and out["coarse_by_budget"][str(top)]["kendall_tau"]["mean"]
-                                  >= 0.4),
+    out["targets"].update({
         "percentile_ge_75": out["percentile"]["mean"] >= 75.0,
         "params_le_random_median": bool(ratios) and max(ratios) <= 1.0,
-    }
+    })
     if pairs:  # some class on which the U-shaped net is >= 0.1 better, on every seed
         out["targets"]["unet_beats_flat_on_a_class"] = any(
             c["mean"] >= 0.1 and c["min"] > 0 for c in out["unet_minus_flat_per_class"])
@@ -459,11 +532,16 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax1.errorbar([int(b) for b in other], [other[b]["kendall_tau"]["mean"] for b in other],
                      yerr=[other[b]["kendall_tau"]["std"] for b in other], marker="^", ls=":",
                      label=f"Kendall tau, {name} path sampling")
+    for name in PROXIES[1:]:
+        pts = [(int(b), by[b][name]["kendall_tau"]["mean"]) for b in by if name in by[b]]
+        if pts:
+            ax1.plot(*zip(*pts, strict=True), marker="x", ls="--", lw=0.8,
+                     label=f"Kendall tau, {name.replace('_', ' ')} score")
     ax1.axhline(0.4, color="grey", ls="--", lw=0.8)
     ax1.set_xlabel("supernet epochs")
     ax1.set_ylabel("coarse ranking agreement")
     ax1.legend()
-    for s in result["seeds"]:
+    for s in (s for s in result["seeds"] if "searched" in s):
         ax2.scatter([r["params"] for r in s["random"]], [r["test_dice"] for r in s["random"]],
                     c="tab:grey", marker=".", label="random" if s is result["seeds"][0] else None)
         ax2.scatter([s["searched"]["params"]], [s["searched"]["test_dice"]], c="tab:blue",
@@ -518,7 +596,8 @@ def main(argv: list[str] | None = None) -> int:
             seeds = pool.map(partial(_seed_job, args, t0), args.seeds)
     else:
         seeds = [run_seed(args, s, log) for s in args.seeds]
-    cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    cfg = {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "standalone_from"
+               else v) for k, v in vars(args).items()}
     result = {
         "smoke_test": bool(args.smoke_test),
         "config": cfg,

@@ -136,6 +136,10 @@ class CoarseSection(_Training, _Scoring):
     # the topology trained at each supernet step: "fair" evens out the updates of the shared
     # cells (raynas.strategy.sampling), "uniform" draws each step's topology independently
     path_sampling: Literal["uniform", "fair"] = "fair"
+    # what orders a cluster's topologies (leaders, evolution, the pick): "loss" = the training
+    # loss (Dice + CE) on the scoring patches or volumes, lower is better; "dice" = their Dice.
+    # The trial reports the pick's Dice either way.
+    rank_by: Literal["loss", "dice"] = "loss"
 
 
 class FineSection(_Training, _Scoring):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,8 @@ class EvalResult:
         per_class: Dice of classes 1..K-1 (NaN where a class is absent from every label).
         cases: volumes evaluated.
         seconds: wall time.
+        loss: mean validation loss (the training loss, e.g. Dice + CE, on the logits), NaN
+            unless a ``loss_fn`` was given.
 
     Example:
         >>> EvalResult(dice=0.8, per_class=[0.9, 0.7], cases=2).to_dict()
@@ -56,12 +58,16 @@ class EvalResult:
     per_class: list[float] = field(default_factory=list)
     cases: int = 0
     seconds: float = 0.0
+    loss: float = math.nan
 
     def to_dict(self, prefix: str = "val_") -> dict[str, float]:
-        """Flat metrics: ``val_dice``, ``val_dice_<class>`` ..., ``val_cases``, ``val_seconds``."""
+        """Flat metrics: ``val_dice``, ``val_dice_<class>`` ..., ``val_cases``, ``val_seconds``
+        (and ``val_loss`` where one was measured)."""
         out: dict[str, float] = {f"{prefix}dice": self.dice}
         for index, value in enumerate(self.per_class, start=1):
             out[f"{prefix}dice_{index}"] = value
+        if not math.isnan(self.loss):
+            out[f"{prefix}loss"] = self.loss
         out[f"{prefix}cases"] = self.cases
         out[f"{prefix}seconds"] = self.seconds
         return out
@@ -126,6 +132,7 @@ def evaluate(
     overlap: float = 0.25,
     max_cases: int | None = None,
     amp: bool = False,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> EvalResult:
     """Sliding-window Dice of ``model`` on whole validation volumes.
 
@@ -140,6 +147,8 @@ def evaluate(
         overlap: window overlap.
         max_cases: evaluate at most this many volumes (None = all).
         amp: mixed precision as in training (:class:`~raynas.engine.amp.Precision`).
+        loss_fn: also measure this loss (logits, integer labels) per volume; ``loss`` is its
+            mean over the volumes.
 
     Raises:
         ValueError: bad options, a non-3D volume, or an empty loader.
@@ -159,7 +168,7 @@ def evaluate(
     metric = DiceMetric(include_background=False, reduction="mean_batch", ignore_empty=True)
     was_training = model.training
     model.eval()
-    start, cases = time.perf_counter(), 0
+    start, cases, loss_sum = time.perf_counter(), 0, 0.0
     try:
         for batch in itertools.islice(val_loader, max_cases):
             image, label = to_device(batch, device)
@@ -172,6 +181,8 @@ def evaluate(
                 logits = inferer(image, model)
             pred = one_hot(logits.float().argmax(dim=1, keepdim=True), num_classes=num_classes)
             metric(y_pred=pred, y=one_hot(label.long(), num_classes=num_classes))
+            if loss_fn is not None:
+                loss_sum += float(loss_fn(logits.float(), label.long()))
             cases += 1
     finally:
         model.train(was_training)
@@ -186,4 +197,5 @@ def evaluate(
         per_class=per_class,
         cases=cases,
         seconds=time.perf_counter() - start,
+        loss=loss_sum / cases if loss_fn is not None else math.nan,
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,10 +148,12 @@ def evaluate_patches(
     device: torch.device,
     batch_size: int = 4,
     amp: bool | str = False,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> EvalResult:
     """Patch-level Dice of ``model`` on ``patches``, aggregated per class over all patches.
 
-    The sums stay on ``device`` until the end (one host sync per scoring).
+    The sums stay on ``device`` until the end (one host sync per scoring). With ``loss_fn``
+    (logits, integer labels; a batch mean) the result's ``loss`` is its mean over the patches.
 
     Raises:
         ValueError: ``num_classes`` < 2 or ``batch_size`` < 1.
@@ -167,6 +169,7 @@ def evaluate_patches(
     inter = torch.zeros(num_classes - 1, device=device, dtype=torch.float64)
     pred_sum = torch.zeros_like(inter)
     label_sum = torch.zeros_like(inter)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     was_training = model.training
     model.eval()
     start = time.perf_counter()
@@ -177,6 +180,8 @@ def evaluate_patches(
             with precision.autocast():
                 logits = model(x)
             pred = logits.float().argmax(dim=1, keepdim=True)
+            if loss_fn is not None:
+                loss_sum += loss_fn(logits.float(), y).double() * len(x)
             p, t = pred == classes, y == classes
             dims = [0, *range(2, p.ndim)]
             inter += (p & t).sum(dim=dims).double()
@@ -195,4 +200,5 @@ def evaluate_patches(
         per_class=per_class,
         cases=patches.cases,
         seconds=time.perf_counter() - start,
+        loss=float(loss_sum) / len(patches) if loss_fn is not None and len(patches) else math.nan,
     )

@@ -90,8 +90,10 @@ class StageProgram(ABC):
             self.optimizer, name=self.section.schedule, epochs=self.epochs
         )
 
-    def evaluate(self, model: torch.nn.Module | None = None, max_cases: int | None = None) -> Any:
-        """Sliding-window Dice on the whole validation volumes (timed as ``eval``)."""
+    def evaluate(self, model: torch.nn.Module | None = None, max_cases: int | None = None,
+                 *, loss: bool = False) -> Any:
+        """Sliding-window Dice on the whole validation volumes (timed as ``eval``); ``loss``
+        also measures the training loss on them (``EvalResult.loss``)."""
         from raynas.engine import evaluate
 
         retrain = self.spec.stage == "retrain"
@@ -107,6 +109,7 @@ class StageProgram(ABC):
                 overlap=self.preset.retrain.sw_overlap if retrain else 0.25,
                 max_cases=max_cases,
                 amp=self.amp,
+                loss_fn=self.loss_fn if loss else None,
             )
 
     def patches(self) -> Any:
@@ -125,12 +128,13 @@ class StageProgram(ABC):
                 )
         return self._patches
 
-    def score(self, model: torch.nn.Module | None = None) -> Any:
-        """The search stages' validation: the section's ``scoring`` (patch proxy by default)."""
+    def score(self, model: torch.nn.Module | None = None, *, loss: bool = False) -> Any:
+        """The search stages' validation: the section's ``scoring`` (patch proxy by default);
+        ``loss`` also measures the training loss on the same patches or volumes."""
         from raynas.engine import evaluate_patches
 
         if getattr(self.section, "scoring", "sliding_window") != "patches":
-            return self.evaluate(model)
+            return self.evaluate(model, loss=loss)
         patches = self.patches()
         with self.clock.timing("eval"):
             return evaluate_patches(
@@ -139,6 +143,7 @@ class StageProgram(ABC):
                 num_classes=self.num_classes,
                 device=self.device,
                 amp=self.amp,
+                loss_fn=self.loss_fn if loss else None,
             )
 
     def scoring_due(self, epoch: int) -> bool:

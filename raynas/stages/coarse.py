@@ -1,10 +1,11 @@
 """Coarse stage: one candidate of the space (a C2F topology cluster, or a Thrifty depth/width).
 
 C2F: the cluster's weight-sharing supernet is trained single-path (one sampled topology per step);
-each epoch scores a few topologies with the shared weights (the current leaders plus new ones) on
-whole validation volumes, and the last epoch ends with a small evolutionary search over the
-cluster (:func:`raynas.strategy.evolve`: tournament, crossover, mutation), as C2FNAS did. Only
-scores measured with one epoch's weights are ranked against each other. Thrifty: the
+each epoch scores a few topologies with the shared weights (the current leaders plus new ones;
+``coarse.scoring``: cached validation patches or whole volumes; ``coarse.rank_by``: ordered by
+their validation loss or their Dice), and the last epoch ends with a small evolutionary search
+over the cluster (:func:`raynas.strategy.evolve`: tournament, crossover, mutation), as C2FNAS
+did. Only scores measured with one epoch's weights are ranked against each other. Thrifty: the
 candidate's supernet (one choice, architecture frozen at uniform weights) is trained and scored
 the same way.
 """
@@ -93,16 +94,23 @@ class CoarseProgram(StageProgram):
         self.sampler = make_sampler(
             self.section.path_sampling, list(self.by_genome), rng=self.rng
         )
-        # choice key -> Dice with the shared weights of the last epoch run (this epoch's only)
+        # choice key -> its rank score (higher is better: Dice, or minus the validation loss;
+        # the section's ``rank_by``) and its Dice, with the shared weights of the last epoch
+        # run (this epoch's only)
         self.scores: dict[str, float] = {}
+        self.dices: dict[str, float] = {}
 
     # -- scoring ---------------------------------------------------------------------------
     def _score(self, choice: dict[str, Any]) -> float:
-        """Dice of one topology with the shared weights (the section's ``scoring``)."""
+        """The rank score of one topology with the shared weights (the section's ``scoring``
+        and ``rank_by``); its Dice lands in ``self.dices``."""
+        by_loss = self.section.rank_by == "loss"
         self.model.set_active(choice)
-        result = self.score()
-        self.scores[choice_key(choice)] = float(result.dice)
-        return float(result.dice)
+        result = self.score(loss=by_loss)
+        key = choice_key(choice)
+        self.dices[key] = float(result.dice)
+        self.scores[key] = -float(result.loss) if by_loss else float(result.dice)
+        return self.scores[key]
 
     def _genome_scores(self) -> dict[tuple[str, ...], float]:
         """``self.scores`` keyed by genome (choices of this cluster only)."""
@@ -150,7 +158,7 @@ class CoarseProgram(StageProgram):
             # previous scoring (all measured with one set of weights) picks the leaders that are
             # scored again; nothing measured before this epoch is ranked against this epoch's.
             previous = self._genome_scores()
-            self.scores = {}
+            self.scores, self.dices = {}, {}
             pool = sample_pool(
                 list(self.by_genome), previous, size=self.section.eval_topologies, rng=self.rng
             )
@@ -159,9 +167,11 @@ class CoarseProgram(StageProgram):
         if epoch + 1 >= self.epochs:
             self._evolve()
         best = self.by_genome[leaders(self._genome_scores(), 1, self.order)[0]]
-        dice = self.scores[choice_key(best)]
+        dice = self.dices[choice_key(best)]
         params = int(self.model.param_count(best))
+        by_loss = self.section.rank_by == "loss"
         return {
+            **({"val_loss": -self.scores[choice_key(best)]} if by_loss else {}),
             "dice": dice,
             "loss": float(stats.loss),
             "params": params,
@@ -173,12 +183,15 @@ class CoarseProgram(StageProgram):
     def extra_state(self) -> dict[str, Any]:
         return {
             "scores": dict(self.scores),
+            "dices": dict(self.dices),
             "rng": json.dumps(self.rng.getstate()),
             "sampler": json.dumps(self.sampler.state()),
         }
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.scores = {str(k): float(v) for k, v in state.get("scores", {}).items()}
+        # a checkpoint from before rank_by ranked by Dice: its scores are the Dices
+        self.dices = {str(k): float(v) for k, v in state.get("dices", self.scores).items()}
         if "rng" in state:
             version, internal, gauss = json.loads(state["rng"])
             self.rng.setstate((version, tuple(internal), gauss))

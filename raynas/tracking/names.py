@@ -51,7 +51,7 @@ SUPERNET_STAGES = ("coarse", "fine")
 CONSTANT_KEYS = ("params",)  # logged once (again only if the value changes)
 _PLAIN_KEYS = (
     "dice", "best_dice", "loss", "evaluated", "params", "val_dice", "test_dice", "train_steps",
-    "evals",
+    "evals", "val_loss",
 )  # fmt: skip
 _PREFIXES = ("val_dice_", "test_dice_", "time_")
 _RENAMED = {"fine": {"params": "derived_params"}}

@@ -33,11 +33,6 @@ def _split_ok(run: dict) -> bool:
         ("thrifty_vs_baselines.py", lambda d: len(d["models"]) >= 3),
         ("search_cost.py", lambda d: _split_ok(d["after"])),
         ("gpu_check.sh", lambda d: d["pcdarts"]["runs"] and _split_ok(d["trials"]["amp_on"])),
-        ("search_validity.py", lambda d: "kendall_tau" in d["seeds"][0]["coarse"]["by_budget"]["2"]
-         and len(d["seeds"][0]["random"]) == 2 and "percentile" in d["summary"]
-         and "unet_minus_flat_per_class" in d["summary"]
-         and "kendall_tau" in d["summary"]["compare_sampling"]["uniform"]["2"]
-         and len(d["seeds"][0]["fine"]["snapshots"]) >= 1),
     ],
 )
 def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:
@@ -56,3 +51,43 @@ def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:
     data = json.loads(files[0].read_text())
     assert data["smoke_test"] is True
     assert check(data), data
+
+
+def _validity(tmp_path: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "search_validity.py"), "--smoke-test",
+         "--out", str(out), *extra],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_search_validity_smoke_then_a_coarse_only_rerun_reusing_its_networks(tmp_path: Path):
+    first = tmp_path / "first.json"
+    proc = _validity(tmp_path, first)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    d = json.loads(first.read_text())
+    seed = d["seeds"][0]
+    assert d["smoke_test"] is True and len(seed["random"]) == 2 and "percentile" in d["summary"]
+    assert "unet_minus_flat_per_class" in d["summary"] and len(seed["fine"]["snapshots"]) >= 1
+    assert "kendall_tau" in d["summary"]["compare_sampling"]["uniform"]["2"]
+    budget = seed["coarse"]["by_budget"]["2"]
+    for proxy in (budget, budget["sliding_window"], budget["neg_loss"]):
+        assert -1.0 <= proxy["kendall_tau"] <= 1.0
+    assert all(v <= 0 for v in budget["neg_loss"]["supernet_score"])  # minus a loss
+    # the same recipe again, coarse part only: the stand-alone networks are not trained again
+    again = tmp_path / "again.json"
+    proc = _validity(tmp_path, again, "--coarse-only", "--standalone-from", str(first))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seed2 = json.loads(again.read_text())["seeds"][0]
+    assert "random" not in seed2 and "searched" not in seed2
+    rows = seed2["coarse"]["standalone"]
+    assert rows and all(r.get("reused") for r in rows)
+    assert [r["test_dice"] for r in rows] == [r["test_dice"] for r in seed["coarse"]["standalone"]]
+    # the coarse supernet is deterministic too: the same shared-weight scores
+    assert seed2["coarse"]["by_budget"]["2"]["supernet_dice"] == budget["supernet_dice"]
+    # another stand-alone recipe is refused with one line naming the option
+    proc = _validity(tmp_path, tmp_path / "x.json", "--coarse-only", "--standalone-from",
+                     str(first), "--set", "retrain.lr=0.1")
+    assert proc.returncode != 0
+    assert "another recipe (retrain.lr=0.1)" in proc.stderr.strip().splitlines()[-1]

@@ -116,3 +116,22 @@ def test_evaluate_rejects_empty_loader_and_2d_images():
     flat = [{"image": torch.zeros(1, 2, 8, 8), "label": torch.zeros(1, 1, 8, 8)}]
     with pytest.raises(ValueError, match="whole 3D volumes"):
         evaluate(net, flat, num_classes=2, roi_size=(8, 8), spatial_dims=2, device=CPU)
+
+
+@pytest.mark.parametrize(("spatial_dims", "roi"), CASES[::2])
+def test_loss_is_measured_on_the_whole_volumes_on_request(spatial_dims, roi):
+    from raynas.engine import make_loss
+
+    volumes = make_volumes(n=2, shape=VOLUME, classes=3)
+    kwargs = {"num_classes": 3, "roi_size": roi, "spatial_dims": spatial_dims, "device": CPU}
+    loss_fn = make_loss()
+    perfect = evaluate(OneHotFromInput(classes=3), volumes, loss_fn=loss_fn, **kwargs)
+    shifted = OneHotFromInput(classes=3, shift=3)
+    bad = evaluate(shifted, volumes, loss_fn=loss_fn, **kwargs)
+    inferer = make_inferer(roi_size=roi, spatial_dims=spatial_dims)
+    with torch.no_grad():  # the mean over the volumes of the loss on the stitched logits
+        want = sum(float(loss_fn(inferer(v["image"], shifted), v["label"].long()))
+                   for v in volumes) / len(volumes)
+    assert bad.loss == pytest.approx(want, rel=1e-5)
+    assert bad.loss > perfect.loss + 0.2
+    assert math.isnan(evaluate(shifted, volumes, **kwargs).loss)

@@ -69,3 +69,23 @@ def test_bad_options():
         _patches(0, per_case=0)
     with pytest.raises(ValueError, match="no volumes"):
         build_patch_set([], roi_size=(8, 8, 4), spatial_dims=3, num_classes=2)
+
+
+def test_loss_is_the_mean_of_the_loss_over_the_patches():
+    from raynas.engine import make_loss
+
+    patches = _patches(3)
+    loss_fn = make_loss()
+    perfect = evaluate_patches(OneHotFromInput(classes=3), patches, num_classes=3, device=CPU,
+                               loss_fn=loss_fn)
+    shifted = OneHotFromInput(classes=3, shift=3)
+    bad = evaluate_patches(shifted, patches, num_classes=3, device=CPU, batch_size=2,
+                           loss_fn=loss_fn)
+    with torch.no_grad():  # one batch of all the patches: the same mean
+        want = float(loss_fn(shifted(patches.images), patches.labels.long()))
+    assert bad.loss == pytest.approx(want, rel=1e-5)
+    assert bad.loss > perfect.loss + 0.2
+    assert bad.to_dict()["val_loss"] == bad.loss
+    plain = evaluate_patches(shifted, patches, num_classes=3, device=CPU)
+    assert math.isnan(plain.loss) and "val_loss" not in plain.to_dict()
+    assert plain.dice == bad.dice

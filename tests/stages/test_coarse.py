@@ -55,7 +55,8 @@ def test_each_epoch_ranks_only_scores_measured_with_its_weights(synthetic_root):
         # nothing from an earlier epoch (other weights) is kept, ranked or reported
         assert program.scores == this_epoch
         assert metrics["choice_json"] in this_epoch
-        assert metrics["dice"] == max(this_epoch.values())
+        assert this_epoch[metrics["choice_json"]] == max(this_epoch.values())  # rank_by: loss
+        assert metrics["dice"] == program.dices[metrics["choice_json"]]
         assert metrics["evaluated"] == len(this_epoch)
         assert metrics["topology"] == json.loads(metrics["choice_json"])["topology"]
         best = json.loads(metrics["choice_json"])
@@ -86,7 +87,7 @@ def test_last_epoch_evolves_within_its_budget(synthetic_root):
     # 2 this epoch, then the evolution: 1 to fill the population + 1 child per generation
     assert len(keys) == len(set(keys)) == 2 + 1 + 1
     assert metrics["evaluated"] == 4 and program.finished
-    assert metrics["dice"] == max(d for _, d in scored)
+    assert dict(scored)[metrics["choice_json"]] == max(d for _, d in scored)
 
 
 def test_state_round_trip_keeps_scores_rng_and_the_next_epochs_choices(synthetic_root):
@@ -137,3 +138,30 @@ def test_thrifty_candidate_trains_and_reports_its_own_choice(synthetic2d_root, t
     assert metrics["params"] == program.model.param_count() > 0
     assert [k for k, _ in program.measured[0]] == [metrics["choice_json"]]
     assert 0.0 <= metrics["dice"] <= 1.0 and program.finished
+
+
+def test_rank_by_loss_orders_by_validation_loss_and_reports_the_picks_dice(synthetic_root):
+    program = _coarse(synthetic_root, "coarse.epochs=2", "coarse.eval_topologies=3",
+                      "coarse.population=3", "coarse.generations=1", "coarse.rank_by=loss")
+    by_dice = _coarse(synthetic_root, "coarse.epochs=2", "coarse.eval_topologies=3",
+                      "coarse.population=3", "coarse.generations=1", "coarse.rank_by=dice")
+    for _ in range(program.epochs):
+        metrics = program.run_epoch()
+        this_epoch = dict(program.measured[-1])
+        assert program.scores == this_epoch and set(program.dices) == set(this_epoch)
+        # the rank score is minus the validation loss on the scoring patches
+        first = json.loads(next(iter(this_epoch)))
+        program.model.set_active(first)
+        again = program.score(loss=True)
+        assert this_epoch[choice_key(first)] == pytest.approx(-again.loss)
+        assert program.dices[choice_key(first)] == pytest.approx(again.dice)
+        pick = metrics["choice_json"]
+        assert this_epoch[pick] == max(this_epoch.values())  # the lowest loss is picked
+        assert metrics["val_loss"] == pytest.approx(-this_epoch[pick])
+        assert metrics["dice"] == program.dices[pick]  # the trial reports the pick's Dice
+        plain = by_dice.run_epoch()
+        assert "val_loss" not in plain and plain["dice"] == by_dice.scores[plain["choice_json"]]
+    state = through_disk(program.state_dict())
+    again = _coarse(synthetic_root, "coarse.epochs=2", "coarse.rank_by=loss")
+    again.load_state_dict(state)
+    assert (again.scores, again.dices) == (program.scores, program.dices)
