@@ -8,10 +8,11 @@ Ray-free: drives the stage programs (:class:`raynas.stages.CoarseProgram`, ``Fin
    of ``--budgets`` (epochs of supernet training) the same M topologies of the cluster are scored
    with the shared weights: by the patch proxy's Dice, by sliding-window Dice on the whole
    validation volumes, and by minus the validation loss on the patches (``neg_loss``: what
-   ``coarse.rank_by: loss`` ranks by). Each of the M is then trained alone (``coarse_op`` on every edge, the
-   coarse width, the stand-alone budget) and scored on the held-out test cases. Kendall's tau and
-   Spearman's rho (``scipy.stats``) between the two rankings, top-1 / top-3 regret in Dice (best
-   stand-alone Dice minus the best stand-alone Dice among the supernet's top 1 / top 3).
+   ``coarse.rank_by: loss`` ranks by). Each of the M is then trained alone (``coarse_op`` on
+   every edge, the coarse width, the stand-alone budget) and scored on the held-out test cases.
+   Kendall's tau and Spearman's rho (``scipy.stats``) between the two rankings, top-1 / top-3
+   regret in Dice (best stand-alone Dice minus the best stand-alone Dice among the supernet's
+   top 1 / top 3).
 2. **Fine ranking agreement.** One PC-DARTS search on the supernet's pick; the architecture it
    derives after each epoch (alpha snapshots, distinct ones only) is trained alone; the fine
    supernet's validation Dice at the snapshot against the stand-alone test Dice.
