@@ -233,28 +233,12 @@ def shared_score(program: Any, choice: dict[str, Any]) -> dict[str, Any]:
     """Scores of ``choice`` with a coarse program's shared weights, without adding it to the
     program's own pool of scores: ``patch`` as the program scores (its section's ``scoring``,
     the patch proxy by default) with its ``per_class`` Dice, ``sliding_window`` over the whole
-    validation volumes, and ``neg_loss``: minus the training loss (Dice + CE) on the validation
+    validation volumes, and ``neg_loss``: minus the training loss (Dice + CE) on the same
     patches, a smooth proxy that still separates paths where a class is not yet segmented."""
-    import torch
-
     program.model.set_active(choice)
-    patch = program.score()
-    patches = program.patches()
-    model = program.model
-    was_training = model.training
-    model.eval()
-    total, n = 0.0, 0
-    try:
-        with torch.no_grad():
-            for i in range(0, len(patches), 4):
-                x = patches.images[i: i + 4].to(program.device)
-                y = patches.labels[i: i + 4].to(program.device).long()
-                total += float(program.loss_fn(model(x).float(), y)) * len(x)
-                n += len(x)
-    finally:
-        model.train(was_training)
+    patch = program.score(loss=True)  # one pass: Dice per class and the loss
     return {"patch": float(patch.dice), "per_class": [float(v) for v in patch.per_class],
-            "sliding_window": float(program.evaluate().dice), "neg_loss": -total / max(1, n)}
+            "sliding_window": float(program.evaluate().dice), "neg_loss": -float(patch.loss)}
 
 
 PROXIES = ("patch", "sliding_window", "neg_loss")
