@@ -30,6 +30,9 @@ Ray-free: drives the stage programs (:class:`raynas.stages.CoarseProgram`, ``Fin
 ``--coarse-only`` stops after part 1; ``--standalone-from`` takes the stand-alone rows of earlier
 result files (trial seeds and the retrain program are deterministic on CPU: the same key and
 architecture give the same result), so a change to the search is measured in minutes.
+``--trainings R`` trains every stand-alone network R times from other trial seeds and uses the
+mean: one training's test Dice varies by about as much as the random architectures differ, so
+R >= 2 also reports that noise (``summary.training_noise``).
 
 Usage:
     python benchmarks/search_validity.py --smoke-test                 # ~2-4 min on one CPU
@@ -46,6 +49,7 @@ import json
 import os
 import platform
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -92,6 +96,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", action="store_true",
                    help="train the M topologies a second time from other trial seeds (the "
                         "stand-alone ranking's agreement with itself: the noise ceiling of tau)")
+    p.add_argument("--trainings", type=int, default=1,
+                   help="R: train every stand-alone network R times (trial seeds differ) and use "
+                        "its mean test Dice; R >= 2 also measures the training noise")
     p.add_argument("--standalone-from", type=Path, nargs="+", default=[],
                    help="earlier result JSONs (same data and stand-alone recipe: checked): a "
                         "network it trained under the same key and architecture is not trained "
@@ -175,20 +182,37 @@ def reusable(args: argparse.Namespace, seed: int) -> dict[tuple[str, str], dict[
         if diff:
             raise SystemExit(f"--standalone-from {path}: another recipe ({', '.join(diff)})")
         for record in (r for r in earlier["seeds"] if r["seed"] == seed):
-            coarse = record.get("coarse", {})
-            rows += coarse.get("standalone", []) + coarse.get("standalone_repeat", [])
-            rows += record.get("fine", {}).get("snapshots", []) + record.get("random", [])
-            rows += [record[k] for k in ("unet", "flat", "paper_unet") if k in record]
+            rows += [run for r in trained_rows(record) for run in (r.get("runs") or [r])]
     return {(r["key"], r["arch_json"]): {k: v for k, v in r.items() if k != "supernet_dice"}
             for r in rows}
 
 
 # -- stand-alone training ----------------------------------------------------------------------
 def train_alone(specs: Specs, key: str, arch: dict[str, Any]) -> dict[str, Any]:
-    """Trains ``arch`` alone with the retrain recipe; test Dice of its best-validation weights.
+    """Trains ``arch`` alone with the retrain recipe, ``--trainings`` R times (keys ``key``,
+    ``key#t1``, ...: other trial seeds); the row holds the mean over them (test Dice of each
+    training's best-validation weights) and, for R >= 2, each training in ``runs``."""
+    runs = [_train_once(specs, key if r == 0 else f"{key}#t{r}", arch)
+            for r in range(max(1, specs.args.trainings))]
+    if len(runs) == 1:
+        return runs[0]
+    mean = statistics.fmean
+    return {
+        "key": key, "arch_json": runs[0]["arch_json"], "params": runs[0]["params"],
+        "val_dice": mean(r["val_dice"] for r in runs),
+        "test_dice": mean(r["test_dice"] for r in runs),
+        "test_dice_sd": statistics.stdev(r["test_dice"] for r in runs),
+        "test_per_class": [mean(c) for c in zip(*(r["test_per_class"] for r in runs),
+                                                 strict=True)],
+        "seconds": round(sum(r["seconds"] for r in runs), 1),
+        "runs": runs,
+    }  # fmt: skip
 
-    A run of ``--standalone-from`` that trained the same architecture under the same key (so
-    from the same trial seed, with the same recipe: checked) gives its row instead."""
+
+def _train_once(specs: Specs, key: str, arch: dict[str, Any]) -> dict[str, Any]:
+    """One stand-alone training of ``arch`` under trial key ``key``. A run of
+    ``--standalone-from`` that trained the same architecture under the same key (so from the
+    same trial seed, with the same recipe: checked) gives its row instead."""
     from raynas.stages import RetrainProgram
 
     t0 = time.perf_counter()
@@ -431,6 +455,27 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
     return out
 
 
+def trained_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every stand-alone row of one seed's record, each network once."""
+    coarse = record.get("coarse", {})
+    rows = [*coarse.get("standalone", []), *coarse.get("standalone_repeat", []),
+            *record.get("fine", {}).get("snapshots", []), *record.get("random", []),
+            *(record[k] for k in ("unet", "flat", "paper_unet") if k in record)]
+    return list({(r["key"], r["arch_json"]): r for r in rows}.values())
+
+
+def training_noise(seeds: list[dict[str, Any]]) -> dict[str, float] | None:
+    """With ``--trainings`` R >= 2: the pooled SD of one training's test Dice around its
+    network's mean (the same architecture, other trial seeds), over every network trained."""
+    groups = [[run["test_dice"] for run in r["runs"]]
+              for s in seeds for r in trained_rows(s) if len(r.get("runs", [])) >= 2]
+    if not groups:
+        return None
+    variances = [statistics.variance(g) for g in groups]
+    return {"sd_one_training": statistics.fmean(variances) ** 0.5, "networks": len(groups),
+            "trainings": max(len(g) for g in groups)}
+
+
 def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     import statistics as st
 
@@ -461,6 +506,9 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     if selfs:
         out["standalone_self_agreement"] = {
             k: spread([r[k] for r in selfs]) for k in ("kendall_tau", "spearman_rho")}
+    noise = training_noise(seeds)
+    if noise:
+        out["training_noise"] = noise
     top = budgets[-1] if budgets else None
     out["targets"] = {
         "coarse_tau_ge_0.4": bool(top and out["coarse_by_budget"][str(top)]["kendall_tau"]["mean"]

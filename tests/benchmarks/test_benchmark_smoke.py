@@ -86,6 +86,21 @@ def test_search_validity_smoke_then_a_coarse_only_rerun_reusing_its_networks(tmp
     assert [r["test_dice"] for r in rows] == [r["test_dice"] for r in seed["coarse"]["standalone"]]
     # the coarse supernet is deterministic too: the same shared-weight scores
     assert seed2["coarse"]["by_budget"]["2"]["supernet_dice"] == budget["supernet_dice"]
+    # R = 2 trainings per network: the first is the earlier one (same key), the second is new
+    twice = tmp_path / "twice.json"
+    proc = _validity(tmp_path, twice, "--coarse-only", "--trainings", "2",
+                     "--standalone-from", str(first))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    d3 = json.loads(twice.read_text())
+    rows3 = d3["seeds"][0]["coarse"]["standalone"]
+    for r, earlier in zip(rows3, seed["coarse"]["standalone"], strict=True):
+        one, two = r["runs"]
+        assert one["reused"] and one["test_dice"] == earlier["test_dice"]
+        assert not two.get("reused") and two["key"] == f"{earlier['key']}#t1"
+        assert r["test_dice"] == pytest.approx((one["test_dice"] + two["test_dice"]) / 2)
+    noise = d3["summary"]["training_noise"]
+    assert noise["networks"] == len(rows3) and noise["trainings"] == 2
+    assert noise["sd_one_training"] >= 0.0
     # another stand-alone recipe is refused with one line naming the option
     proc = _validity(tmp_path, tmp_path / "x.json", "--coarse-only", "--standalone-from",
                      str(first), "--set", "retrain.lr=0.1")
