@@ -379,6 +379,7 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
     out["coarse"] = {
         **repeat,
         "path_sampling": specs.preset["coarse"]["path_sampling"],
+        "rank_by": specs.preset["coarse"]["rank_by"],
         "compare_sampling": sampling,
         "topologies": [choice_key(c) for _, c in picked],
         "owners": [owner for owner, _ in picked],
@@ -510,10 +511,12 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     if noise:
         out["training_noise"] = noise
     top = budgets[-1] if budgets else None
-    out["targets"] = {
-        "coarse_tau_ge_0.4": bool(top and out["coarse_by_budget"][str(top)]["kendall_tau"]["mean"]
-                                  >= 0.4),
-    }
+    # the target is on the ranking the coarse stage uses (coarse.rank_by: loss or Dice)
+    by_loss = seeds[0]["coarse"].get("rank_by", "dice") == "loss"
+    out["coarse_ranked_by"] = "neg_loss" if by_loss else "patch"
+    final = out["coarse_by_budget"].get(str(top), {})
+    final = final.get("neg_loss", final) if by_loss else final
+    out["targets"] = {"coarse_tau_ge_0.4": bool(final) and final["kendall_tau"]["mean"] >= 0.4}
     if any("searched" not in s for s in seeds):  # --coarse-only
         return out
     fine = [s["fine"] for s in seeds if "kendall_tau" in s["fine"]]

@@ -75,6 +75,8 @@ def test_search_validity_smoke_then_a_coarse_only_rerun_reusing_its_networks(tmp
     for proxy in (budget, budget["sliding_window"], budget["neg_loss"]):
         assert -1.0 <= proxy["kendall_tau"] <= 1.0
     assert all(v <= 0 for v in budget["neg_loss"]["supernet_score"])  # minus a loss
+    # the tau target reads the ranking the stage uses (coarse.rank_by: loss by default)
+    assert seed["coarse"]["rank_by"] == "loss" and d["summary"]["coarse_ranked_by"] == "neg_loss"
     # the same recipe again, coarse part only: the stand-alone networks are not trained again
     again = tmp_path / "again.json"
     proc = _validity(tmp_path, again, "--coarse-only", "--standalone-from", str(first))
