@@ -561,9 +561,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
     by = result["summary"]["coarse_by_budget"]
     xs = [int(b) for b in by]
     ax1.errorbar(xs, [by[b]["kendall_tau"]["mean"] for b in by],
-                 yerr=[by[b]["kendall_tau"]["std"] for b in by], marker="o", label="Kendall tau")
+                 yerr=[by[b]["kendall_tau"]["std"] for b in by], marker="o",
+                 label="Kendall tau, patch Dice score")
     ax1.errorbar(xs, [by[b]["spearman_rho"]["mean"] for b in by],
-                 yerr=[by[b]["spearman_rho"]["std"] for b in by], marker="s", label="Spearman rho")
+                 yerr=[by[b]["spearman_rho"]["std"] for b in by], marker="s",
+                 label="Spearman rho, patch Dice score")
     for name, other in result["summary"].get("compare_sampling", {}).items():
         ax1.errorbar([int(b) for b in other], [other[b]["kendall_tau"]["mean"] for b in other],
                      yerr=[other[b]["kendall_tau"]["std"] for b in other], marker="^", ls=":",
@@ -592,7 +594,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax2.set_xlabel("parameters")
     ax2.set_ylabel("test Dice")
     ax2.legend()
-    fig.suptitle(f"{result['config']['space']} on {result['config']['dataset']}")
+    ranked = result["summary"].get("coarse_ranked_by", "patch").replace("_", " ")
+    fig.suptitle(f"{result['config']['space']} on {result['config']['dataset']} "
+                 f"(the coarse stage ranks by the {ranked} score)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
