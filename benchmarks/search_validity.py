@@ -478,7 +478,7 @@ def training_noise(seeds: list[dict[str, Any]]) -> dict[str, float] | None:
 
 
 def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
-    import statistics as st
+    st = statistics
 
     def spread(values: list[float]) -> dict[str, float]:
         return {"mean": st.fmean(values), "std": st.pstdev(values) if len(values) > 1 else 0.0,
