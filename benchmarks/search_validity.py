@@ -20,6 +20,11 @@ Ray-free: drives the stage programs (:class:`raynas.stages.CoarseProgram`, ``Fin
    ``--random`` architectures from ``space.sample_architecture`` (what ``raynas spaces sample``
    prints), all trained with the same recipe and budget; test Dice percentile of the searched
    network among the random ones, its parameters against the random median.
+   ``summary.selection_by_val``: picking by validation Dice among K retrained networks (what a
+   retrain stage with K searched trials keeps, ``choose_best``), the best of the fine search's
+   last K derived architectures against random search with the same K retrains (the best of K
+   random networks by validation Dice, every K-subset): the percentile a search reaches by
+   retraining several candidates, and how much of it validation selection alone gives.
 4. **Does architecture matter on this task?** A U-shaped C2F topology (one level down per cell,
    then up) and a deliberately bad one (every cell at level 0: full resolution, no
    downsampling), same op, width and budget; ``--paper-unet`` adds the MONAI-style U-Net
@@ -428,14 +433,12 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
         )
         rand.append(train_alone(specs, f"random:{i}", arch.to_dict()))
         log(f"seed {seed} random {i}: test {rand[-1]['test_dice']:.3f}")
-    below = sum(r["test_dice"] < searched["test_dice"] for r in rand)
-    ties = sum(r["test_dice"] == searched["test_dice"] for r in rand)
     params = sorted(r["params"] for r in rand)
     median = params[len(params) // 2] if len(params) % 2 else (
         (params[len(params) // 2 - 1] + params[len(params) // 2]) / 2)
     out["searched"] = searched
     out["random"] = rand
-    out["percentile"] = 100.0 * (below + 0.5 * ties) / max(1, len(rand))
+    out["percentile"] = percentile_in(searched["test_dice"], [r["test_dice"] for r in rand])
     out["params_vs_random_median"] = float(searched["params"] / median) if median else None
 
     # 4. does architecture matter: a U-shaped topology vs the same cells all at level 0
@@ -475,6 +478,38 @@ def training_noise(seeds: list[dict[str, Any]]) -> dict[str, float] | None:
     variances = [statistics.variance(g) for g in groups]
     return {"sd_one_training": statistics.fmean(variances) ** 0.5, "networks": len(groups),
             "trainings": max(len(g) for g in groups)}
+
+
+def percentile_in(value: float, others: list[float]) -> float:
+    """Where ``value`` lands among ``others`` (ties count half), 0-100."""
+    below = sum(o < value for o in others) + 0.5 * sum(o == value for o in others)
+    return 100.0 * below / max(1, len(others))
+
+
+def chosen_by_val(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row a retrain stage keeps (``raynas.pipeline.finish.choose_best``): the highest
+    validation Dice; ties: fewer parameters."""
+    return max(rows, key=lambda r: (r["val_dice"], -r["params"]))
+
+
+def selection(record: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Picking by validation Dice among K retrained networks, K = 1 .. snapshots: the test-Dice
+    percentile (among the seed's random networks) of the best of the fine search's last K
+    derived architectures, against *random search at the same retrain count*: the best of K
+    random networks, the mean over every K-subset of the seed's random ones. K = 1 is the
+    searched network. Only what the search adds over validation selection separates the two."""
+    from itertools import combinations
+
+    snaps, rand = record["fine"]["snapshots"], record["random"]
+    others = [r["test_dice"] for r in rand]
+    out = {}
+    for k in range(1, min(len(snaps), len(rand)) + 1):
+        pick = chosen_by_val(snaps[-k:])
+        subsets = [percentile_in(chosen_by_val(list(c))["test_dice"], others)
+                   for c in combinations(rand, k)]
+        out[str(k)] = {"searched": percentile_in(pick["test_dice"], others),
+                       "random_search": statistics.fmean(subsets)}
+    return out
 
 
 def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -538,6 +573,11 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
                     for s in pairs])
             for c in range(classes)
         ]
+    picks = [selection(s) for s in seeds]
+    out["selection_by_val"] = {
+        k: {name: spread([p[k][name] for p in picks if k in p])
+            for name in ("searched", "random_search")}
+        for k in sorted({k for p in picks for k in p}, key=int)}
     out["searched_test_dice"] = spread([s["searched"]["test_dice"] for s in seeds])
     out["random_test_dice"] = spread([r["test_dice"] for s in seeds for r in s["random"]])
     out["targets"].update({

@@ -70,6 +70,8 @@ def test_search_validity_smoke_then_a_coarse_only_rerun_reusing_its_networks(tmp
     seed = d["seeds"][0]
     assert d["smoke_test"] is True and len(seed["random"]) == 2 and "percentile" in d["summary"]
     assert "unet_minus_flat_per_class" in d["summary"] and len(seed["fine"]["snapshots"]) >= 1
+    # K = 1 of the validation selection is the searched network itself
+    assert d["summary"]["selection_by_val"]["1"]["searched"]["mean"] == seed["percentile"]
     assert "kendall_tau" in d["summary"]["compare_sampling"]["uniform"]["2"]
     budget = seed["coarse"]["by_budget"]["2"]
     for proxy in (budget, budget["sliding_window"], budget["neg_loss"]):
