@@ -25,6 +25,11 @@ Ray-free: drives the stage programs (:class:`raynas.stages.CoarseProgram`, ``Fin
    last K derived architectures against random search with the same K retrains (the best of K
    random networks by validation Dice, every K-subset): the percentile a search reaches by
    retraining several candidates, and how much of it validation selection alone gives.
+   ``--top-k K`` (with ``--scope stage``) runs the pipeline as ``coarse.top_k = fine.top_k = K``
+   do (the default preset: 2): the K best clusters by the coarse stage's ranking each get a fine
+   search, their K derived architectures are retrained, and the one with the best validation
+   Dice is the search's result (``seeds[].top_k``, ``summary.top_k``), against random search
+   with the same K retrains.
 4. **Does architecture matter on this task?** A U-shaped C2F topology (one level down per cell,
    then up) and a deliberately bad one (every cell at level 0: full resolution, no
    downsampling), same op, width and budget; ``--paper-unet`` adds the MONAI-style U-Net
@@ -78,6 +83,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "one cluster's supernet and M of its topologies")
     p.add_argument("--cluster", default=None,
                    help="with --scope cluster: the coarse candidate (default: the largest)")
+    p.add_argument("--top-k", type=int, default=1,
+                   help="with --scope stage: fine-search the K best clusters and keep the best "
+                        "of their K retrained architectures by validation Dice (coarse.top_k = "
+                        "fine.top_k = K; the default preset has 2); 1: the best cluster only")
     p.add_argument("--topologies", type=int, default=6, help="M: topologies ranked per seed")
     p.add_argument("--random", type=int, default=5, help="N: random architectures per seed")
     p.add_argument("--cases", type=int, default=12, help="cases (generated ones for synthetic)")
@@ -117,6 +126,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=HERE / "results" / "search_validity.json")
     p.add_argument("--no-plot", action="store_true")
     args = p.parse_args(argv)
+    if args.top_k < 1:
+        p.error("--top-k must be >= 1")
     if args.smoke_test:
         args.seeds = args.seeds[:1] if args.seeds != [0, 1, 2] else [0]
         args.topologies, args.random, args.cases, args.width = 3, 2, 5, 2
@@ -301,6 +312,33 @@ def c2f_at(space: Any, topology: str, width: int, in_channels: int, classes: int
 
 
 # -- one seed ----------------------------------------------------------------------------------
+def top_k_search(specs: Specs, finals: dict[str, dict[str, Any]], best: dict[str, Any],
+                 rand: list[dict[str, Any]], median: float, k: int, log) -> dict[str, Any]:
+    """The pipeline with ``coarse.top_k = fine.top_k = k``: the k best clusters by their final
+    coarse score (``best``: the first one's fine search, already retrained) each get a fine
+    search; of their k derived architectures, retrained, the best by validation Dice is kept."""
+    from raynas.stages import FineProgram
+
+    ranked = sorted(finals, key=lambda c: -finals[c]["dice"])[:k]  # stable: [0] is the pick
+    rows = [{**best, "cluster": ranked[0]}]
+    for cluster in ranked[1:]:
+        fine = FineProgram(specs("fine", {"key": f"{cluster}/fine",
+                                          "choice_json": finals[cluster]["choice_json"]}))
+        while not fine.finished:
+            fine.run_epoch()
+        row = train_alone(specs, f"fine:{cluster}", json.loads(fine.arch_json))
+        rows.append({**row, "cluster": cluster})
+        log(f"seed {specs.seed} top-{k} {cluster}: val {row['val_dice']:.3f} "
+            f"test {row['test_dice']:.3f}")
+    pick = chosen_by_val(rows)
+    return {
+        "k": k, "clusters": ranked, "searched": rows, "pick": pick["key"],
+        "percentile": percentile_in(pick["test_dice"], [r["test_dice"] for r in rand]),
+        "params_vs_random_median": float(pick["params"] / median) if median else None,
+        "random_search": random_search(rand, len(rows)),
+    }
+
+
 def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
     from raynas.nets import Architecture  # noqa: F401  (registers the architecture types)
     from raynas.spaces import load_space
@@ -440,6 +478,8 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
     out["random"] = rand
     out["percentile"] = percentile_in(searched["test_dice"], [r["test_dice"] for r in rand])
     out["params_vs_random_median"] = float(searched["params"] / median) if median else None
+    if args.top_k > 1 and len(finals) > 1:
+        out["top_k"] = top_k_search(specs, finals, searched, rand, median, args.top_k, log)
 
     # 4. does architecture matter: a U-shaped topology vs the same cells all at level 0
     if hasattr(space, "clusters"):  # C2F: same op, same width, same budget
@@ -464,6 +504,7 @@ def trained_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
     coarse = record.get("coarse", {})
     rows = [*coarse.get("standalone", []), *coarse.get("standalone_repeat", []),
             *record.get("fine", {}).get("snapshots", []), *record.get("random", []),
+            *record.get("top_k", {}).get("searched", []),
             *(record[k] for k in ("unet", "flat", "paper_unet") if k in record)]
     return list({(r["key"], r["arch_json"]): r for r in rows}.values())
 
@@ -498,18 +539,24 @@ def selection(record: dict[str, Any]) -> dict[str, dict[str, float]]:
     derived architectures, against *random search at the same retrain count*: the best of K
     random networks, the mean over every K-subset of the seed's random ones. K = 1 is the
     searched network. Only what the search adds over validation selection separates the two."""
-    from itertools import combinations
-
     snaps, rand = record["fine"]["snapshots"], record["random"]
     others = [r["test_dice"] for r in rand]
     out = {}
     for k in range(1, min(len(snaps), len(rand)) + 1):
         pick = chosen_by_val(snaps[-k:])
-        subsets = [percentile_in(chosen_by_val(list(c))["test_dice"], others)
-                   for c in combinations(rand, k)]
         out[str(k)] = {"searched": percentile_in(pick["test_dice"], others),
-                       "random_search": statistics.fmean(subsets)}
+                       "random_search": random_search(rand, k)}
     return out
+
+
+def random_search(rand: list[dict[str, Any]], k: int) -> float:
+    """Random search with K retrains: the test-Dice percentile (among all of ``rand``) of the
+    best of K random networks by validation Dice, the mean over every K-subset."""
+    from itertools import combinations
+
+    others = [r["test_dice"] for r in rand]
+    return statistics.fmean(percentile_in(chosen_by_val(list(c))["test_dice"], others)
+                            for c in combinations(rand, min(k, len(rand))))
 
 
 def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -584,6 +631,22 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
         "percentile_ge_75": out["percentile"]["mean"] >= 75.0,
         "params_le_random_median": bool(ratios) and max(ratios) <= 1.0,
     })
+    tops = [s["top_k"] for s in seeds if "top_k" in s]
+    if tops:  # --top-k: the best of the K searches by validation Dice, what the pipeline keeps
+        picked = [next(r for r in t["searched"] if r["key"] == t["pick"]) for t in tops]
+        top_ratios = [t["params_vs_random_median"] for t in tops if t["params_vs_random_median"]]
+        out["top_k"] = {
+            "k": max(t["k"] for t in tops),
+            "percentile": spread([t["percentile"] for t in tops]),
+            "random_search": spread([t["random_search"] for t in tops]),
+            "params_vs_random_median": spread(top_ratios) if top_ratios else None,
+            "searched_test_dice": spread([r["test_dice"] for r in picked]),
+            "picked_the_first_cluster": sum(t["pick"] == t["searched"][0]["key"] for t in tops),
+        }
+        out["targets"].update({
+            "top_k_percentile_ge_75": out["top_k"]["percentile"]["mean"] >= 75.0,
+            "top_k_params_le_random_median": bool(top_ratios) and max(top_ratios) <= 1.0,
+        })
     if pairs:  # some class on which the U-shaped net is >= 0.1 better, on every seed
         out["targets"]["unet_beats_flat_on_a_class"] = any(
             c["mean"] >= 0.1 and c["min"] > 0 for c in out["unet_minus_flat_per_class"])
@@ -624,6 +687,12 @@ def plot(result: dict[str, Any], path: Path) -> None:
                     c="tab:grey", marker=".", label="random" if s is result["seeds"][0] else None)
         ax2.scatter([s["searched"]["params"]], [s["searched"]["test_dice"]], c="tab:blue",
                     marker="o", label="searched" if s is result["seeds"][0] else None)
+        if "top_k" in s:  # the pipeline's pick: best of the K searches by validation Dice
+            pick = next(r for r in s["top_k"]["searched"] if r["key"] == s["top_k"]["pick"])
+            ax2.scatter([pick["params"]], [pick["test_dice"]], facecolors="none",
+                        edgecolors="tab:green", marker="D", s=70,
+                        label=(f"best of top-{s['top_k']['k']} searches (validation)"
+                               if s is result["seeds"][0] else None))
         if "unet" in s:
             ax2.scatter([s["unet"]["params"]], [s["unet"]["test_dice"]], c="tab:orange",
                         marker="s", label="U-shaped" if s is result["seeds"][0] else None)
@@ -633,7 +702,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax2.set_xscale("log")
     ax2.set_xlabel("parameters")
     ax2.set_ylabel("test Dice")
-    ax2.legend()
+    ax2.legend(fontsize="small", framealpha=0.6)
     ranked = result["summary"].get("coarse_ranked_by", "patch").replace("_", " ")
     fig.suptitle(f"{result['config']['space']} on {result['config']['dataset']} "
                  f"(the coarse stage ranks by the {ranked} score)")

@@ -64,7 +64,7 @@ def _validity(tmp_path: Path, out: Path, *extra: str) -> subprocess.CompletedPro
 @pytest.mark.slow
 def test_search_validity_smoke_then_a_coarse_only_rerun_reusing_its_networks(tmp_path: Path):
     first = tmp_path / "first.json"
-    proc = _validity(tmp_path, first)
+    proc = _validity(tmp_path, first, "--top-k", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     d = json.loads(first.read_text())
     seed = d["seeds"][0]
@@ -73,6 +73,20 @@ def test_search_validity_smoke_then_a_coarse_only_rerun_reusing_its_networks(tmp
     # K = 1 of the validation selection is the searched network itself
     assert d["summary"]["selection_by_val"]["1"]["searched"]["mean"] == seed["percentile"]
     assert "kendall_tau" in d["summary"]["compare_sampling"]["uniform"]["2"]
+    # --top-k 2: the two best clusters by final coarse score each searched; the pipeline keeps
+    # the retrained architecture with the best validation Dice
+    top = seed["top_k"]
+    assert top["k"] == 2 and len(top["clusters"]) == 2 and top["clusters"][0] == seed["cluster"]
+    assert [r["cluster"] for r in top["searched"]] == top["clusters"]
+    assert top["searched"][0]["key"] == seed["searched"]["key"]  # the first is not retrained again
+    best = max(top["searched"], key=lambda r: (r["val_dice"], -r["params"]))
+    assert top["pick"] == best["key"]
+    b, others = best["test_dice"], [r["test_dice"] for r in seed["random"]]
+    below = sum(o < b for o in others) + 0.5 * sum(o == b for o in others)
+    assert top["percentile"] == 100.0 * below / len(others)
+    assert d["summary"]["top_k"]["percentile"]["mean"] == top["percentile"]
+    targets = set(d["summary"]["targets"])
+    assert {"top_k_percentile_ge_75", "top_k_params_le_random_median"} <= targets
     budget = seed["coarse"]["by_budget"]["2"]
     for proxy in (budget, budget["sliding_window"], budget["neg_loss"]):
         assert -1.0 <= proxy["kendall_tau"] <= 1.0
