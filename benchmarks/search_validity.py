@@ -128,6 +128,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.top_k < 1:
         p.error("--top-k must be >= 1")
+    if args.top_k > 1 and args.scope != "stage":
+        p.error("--top-k > 1 needs --scope stage (one cluster has nothing to choose between)")
     if args.smoke_test:
         args.seeds = args.seeds[:1] if args.seeds != [0, 1, 2] else [0]
         args.topologies, args.random, args.cases, args.width = 3, 2, 5, 2
@@ -312,14 +314,27 @@ def c2f_at(space: Any, topology: str, width: int, in_channels: int, classes: int
 
 
 # -- one seed ----------------------------------------------------------------------------------
-def top_k_search(specs: Specs, finals: dict[str, dict[str, Any]], best: dict[str, Any],
-                 rand: list[dict[str, Any]], median: float, k: int, log) -> dict[str, Any]:
-    """The pipeline with ``coarse.top_k = fine.top_k = k``: the k best clusters by their final
-    coarse score (``best``: the first one's fine search, already retrained) each get a fine
-    search; of their k derived architectures, retrained, the best by validation Dice is kept."""
+def against_random(row: dict[str, Any], rand: list[dict[str, Any]], median: float
+                   ) -> dict[str, Any]:
+    """``row``'s test-Dice percentile among the random networks, its parameters vs their median."""
+    return {"percentile": percentile_in(row["test_dice"], [r["test_dice"] for r in rand]),
+            "params_vs_random_median": float(row["params"] / median) if median else None}
+
+
+def top_k_pick(top: dict[str, Any]) -> dict[str, Any]:
+    """The row ``--top-k`` kept (``seeds[].top_k``)."""
+    return next(r for r in top["searched"] if r["key"] == top["pick"])
+
+
+def top_k_search(specs: Specs, finals: dict[str, dict[str, Any]], ranked: list[str],
+                 best: dict[str, Any], rand: list[dict[str, Any]], median: float, log
+                 ) -> dict[str, Any]:
+    """The pipeline with ``coarse.top_k = fine.top_k = len(ranked)``: the best clusters by their
+    final coarse score (``best``: the first one's fine search, already retrained) each get a fine
+    search; of their derived architectures, retrained, the best by validation Dice is kept."""
     from raynas.stages import FineProgram
 
-    ranked = sorted(finals, key=lambda c: -finals[c]["dice"])[:k]  # stable: [0] is the pick
+    k = len(ranked)
     rows = [{**best, "cluster": ranked[0]}]
     for cluster in ranked[1:]:
         fine = FineProgram(specs("fine", {"key": f"{cluster}/fine",
@@ -331,12 +346,8 @@ def top_k_search(specs: Specs, finals: dict[str, dict[str, Any]], best: dict[str
         log(f"seed {specs.seed} top-{k} {cluster}: val {row['val_dice']:.3f} "
             f"test {row['test_dice']:.3f}")
     pick = chosen_by_val(rows)
-    return {
-        "k": k, "clusters": ranked, "searched": rows, "pick": pick["key"],
-        "percentile": percentile_in(pick["test_dice"], [r["test_dice"] for r in rand]),
-        "params_vs_random_median": float(pick["params"] / median) if median else None,
-        "random_search": random_search(rand, len(rows)),
-    }
+    return {"k": k, "clusters": ranked, "searched": rows, "pick": pick["key"],
+            **against_random(pick, rand, median), "random_search": random_search(rand, k)}
 
 
 def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
@@ -385,7 +396,8 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
     for b in sorted(proxy):
         log(f"seed {seed} supernet epoch {b}: scores {[round(v, 3) for v in proxy[b]['patch']]}")
     out["coarse_seconds"] = round(time.perf_counter() - t0, 1)
-    key = max(finals, key=lambda k: finals[k]["dice"])  # the stage's pick (top_k = 1)
+    ranked = sorted(finals, key=lambda k: -finals[k]["dice"])  # the stage's ranking
+    key = ranked[0]  # its pick (top_k = 1)
     out["cluster"] = key
     out["coarse_pick"] = finals[key]["choice_json"]
     alone = []
@@ -476,10 +488,10 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
         (params[len(params) // 2 - 1] + params[len(params) // 2]) / 2)
     out["searched"] = searched
     out["random"] = rand
-    out["percentile"] = percentile_in(searched["test_dice"], [r["test_dice"] for r in rand])
-    out["params_vs_random_median"] = float(searched["params"] / median) if median else None
-    if args.top_k > 1 and len(finals) > 1:
-        out["top_k"] = top_k_search(specs, finals, searched, rand, median, args.top_k, log)
+    out.update(against_random(searched, rand, median))
+    if args.top_k > 1 and len(ranked) > 1:
+        out["top_k"] = top_k_search(specs, finals, ranked[:args.top_k], searched, rand, median,
+                                    log)
 
     # 4. does architecture matter: a U-shaped topology vs the same cells all at level 0
     if hasattr(space, "clusters"):  # C2F: same op, same width, same budget
@@ -633,7 +645,7 @@ def summarize(seeds: list[dict[str, Any]]) -> dict[str, Any]:
     })
     tops = [s["top_k"] for s in seeds if "top_k" in s]
     if tops:  # --top-k: the best of the K searches by validation Dice, what the pipeline keeps
-        picked = [next(r for r in t["searched"] if r["key"] == t["pick"]) for t in tops]
+        picked = [top_k_pick(t) for t in tops]
         top_ratios = [t["params_vs_random_median"] for t in tops if t["params_vs_random_median"]]
         out["top_k"] = {
             "k": max(t["k"] for t in tops),
@@ -688,7 +700,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax2.scatter([s["searched"]["params"]], [s["searched"]["test_dice"]], c="tab:blue",
                     marker="o", label="searched" if s is result["seeds"][0] else None)
         if "top_k" in s:  # the pipeline's pick: best of the K searches by validation Dice
-            pick = next(r for r in s["top_k"]["searched"] if r["key"] == s["top_k"]["pick"])
+            pick = top_k_pick(s["top_k"])
             ax2.scatter([pick["params"]], [pick["test_dice"]], facecolors="none",
                         edgecolors="tab:green", marker="D", s=70,
                         label=(f"best of top-{s['top_k']['k']} searches (validation)"
