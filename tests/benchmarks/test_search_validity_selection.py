@@ -61,3 +61,12 @@ def test_summary_reports_selection_by_k(sv) -> None:
     assert out["selection_by_val"]["1"]["searched"]["mean"] == 50.0
     assert out["selection_by_val"]["2"]["searched"]["mean"] == 100.0
     assert out["selection_by_val"]["2"]["random_search"]["mean"] == 75.0
+
+
+def test_top_k_needs_stage_scope(sv, capsys) -> None:
+    assert sv.parse_args(["--top-k", "2"]).top_k == 2  # stage scope is the default
+    for argv in (["--top-k", "2", "--scope", "cluster"], ["--top-k", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            sv.parse_args(argv)
+        assert exc.value.code == 2
+        assert "--top-k" in capsys.readouterr().err.strip().splitlines()[-1]
