@@ -46,7 +46,11 @@ class Strict(BaseModel):
     """Base for config sections: unknown keys are errors, numbers are strict (``true`` is no
     number, nor is ``"3"``; an int is a valid float) and finite (no ``.nan`` / ``.inf``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    # a field's docstring (the string literal under it) is its description: the generated
+    # reference (docs/reference/presets.md) shows it
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
 
 class Distribution(Strict):
