@@ -198,10 +198,9 @@ def _fmt(value: object) -> str:
 def spaces_page() -> str:
     from raynas.config import builtin_names
     from raynas.config.resources import builtin_file
-    from raynas.spaces import load_space
-
     from raynas.config.spaces import C2FSpaceConfig, ThriftySpaceConfig
     from raynas.nets.ops import OPS
+    from raynas.spaces import load_space
 
     parts = [HEADER.format(source="search_spaces/*.yaml, raynas/config/spaces.py, "
                                    "raynas/nets/ops.py"),
