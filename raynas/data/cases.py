@@ -6,7 +6,7 @@ checks them, :mod:`raynas.data.loaders` turns them into loaders.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class MSDDataset:
     # plan.json (raynas.data.plan) its planned spacing, patches and normalisation come from
     source: str | None = None
     plan_file: str | None = None
+    # the plan itself while plan_file is not written yet (see raynas.data.plan.save_plan)
+    plan_data: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def ref(self) -> str:

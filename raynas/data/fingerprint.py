@@ -111,8 +111,9 @@ def fingerprint(
             label = np.asarray(read_voxels(case.label))
             label = label.reshape(label.shape[:3])
             values, counts = np.unique(label, return_counts=True)
-            entry["class_voxels"] = {int(v): int(c) for v, c in zip(values, counts, strict=True)}
-            for v, c in entry["class_voxels"].items():
+            found = {int(v): int(c) for v, c in zip(values, counts, strict=True)}
+            entry["class_voxels"] = {str(v): c for v, c in found.items()}  # JSON keys
+            for v, c in found.items():
                 if v in class_voxels:
                     class_voxels[v] += c
                     cases_with[v] += 1

@@ -131,16 +131,16 @@ def _read_nnunet(root: Path, data: dict[str, Any], jpath: Path) -> Layout:
     if not images.is_dir() or not (root / "labelsTr").is_dir():
         raise DataError(f"{root}: an nnU-Net folder needs imagesTr/ and labelsTr/")
     files = sorted(p.name for p in images.iterdir() if not p.name.startswith("."))
-    firsts = [n for n in files if n.endswith(f"_0000{ending}")]
-    if not firsts:
+    pattern = re.compile(rf"^(.+)_\d{{4}}{re.escape(ending)}$")
+    found_cases = sorted({m.group(1) for n in files if (m := pattern.match(n))})
+    if not found_cases:
         found = sorted({split_ending(n)[1] or Path(n).suffix for n in files})
         raise DataError(
             f"{jpath}: 'file_ending' {ending} does not match the files in {images} "
             f"(found {', '.join(found) or 'no files'})"
         )
     cases = []
-    for first in firsts:
-        case = first[: -len(f"_0000{ending}")]
+    for case in found_cases:
         paths = tuple(images / f"{case}_{c:04d}{ending}" for c in range(len(channels)))
         for c, path in enumerate(paths):
             if not path.is_file():
@@ -162,7 +162,7 @@ def _read_nnunet(root: Path, data: dict[str, Any], jpath: Path) -> Layout:
     if isinstance(declared, int) and declared != len(cases):
         raise DataError(
             f"{jpath}: 'numTraining' is {declared}, but imagesTr/ holds {len(cases)} case(s) "
-            f"ending _0000{ending}"
+            f"of {ending} files"
         )
     return Layout("nnunet", _slug(root.name), root, root, cases, labels, channels)
 
@@ -303,13 +303,24 @@ def open_user_dataset(
     limit_cases: int | None = None,
     plan: Path | str | None = None,
     plan_cache: Path | str | None = None,
+    write_plan: bool = True,
+    validate: str = "none",
 ) -> MSDDataset:
     """A user's folder or datalist as an :class:`MSDDataset` whose :class:`DatasetInfo` comes
     from its plan: the ``plan`` file (checked against the folder), else the full plan cached
-    under ``plan_cache``, else a header-only plan (spacing and patches; no intensities)."""
+    under ``plan_cache`` (written there now, or with ``write_plan=False`` kept in ``plan_data``
+    for :func:`raynas.data.plan.save_plan`), else a header-only plan (no intensities).
+    ``validate`` (``"header"`` or ``"full"``) checks every case first, before any planning.
+    """
     from raynas.data.plan import info_from_plan, load_or_make_plan, make_plan, read_plan
 
     layout = read_layout(ref, data_root, limit_cases=limit_cases)
+    if validate != "none":
+        from raynas.data.validate import check_dataset
+
+        quick = info_from_plan(layout, make_plan(layout, voxels=False))
+        ds = MSDDataset(layout.root, layout.cases, layout.labels, layout.channels, quick)
+        check_dataset(ds, deep=validate == "full")
     plan_file: Path | None = None
     if plan is not None:
         plan_file = Path(plan)
@@ -321,7 +332,7 @@ def open_user_dataset(
                 f"not of {layout.source} with {len(layout.cases)} (a stale plan?)"
             )
     elif plan_cache is not None:
-        planned, plan_file = load_or_make_plan(layout, cache_dir=plan_cache)
+        planned, plan_file = load_or_make_plan(layout, cache_dir=plan_cache, write=write_plan)
     else:
         planned = make_plan(layout, voxels=False)
     return MSDDataset(
@@ -332,4 +343,5 @@ def open_user_dataset(
         info=info_from_plan(layout, planned),
         source=str(layout.source),
         plan_file=str(plan_file) if plan_file is not None else None,
+        plan_data=planned if plan_file is not None and not plan_file.is_file() else None,
     )

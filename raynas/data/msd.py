@@ -133,6 +133,7 @@ def open_dataset(
     validate: Literal["none", "header", "full"] = "header",
     plan: Path | str | None = None,
     plan_cache: Path | str | None = None,
+    write_plan: bool = True,
 ) -> MSDDataset:
     """Opens a built-in dataset by name, or a user's folder or datalist by path.
 
@@ -140,7 +141,8 @@ def open_dataset(
     datalist ``.json`` whose paths are relative to ``data_root``) is read by
     :func:`raynas.data.layouts.read_layout`; its spacing, patches and normalisation come from
     its plan (:mod:`raynas.data.plan`): the ``plan`` file, else the full plan cached under
-    ``plan_cache`` (computed there once), else a header-only plan (no intensity statistics).
+    ``plan_cache`` (computed there once; with ``write_plan=False`` written later by
+    :func:`raynas.data.plan.save_plan`), else a header-only plan (no intensity statistics).
 
     MSD tasks are read from ``data_root``. ``synthetic`` / ``synthetic2d`` are generated on first
     use into the cache (``cache_dir``, else ``$RAYNAS_CACHE_DIR/synthetic``, else
@@ -162,14 +164,10 @@ def open_dataset(
     if name not in DATASETS and is_path_ref(name):
         from raynas.data.layouts import open_user_dataset
 
-        ds = open_user_dataset(
-            name, data_root, limit_cases=limit_cases, plan=plan, plan_cache=plan_cache
+        return open_user_dataset(
+            name, data_root, limit_cases=limit_cases, plan=plan, plan_cache=plan_cache,
+            write_plan=write_plan, validate=validate,
         )
-        if validate != "none":
-            from raynas.data.validate import check_dataset
-
-            check_dataset(ds, deep=validate == "full")
-        return ds
     info = get_dataset_info(name)
     if synthetic_cases <= 0:
         raise DataError(f"--cases must be a positive number, got {synthetic_cases}")

@@ -52,6 +52,7 @@ __all__ = [
     "plan_patch",
     "plan_from_fingerprint",
     "read_plan",
+    "save_plan",
     "target_spacing",
 ]
 
@@ -192,8 +193,10 @@ def load_or_make_plan(
     cache_dir: Path | str,
     stride: int = DEFAULT_STRIDE,
     memory_gb: float = DEFAULT_MEMORY_GB,
+    write: bool = True,
 ) -> tuple[dict[str, Any], Path]:
-    """The cached plan of ``layout`` (same files, same settings), else a new one written there.
+    """The cached plan of ``layout`` (same files, same settings), else a new one, written there
+    unless ``write`` is false (then :func:`save_plan` writes it once the run has started).
 
     Returns:
         ``(plan, path of plan.json)``.
@@ -208,11 +211,27 @@ def load_or_make_plan(
         except DataError:
             pass  # a damaged cache entry: plan again and replace it
     plan = make_plan(layout, stride=stride, memory_gb=memory_gb, digest=digest)
+    if write:
+        _write(plan, path)
+    return plan, path
+
+
+def _write(plan: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(plan, indent=1) + "\n")
     os.replace(tmp, path)
-    return plan, path
+
+
+def save_plan(ds: Any) -> Path | None:
+    """Writes a user dataset's plan to its ``plan_file`` if it is not there yet (a run opens the
+    dataset and checks every option first, and writes nothing until they all pass)."""
+    if not getattr(ds, "plan_file", None):
+        return None
+    path = Path(ds.plan_file)
+    if not path.is_file() and ds.plan_data is not None:
+        _write(ds.plan_data, path)
+    return path
 
 
 def info_from_plan(layout: Layout, plan: dict[str, Any]) -> DatasetInfo:

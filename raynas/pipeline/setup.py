@@ -332,6 +332,8 @@ def open_run_dataset(options: RunOptions, preset: Any, *, validate: str = "full"
         limit_cases=preset.data.cases,
         validate=validate,  # shapes, affines, labels, NaN: every case, before any trial starts
         plan_cache=plan_cache,
+        # a run command writes the plan once every option has passed (see open_run)
+        write_plan=not hasattr(options, "storage_path"),
     )
     if ds.plan_file:
         logger.info("dataset plan: %s", ds.plan_file)
@@ -479,6 +481,9 @@ def open_run(
     setup.log_handler = _log_to_file(folder)
     try:
         logger.info("output folder: %s", folder.root)
+        from raynas.data.plan import save_plan
+
+        save_plan(dataset)  # a user dataset's plan.json, beside the preprocess cache
         # before any trial starts, so every trial reads it instead of re-resampling the dataset
         setup.preprocessed = str(preprocess_cache(options, preset, dataset))
         setup.runtime = init_ray(options.address)
