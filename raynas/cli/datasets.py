@@ -145,7 +145,7 @@ def plan_command(
                         "have their values in raynas/data/tasks.py)")
     stride = _space_stride(space)
     layout = read_layout(path, data_root, limit_cases=cases)
-    from raynas.data.layouts import open_user_dataset
+    from raynas.data.userdata import open_user_dataset
     from raynas.data.validate import check_dataset
 
     check_dataset(open_user_dataset(path, data_root, limit_cases=cases), deep=True)

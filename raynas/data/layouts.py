@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raynas.data.cases import Case, MSDDataset
+from raynas.data.cases import Case
 from raynas.data.readers import FILE_ENDINGS, split_ending
 from raynas.errors import DataError
 
-__all__ = ["Layout", "is_path_ref", "open_user_dataset", "read_layout"]
+__all__ = ["Layout", "is_path_ref", "msd_cases", "read_layout"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,41 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def _case_name(path: str) -> str:
+    base = Path(path).name
+    for ext in (".nii.gz", ".nii"):
+        if base.endswith(ext):
+            return base[: -len(ext)]
+    return base
+
+
+def msd_cases(
+    root: Path, data: dict[str, Any], jpath: Path, *, limit_cases: int | None = None
+) -> list[Case]:
+    """The cases of an MSD ``dataset.json`` (``training`` entries; every file must exist)."""
+    training = data["training"]
+    if not isinstance(training, list) or not training:
+        raise DataError(f"{jpath}: 'training' must be a non-empty list")
+    if limit_cases is not None:
+        if limit_cases <= 0:
+            raise DataError(f"--cases must be a positive number, got {limit_cases}")
+        training = training[:limit_cases]
+    cases = []
+    for i, entry in enumerate(training):
+        if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) for k in ("image", "label")
+        ):
+            raise DataError(f"{jpath}: training[{i}] needs string 'image' and 'label' paths")
+        if Path(entry["image"]).name.startswith("._"):
+            continue  # AppleDouble metadata, never a case
+        image, label = root / entry["image"], root / entry["label"]
+        for kind, path in (("image", image), ("label", label)):
+            if not path.is_file():
+                raise DataError(f"{path}: {kind} listed in {jpath} (training[{i}]) not found")
+        cases.append(Case(image=image, label=label, name=_case_name(entry["image"])))
+    return cases
+
+
 def _index_names(mapping: Any, key: str, where: Path) -> dict[int, str]:
     """``{"0": "CT"}`` -> ``{0: "CT"}``, keys 0..N-1."""
     if not isinstance(mapping, dict) or not mapping:
@@ -109,8 +144,6 @@ def _nnunet_labels(mapping: Any, where: Path) -> dict[int, str]:
 
 
 def _read_msd(root: Path, data: dict[str, Any], jpath: Path) -> Layout:
-    from raynas.data.msd import msd_cases
-
     labels = _index_names(data["labels"], "labels", jpath)
     if len(labels) < 2:
         raise DataError(f"{jpath}: 'labels' needs background and at least one class")
@@ -294,54 +327,3 @@ def read_layout(
     if not layout.cases:
         raise DataError(f"--dataset {ref}: no training cases")
     return layout
-
-
-def open_user_dataset(
-    ref: str | Path,
-    data_root: Path | str | None = None,
-    *,
-    limit_cases: int | None = None,
-    plan: Path | str | None = None,
-    plan_cache: Path | str | None = None,
-    write_plan: bool = True,
-    validate: str = "none",
-) -> MSDDataset:
-    """A user's folder or datalist as an :class:`MSDDataset` whose :class:`DatasetInfo` comes
-    from its plan: the ``plan`` file (checked against the folder), else the full plan cached
-    under ``plan_cache`` (written there now, or with ``write_plan=False`` kept in ``plan_data``
-    for :func:`raynas.data.plan.save_plan`), else a header-only plan (no intensities).
-    ``validate`` (``"header"`` or ``"full"``) checks every case first, before any planning.
-    """
-    from raynas.data.plan import info_from_plan, load_or_make_plan, make_plan, read_plan
-
-    layout = read_layout(ref, data_root, limit_cases=limit_cases)
-    if validate != "none":
-        from raynas.data.validate import check_dataset
-
-        quick = info_from_plan(layout, make_plan(layout, voxels=False))
-        ds = MSDDataset(layout.root, layout.cases, layout.labels, layout.channels, quick)
-        check_dataset(ds, deep=validate == "full")
-    plan_file: Path | None = None
-    if plan is not None:
-        plan_file = Path(plan)
-        planned = read_plan(plan_file)
-        names = set(planned.get("fingerprint", {}).get("cases", {}))
-        if planned.get("source") != str(layout.source) or names != {c.name for c in layout.cases}:
-            raise DataError(
-                f"{plan_file}: the plan is of {planned.get('source')} with {len(names)} case(s), "
-                f"not of {layout.source} with {len(layout.cases)} (a stale plan?)"
-            )
-    elif plan_cache is not None:
-        planned, plan_file = load_or_make_plan(layout, cache_dir=plan_cache, write=write_plan)
-    else:
-        planned = make_plan(layout, voxels=False)
-    return MSDDataset(
-        root=layout.root,
-        cases=layout.cases,
-        labels=layout.labels,
-        channels=layout.channels,
-        info=info_from_plan(layout, planned),
-        source=str(layout.source),
-        plan_file=str(plan_file) if plan_file is not None else None,
-        plan_data=planned if plan_file is not None and not plan_file.is_file() else None,
-    )

@@ -18,20 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from raynas.data.cases import Case, MSDDataset
+from raynas.data.layouts import msd_cases
 from raynas.data.tasks import DATASETS, DatasetInfo, get_dataset_info
 from raynas.errors import DataError
 
 __all__ = ["Case", "MSDDataset", "read_msd", "msd_cases", "open_dataset", "REQUIRED_KEYS"]
 
 REQUIRED_KEYS = ("training", "modality", "labels")
-
-
-def _case_name(path: str) -> str:
-    base = Path(path).name
-    for ext in (".nii.gz", ".nii"):
-        if base.endswith(ext):
-            return base[: -len(ext)]
-    return base
 
 
 def _int_keys(mapping: Any, key: str, where: Path) -> dict[int, str]:
@@ -60,33 +53,6 @@ def _load_json(path: Path) -> dict[str, Any]:
     if missing:
         raise DataError(f"{path}: missing key(s) {', '.join(missing)}")
     return data
-
-
-def msd_cases(
-    root: Path, data: dict[str, Any], jpath: Path, *, limit_cases: int | None = None
-) -> list[Case]:
-    """The cases of an MSD ``dataset.json`` (``training`` entries; every file must exist)."""
-    training = data["training"]
-    if not isinstance(training, list) or not training:
-        raise DataError(f"{jpath}: 'training' must be a non-empty list")
-    if limit_cases is not None:
-        if limit_cases <= 0:
-            raise DataError(f"--cases must be a positive number, got {limit_cases}")
-        training = training[:limit_cases]
-    cases = []
-    for i, entry in enumerate(training):
-        if not isinstance(entry, dict) or not all(
-            isinstance(entry.get(k), str) for k in ("image", "label")
-        ):
-            raise DataError(f"{jpath}: training[{i}] needs string 'image' and 'label' paths")
-        if Path(entry["image"]).name.startswith("._"):
-            continue  # AppleDouble metadata, never a case
-        image, label = root / entry["image"], root / entry["label"]
-        for kind, path in (("image", image), ("label", label)):
-            if not path.is_file():
-                raise DataError(f"{path}: {kind} listed in {jpath} (training[{i}]) not found")
-        cases.append(Case(image=image, label=label, name=_case_name(entry["image"])))
-    return cases
 
 
 def read_msd(root: Path | str, *, info: DatasetInfo, limit_cases: int | None = None) -> MSDDataset:
@@ -162,7 +128,7 @@ def open_dataset(
     from raynas.data.layouts import is_path_ref
 
     if name not in DATASETS and is_path_ref(name):
-        from raynas.data.layouts import open_user_dataset
+        from raynas.data.userdata import open_user_dataset
 
         return open_user_dataset(
             name, data_root, limit_cases=limit_cases, plan=plan, plan_cache=plan_cache,
