@@ -162,3 +162,45 @@ def test_loaders_multi_channel_multi_class(tmp_path: Path, ending: str) -> None:
     assert set(val["label"].unique().tolist()) == {0, 1, 2}
     # the two channels differ (file 0001 is not a copy of file 0000)
     assert not bool((val["image"][0, 0] == val["image"][0, 1]).all())
+
+
+@pytest.mark.parametrize("space", ["c2f_small", "thrifty_small"])
+def test_four_channels_four_classes_reach_every_network(space: str) -> None:
+    """A BraTS-like folder (4 MRI sequences, background + 3 tumour classes): the coarse and fine
+    supernets, a sampled derived network and the baselines all take 4 channels in, 4 classes
+    out, and the scoring gives one Dice per foreground class."""
+    import torch
+
+    from raynas.engine import evaluate
+    from raynas.nets import build_network, dynunet_plan, unet_architecture, unetpp_architecture
+    from raynas.spaces import load_space
+
+    s = load_space(space)
+    dims = s.config.spatial_dims
+    size = (32, 32, 16) if dims == 3 else (32, 32)
+    x = torch.randn(1, 4, *size)
+    io = {"in_channels": 4, "out_channels": 4}
+    cand = s.coarse_candidates()[0]
+    nets = [
+        s.build_coarse_supernet(cand, width=8, **io),
+        build_network(s.sample_architecture(seed=0, width=8, **io)),
+        build_network(unet_architecture(spatial_dims=dims, width=8, **io)),
+        build_network(unetpp_architecture(spatial_dims=dims, width=8, **io)),
+        build_network(dynunet_plan((1.0,) * dims, size, base_width=8, **io)),
+    ]
+    for net in nets:
+        net.eval()
+        with torch.no_grad():
+            out = net(x)
+        out = out[0] if isinstance(out, list | tuple) else out
+        assert tuple(out.shape) == (1, 4, *size), type(net).__name__
+    volume = (32, 32, 4)  # scoring takes whole volumes (a 2D network runs slice by slice)
+    label = torch.zeros(1, 1, *volume, dtype=torch.int64)
+    label[:, :, :8, :8] = 1
+    label[:, :, 8:16, :8] = 2
+    label[:, :, 16:24, :8] = 3
+    loader = [{"image": torch.randn(1, 4, *volume), "label": label}]
+    roi = volume if dims == 3 else volume[:2]
+    result = evaluate(nets[2], loader, num_classes=4, roi_size=roi, spatial_dims=dims,
+                      device=torch.device("cpu"))  # fmt: skip
+    assert len(result.per_class) == 3
