@@ -311,11 +311,12 @@ def open_run_dataset(options: RunOptions, preset: Any, *, validate: str = "full"
     from raynas.data.layouts import is_path_ref
 
     ref, plan_cache = options.dataset, None
+    workdir = getattr(options, "workdir", None) or Path.cwd()  # evaluate's options have none
     data_root = options.data_root
     if data_root is not None:  # absolute: Ray workers run in other working directories
-        data_root = Path(options.workdir, Path(data_root).expanduser())
+        data_root = Path(workdir, Path(data_root).expanduser())
     if ref not in DATASETS and is_path_ref(ref):  # a user's folder or datalist: planned
-        ref = str(Path(options.workdir, Path(ref).expanduser()))
+        ref = str(Path(workdir, Path(ref).expanduser()))
         plan_cache = plan_cache_dir(options)
     else:
         info = get_dataset_info(ref)
