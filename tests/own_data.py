@@ -17,7 +17,15 @@ __all__ = ["write_image", "write_nnunet", "write_datalist", "case_arrays"]
 
 
 def write_image(path: Path, data: np.ndarray, spacing: tuple[float, float, float]) -> None:
-    """``data`` (X, Y, Z) as NIfTI or NRRD (by the path's ending), axis-aligned at ``spacing``."""
+    """``data`` (X, Y, Z) as NIfTI, NRRD or MHA (by the path's ending; MHA needs ITK),
+    axis-aligned at ``spacing``."""
+    if path.name.endswith(".mha"):
+        import itk
+
+        img = itk.image_from_array(np.ascontiguousarray(np.transpose(data, (2, 1, 0))))
+        img.SetSpacing([float(s) for s in spacing])
+        itk.imwrite(img, str(path))
+        return
     if path.name.endswith(".nrrd"):
         import nrrd
 

@@ -130,7 +130,7 @@ def read_voxels(path: Path) -> np.ndarray:
             return np.asarray(data)
         if ending == ".mha":
             itk = _itk()
-            arr = itk.array_view_from_image(itk.imread(str(path)))
+            arr = itk.array_from_image(itk.imread(str(path)))  # a copy: a view dies with it
             # ITK arrays are (Z, Y, X[, C]); back to (X, Y, Z[, C])
             axes = (2, 1, 0, 3) if arr.ndim == 4 else (2, 1, 0)
             return np.transpose(np.asarray(arr), axes[: arr.ndim])

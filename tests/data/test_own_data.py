@@ -147,9 +147,12 @@ def test_stale_plan_is_refused(tmp_path: Path) -> None:
         open_dataset(str(b), plan=path)
 
 
-@pytest.mark.parametrize("ending", [".nii.gz", ".nrrd"])
+@pytest.mark.parametrize("ending", [".nii.gz", ".nrrd", ".mha"])
 def test_loaders_multi_channel_multi_class(tmp_path: Path, ending: str) -> None:
     from raynas.data import build_loaders
+
+    if ending == ".mha":
+        pytest.importorskip("itk", reason=".mha needs the optional ITK (raynas[itk])")
 
     root = write_nnunet(tmp_path / "nn", ending=ending, cases=4)
     _, path = load_or_make_plan(read_layout(root), cache_dir=tmp_path / "c")
@@ -162,6 +165,9 @@ def test_loaders_multi_channel_multi_class(tmp_path: Path, ending: str) -> None:
     assert set(val["label"].unique().tolist()) == {0, 1, 2}
     # the two channels differ (file 0001 is not a copy of file 0000)
     assert not bool((val["image"][0, 0] == val["image"][0, 1]).all())
+    # the plan read the same voxels: each class is one box of known size in every case
+    counts = json.loads(Path(path).read_text())["fingerprint"]["cases"]["case_000"]
+    assert counts["class_voxels"] == {"0": 24 * 24 * 12 - 648 - 432, "1": 432, "2": 648}
 
 
 @pytest.mark.parametrize("space", ["c2f_small", "thrifty_small"])
