@@ -8,10 +8,12 @@ from typing import Any
 
 import typer
 
+from raynas.cli.common import DATA_ROOT_HELP, DATASET_HELP
+
 __all__ = ["baseline", "retrain"]
 
-_DATASET = typer.Option(..., "--dataset", help="msd_task01..msd_task10 | synthetic(2d)")
-_DATA_ROOT = typer.Option(None, "--data-root", help="The MSD task folder.")
+_DATASET = typer.Option(..., "--dataset", help=DATASET_HELP)
+_DATA_ROOT = typer.Option(None, "--data-root", help=DATA_ROOT_HELP)
 _EPOCHS = typer.Option(None, "--epochs", help="Training epochs (default: the preset's).")
 _WIDTH = typer.Option(None, "--width", help="Base width C (default: the preset's / the JSON's).")
 _GPUS = typer.Option(None, "--gpus", help="GPU budget (default: all visible).")

@@ -191,6 +191,7 @@ def build_loaders(
         "spacing": spacing,
         "hu_window": ds.info.hu_window,
         "preprocessed": preprocessed is not None,
+        "ct_zscore": ds.info.ct_zscore,
     }
     train_t = train_transforms(
         **common, patch_size=crop, mode=mode, samples_per_case=samples_per_case
@@ -201,6 +202,7 @@ def build_loaders(
     items = _items(ds, preprocessed, spacing)
     if cache == "disk":
         key = {"modality": ds.modality, "spacing": spacing, "hu": ds.info.hu_window,
+               "ct_zscore": ds.info.ct_zscore,
                "preprocessed": str(preprocessed) if preprocessed else None}
         tdir = _disk_cache_dir(ds, cache_dir, {**key, "pad": crop})
         vdir = _disk_cache_dir(ds, cache_dir, {**key, "pad": None})

@@ -51,6 +51,8 @@ def settings_of(ds: MSDDataset, spacing: Sequence[float]) -> dict[str, Any]:
         "modality": ds.modality,
         "spacing": [float(s) for s in spacing],
         "hu_window": [float(v) for v in hu] if hu is not None else None,
+        # a planned CT dataset's z-score (only then, so other caches keep their digests)
+        **({"ct_zscore": list(ds.info.ct_zscore)} if ds.info.ct_zscore is not None else {}),
         "channels": list(ds.channels),
     }
 
@@ -59,7 +61,8 @@ def cache_digest(ds: MSDDataset, spacing: Sequence[float]) -> str:
     """A digest of the case files' contents (names, images, labels) and the settings."""
     h = hashlib.sha256(json.dumps(settings_of(ds, spacing), sort_keys=True).encode())
     for case in sorted(ds.cases, key=lambda c: c.name):
-        h.update(f"{case.name}:{_file_digest(case.image)}:{_file_digest(case.label)};".encode())
+        images = ",".join(_file_digest(p) for p in case.images)  # one file per channel too
+        h.update(f"{case.name}:{images}:{_file_digest(case.label)};".encode())
     return h.hexdigest()[:16]
 
 
@@ -121,7 +124,10 @@ def preprocess_dataset(
         from monai.transforms import Compose
 
         load = Compose(
-            base_transforms(modality=ds.modality, spacing=spacing, hu_window=ds.info.hu_window)
+            base_transforms(
+                modality=ds.modality, spacing=spacing, hu_window=ds.info.hu_window,
+                ct_zscore=ds.info.ct_zscore,
+            )
         )
         cases: dict[str, Any] = {}
         for case in ds.cases:

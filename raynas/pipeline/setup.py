@@ -91,9 +91,10 @@ class SearchSetup:
         return {
             "stage": stage,
             "space": self.space_ref,
-            "dataset": info.name,
+            "dataset": self.dataset.ref,  # a built-in name, or a user's folder / datalist path
             # Synthetic data is regenerated (deterministically) on each worker.
             "data_root": None if info.synthetic else str(self.dataset.root),
+            "plan": self.dataset.plan_file,  # a user dataset's plan (raynas.data.plan)
             "seed": self.seed,
             "preset": self.preset.model_dump(mode="json"),
             "device": "auto" if self.gpus_per_trial > 0 else "cpu",
@@ -306,22 +307,48 @@ def load_run_preset(options: RunOptions, extra_overrides: list[str] | None = Non
 
 def open_run_dataset(options: RunOptions, preset: Any, *, validate: str = "full") -> Any:
     """Opens (and by default fully validates) ``--dataset`` / ``--data-root``."""
-    from raynas.data import get_dataset_info, open_dataset
+    from raynas.data import DATASETS, get_dataset_info, open_dataset
+    from raynas.data.layouts import is_path_ref
 
-    info = get_dataset_info(options.dataset)
-    if not info.synthetic and options.data_root is None:
-        raise UserError(f"--data-root: required for {info.name} (the {info.task_folder} folder)")
+    ref, plan_cache = options.dataset, None
+    workdir = getattr(options, "workdir", None) or Path.cwd()  # evaluate's options have none
     data_root = options.data_root
     if data_root is not None:  # absolute: Ray workers run in other working directories
-        data_root = Path(options.workdir, Path(data_root).expanduser())
-    return open_dataset(
-        info.name,
+        data_root = Path(workdir, Path(data_root).expanduser())
+    if ref not in DATASETS and is_path_ref(ref):  # a user's folder or datalist: planned
+        ref = str(Path(workdir, Path(ref).expanduser()))
+        plan_cache = plan_cache_dir(options)
+    else:
+        info = get_dataset_info(ref)
+        if not info.synthetic and options.data_root is None:
+            raise UserError(
+                f"--data-root: required for {info.name} (the {info.task_folder} folder)"
+            )
+        ref = info.name
+    ds = open_dataset(
+        ref,
         data_root,
         seed=preset.seed,
         synthetic_cases=preset.data.synthetic_cases,
         limit_cases=preset.data.cases,
         validate=validate,  # shapes, affines, labels, NaN: every case, before any trial starts
+        plan_cache=plan_cache,
+        # a run command writes the plan once every option has passed (see open_run)
+        write_plan=not hasattr(options, "storage_path"),
     )
+    if ds.plan_file:
+        logger.info("dataset plan: %s", ds.plan_file)
+    return ds
+
+
+def plan_cache_dir(options: Any) -> Path:
+    """Where a user dataset's plan is cached: beside the preprocess cache (``<storage>/cache``)
+    for the run commands, the raynas cache (``$RAYNAS_CACHE_DIR/plans``) for the others."""
+    if hasattr(options, "storage_path"):
+        return storage_root(options) / "cache"
+    from raynas.data.synthetic import cache_root
+
+    return cache_root() / "plans"
 
 
 def resolve_run_target(options: RunOptions) -> Any:
@@ -455,6 +482,9 @@ def open_run(
     setup.log_handler = _log_to_file(folder)
     try:
         logger.info("output folder: %s", folder.root)
+        from raynas.data.plan import save_plan
+
+        save_plan(dataset)  # a user dataset's plan.json, beside the preprocess cache
         # before any trial starts, so every trial reads it instead of re-resampling the dataset
         setup.preprocessed = str(preprocess_cache(options, preset, dataset))
         setup.runtime = init_ray(options.address)

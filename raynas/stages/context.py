@@ -32,6 +32,8 @@ class TrialSpec:
     device: str = "auto"
     # the search's shared preprocessed cache (raynas.data.preprocess), None = read the NIfTI files
     preprocessed: str | None = None
+    # a user dataset's plan.json (raynas.data.plan): its spacing, patches and normalisation
+    plan: str | None = None
 
     @property
     def trial_key(self) -> str:
@@ -81,6 +83,7 @@ def build_trial_data(spec: TrialSpec, *, spatial_dims: int, retrain: bool = Fals
         seed=spec.seed,
         synthetic_cases=preset.data.synthetic_cases,
         limit_cases=preset.data.cases,
+        plan=spec.plan,
     )
     info = ds.info
     patch = preset.data.retrain_patch_size if retrain else preset.data.patch_size
