@@ -35,10 +35,22 @@ __all__ = [
     "sort_points",
     "save_frontier",
     "frontier_table",
+    "learned",
 ]
 
 POINT_KINDS = ("searched", "baseline")
 CSV_COLUMNS = ("name", "kind", "stage", "test_dice", "val_dice", "params", "run_id", "on_front")
+
+
+def learned(val_dice: float) -> bool:
+    """Whether a network learnt: False when its best validation Dice stayed at 0 on every epoch
+    (so its other figures are no result); a NaN Dice (never validated) is not judged, True.
+
+    Example:
+        >>> learned(0.0), learned(0.31), learned(float("nan"))
+        (False, True, True)
+    """
+    return not (math.isfinite(val_dice) and val_dice <= 0.0)
 
 
 @dataclass(frozen=True)
