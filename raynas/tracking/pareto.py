@@ -12,7 +12,9 @@ parent run lives in :mod:`raynas.tracking.frontier`.
 
 A point is on the front iff no other point has ``dice >=`` and ``params <=`` with at least one
 of the two strict. Exact duplicates (same Dice, same parameter count) do not dominate each
-other, so both stay on the front; points with a non-finite Dice are never on it.
+other, so both stay on the front; points with a non-finite Dice are never on it. Nor is a
+network that did not learn (:func:`learned`: its validation Dice stayed at 0 on every epoch):
+it dominates nothing, and the table, the plot and MLflow say "did not learn" for it.
 """
 
 from __future__ import annotations
@@ -36,10 +38,14 @@ __all__ = [
     "save_frontier",
     "frontier_table",
     "learned",
+    "DID_NOT_LEARN",
 ]
 
 POINT_KINDS = ("searched", "baseline")
-CSV_COLUMNS = ("name", "kind", "stage", "test_dice", "val_dice", "params", "run_id", "on_front")
+CSV_COLUMNS = (
+    "name", "kind", "stage", "test_dice", "val_dice", "params", "run_id", "on_front", "learned",
+)  # fmt: skip
+DID_NOT_LEARN = "did not learn"
 
 
 def learned(val_dice: float) -> bool:
@@ -77,6 +83,12 @@ class ParetoPoint:
     def test_dice(self) -> float:
         return self.dice
 
+    @property
+    def learned(self) -> bool:
+        """False when its validation Dice stayed at 0 on every epoch (see :func:`learned`): the
+        table, plot and MLflow then say "did not learn", and it is never on the front."""
+        return learned(self.val_dice)
+
     def __post_init__(self) -> None:
         if self.kind not in POINT_KINDS:
             raise ValueError(f"kind must be one of {', '.join(POINT_KINDS)}; got {self.kind!r}")
@@ -89,7 +101,7 @@ class ParetoPoint:
 
     def dominates(self, other: ParetoPoint) -> bool:
         """True if ``self`` is at least as good on both objectives and better on one."""
-        if not math.isfinite(self.dice):
+        if not math.isfinite(self.dice) or not self.learned:
             return False
         if not math.isfinite(other.dice):
             return True
@@ -123,7 +135,9 @@ def pareto_front(points: Iterable[ParetoPoint]) -> list[ParetoPoint]:
     front = [
         p
         for p in pts
-        if math.isfinite(p.dice) and not any(q.dominates(p) for q in pts if q is not p)
+        if math.isfinite(p.dice)
+        and p.learned
+        and not any(q.dominates(p) for q in pts if q is not p)
     ]
     return sort_points(front)
 
@@ -149,6 +163,7 @@ def _rows(points: Sequence[ParetoPoint]) -> list[dict]:
             "params": p.params,
             "run_id": p.run_id,
             "on_front": id(p) in front_ids,
+            "learned": p.learned,
         }
         row.update({k: p.per_class.get(k, math.nan) for k in extra})
         rows.append(row)
@@ -217,6 +232,8 @@ def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto fronti
     for p in [*front, *rest]:
         dice = f"{p.dice:.4f}" if math.isfinite(p.dice) else "-"
         val = f"{p.val_dice:.4f}" if math.isfinite(p.val_dice) else "-"
+        if not p.learned:
+            dice = DID_NOT_LEARN
         table.add_row(
             "*" if id(p) in front_ids else "",
             p.name,
