@@ -73,6 +73,14 @@ class RetrainProgram(StageProgram):
         self.test: dict[str, float] = {}  # the test metrics, once measured
         self.keys = class_keys(self.data.dataset.labels, self.num_classes)
 
+    def _make_schedule(self) -> None:
+        from raynas.engine import make_scheduler
+
+        self.scheduler = make_scheduler(
+            self.optimizer, name=self.section.schedule, epochs=self.epochs,
+            warmup_epochs=int(self.section.lr_warmup_epochs),
+        )  # fmt: skip
+
     def train_and_score(self, epoch: int) -> dict[str, Any]:
         from raynas.engine import train_epoch
 
