@@ -176,7 +176,7 @@ def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, k
     target, parent = setup.target, setup.parent_run_id
     summary = {"best_dice": best.best_dice, "params": params, **scores}
     log_metrics(target, parent, summary, step=0)
-    learnt = learned_tags(learned(best.best_dice))  # "did not learn": Dice 0 on every epoch
+    learnt = learned_tags(learned(best.best_dice))  # "did not learn": Dice 0.00 every epoch
     set_tags(target, parent, {"model_path": str(path) if path else "", "trial": best.trial,
                               **learnt})  # fmt: skip
     if run_id:

@@ -13,7 +13,7 @@ parent run lives in :mod:`raynas.tracking.frontier`.
 A point is on the front iff no other point has ``dice >=`` and ``params <=`` with at least one
 of the two strict. Exact duplicates (same Dice, same parameter count) do not dominate each
 other, so both stay on the front; points with a non-finite Dice are never on it. Nor is a
-network that did not learn (:func:`learned`: its validation Dice stayed at 0 on every epoch):
+network that did not learn (:func:`learned`: validation Dice 0.00 on every epoch):
 it dominates nothing, and the table, the plot and MLflow say "did not learn" for it.
 """
 
@@ -39,6 +39,7 @@ __all__ = [
     "frontier_table",
     "learned",
     "DID_NOT_LEARN",
+    "LEARNED_MIN_DICE",
 ]
 
 POINT_KINDS = ("searched", "baseline")
@@ -46,17 +47,22 @@ CSV_COLUMNS = (
     "name", "kind", "stage", "test_dice", "val_dice", "params", "run_id", "on_front", "learned",
 )  # fmt: skip
 DID_NOT_LEARN = "did not learn"
+LEARNED_MIN_DICE = 0.01  # best validation Dice below this on every epoch: "did not learn"
 
 
 def learned(val_dice: float) -> bool:
-    """Whether a network learnt: False when its best validation Dice stayed at 0 on every epoch
-    (so its other figures are no result); a NaN Dice (never validated) is not judged, True.
+    """Whether a network learnt: False when its best validation Dice stayed at 0 (below
+    :data:`LEARNED_MIN_DICE`, i.e. 0.00 to two decimals) on every epoch, so its other figures
+    are no result; a NaN Dice (never validated) is not judged, True.
+
+    An untrained network scores noise above 0 (a U-Net at its initial weights: up to ~0.005 on
+    ``synthetic``), hence the margin over exact 0.
 
     Example:
-        >>> learned(0.0), learned(0.31), learned(float("nan"))
-        (False, True, True)
+        >>> learned(0.0), learned(0.007), learned(0.31), learned(float("nan"))
+        (False, False, True, True)
     """
-    return not (math.isfinite(val_dice) and val_dice <= 0.0)
+    return not (math.isfinite(val_dice) and val_dice < LEARNED_MIN_DICE)
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ class ParetoPoint:
 
     @property
     def learned(self) -> bool:
-        """False when its validation Dice stayed at 0 on every epoch (see :func:`learned`): the
+        """False when its validation Dice stayed at 0.00 on every epoch (:func:`learned`): the
         table, plot and MLflow then say "did not learn", and it is never on the front."""
         return learned(self.val_dice)
 

@@ -8,7 +8,7 @@ axes), every point labelled with its name and size (labels placed greedily so th
 neither each other nor a marker, and stay inside the axes), the frontier drawn as a staircase
 (also for a single point), and the Dice in the title and y label: ``test Dice`` when the points
 carry a held-out test Dice (``test_dice``), else ``validation Dice``. A network that did not
-learn (its validation Dice stayed at 0 on every epoch) is a grey cross labelled "did not learn".
+learn (validation Dice 0.00 on every epoch) is a grey cross labelled "did not learn".
 """
 
 from __future__ import annotations

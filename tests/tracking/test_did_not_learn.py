@@ -38,9 +38,9 @@ def _points() -> list[ParetoPoint]:
 
 @pytest.mark.parametrize(
     ("val_dice", "expected"),
-    [(0.0, False), (-0.0, False), (1e-4, True), (0.43, True), (math.nan, True)],
+    [(0.0, False), (-0.0, False), (0.0072, False), (0.01, True), (0.43, True), (math.nan, True)],
 )
-def test_learned_is_validation_dice_above_zero(val_dice: float, expected: bool) -> None:
+def test_learned_is_val_dice_above_zero_to_two_decimals(val_dice: float, expected: bool) -> None:
     assert learned(val_dice) is expected
     point = ParetoPoint("n", dice=0.1, params=1, val_dice=val_dice)
     assert point.learned is expected
