@@ -22,6 +22,8 @@ Usage:
     python benchmarks/baselines_learn.py --smoke-test
     flock /work/heavy.lock timeout 900 python benchmarks/baselines_learn.py --label after
     python benchmarks/baselines_learn.py --models unet --set retrain.lr=0.001 --label lr1e-3
+    python benchmarks/baselines_learn.py --models unet --init torch --max-epochs 12 \
+        --label bisect_torch_init_warmup
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "preset's retrain.epochs)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="preset override, e.g. retrain.lr=0.001")
+    p.add_argument("--init", choices=("product", "torch"), default="product",
+                   help="torch: re-initialise U-Net/UNet++ with PyTorch's default (the init "
+                        "before the fix) to bisect the cause; product: as built")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
@@ -89,6 +94,22 @@ def architecture(model: str, seed: int, preset: Any, dataset: Any) -> Any:
     )
 
 
+def torch_default_init(program: Any) -> None:
+    """Re-draws every convolution of ``program.model`` with PyTorch's default initialiser
+    (``reset_parameters``, seeded by the trial seed): the U-Net/UNet++ init before the fix."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    torch.manual_seed(program.seed)
+    convs = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+    for m in program.model.modules():
+        if isinstance(m, convs):
+            m.reset_parameters()
+    program.best_state = copy.deepcopy(program.model.state_dict())
+
+
 def train(model: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """One retrain of ``model``: per-epoch figures and the summary row."""
     from raynas.config import load_preset
@@ -108,6 +129,8 @@ def train(model: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
                      device="cpu")
     t0 = time.perf_counter()
     program = RetrainProgram(spec)
+    if args.init == "torch" and model in ("unet", "unetpp"):
+        torch_default_init(program)
     stop = min(program.epochs, args.max_epochs or program.epochs)
     epochs: list[dict[str, Any]] = []
     while program.epoch < stop:
@@ -125,6 +148,7 @@ def train(model: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     test = final.get("test_dice")
     return {
         "model": model, "seed": seed, "key": key, "params": int(program.params),
+        "init": args.init if model in ("unet", "unetpp") else "product",
         "epochs_run": len(epochs), "schedule_epochs": program.epochs,
         "val_dice": val, "first_epoch_val_dice_above_0": first, "learned": learned(val),
         "test_dice": test if test is not None and math.isfinite(test) else None,
@@ -147,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(train(model, seed, args))
     run = {
         **stamp(), "smoke_test": args.smoke_test, "seeds": args.seeds, "models": args.models,
-        "max_epochs": args.max_epochs, "overrides": args.overrides,
+        "max_epochs": args.max_epochs, "overrides": args.overrides, "init": args.init,
         "config": {"preset": "smoke", "dataset": "synthetic",
                    "retrain": preset.retrain.model_dump(mode="json"),
                    "data": preset.data.model_dump(mode="json"), "seed": preset.seed},
