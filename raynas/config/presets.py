@@ -160,19 +160,14 @@ class FineSection(_Training, _Scoring):
 
 
 class RetrainSection(_Training):
-    # epochs of linear learning-rate warm-up before ``schedule`` (every retrained network alike)
+    # epochs of linear learning-rate warm-up before ``schedule``, for every retrained network
+    # alike; capped at ``epochs - 1`` (a 2-epoch retrain warms up for 1)
     lr_warmup_epochs: int = Field(default=0, ge=0)
     baselines: list[Literal["unet", "unetpp", "dynunet"]] = []
     num_samples: PositiveInt = 1  # Optuna samples per architecture when hparams are declared
     hparams: dict[Literal["lr", "weight_decay", "optimizer"], Distribution] = {}
     sw_batch_size: PositiveInt = 2
     sw_overlap: float = Field(default=0.25, ge=0, lt=1)
-
-    @model_validator(mode="after")
-    def _check_warmup(self) -> RetrainSection:
-        if self.lr_warmup_epochs >= self.epochs:
-            raise ValueError(f"lr_warmup_epochs must be < epochs ({self.epochs})")
-        return self
 
 
 class ResourcesSection(Strict):

@@ -76,10 +76,14 @@ def test_warmup_resumes_from_a_checkpoint() -> None:
         assert current_lr(opt2) == pytest.approx(current_lr(opt))
 
 
-def test_preset_field() -> None:
+def test_preset_field_and_the_cap_for_short_retrains() -> None:
+    from raynas.stages.retrain import warmup_epochs
+
     assert load_preset("smoke").retrain.lr_warmup_epochs == 5
     assert load_preset("default").retrain.lr_warmup_epochs == 0
-    with pytest.raises(ConfigError, match="lr_warmup_epochs must be < epochs"):
-        load_preset("smoke", ["retrain.lr_warmup_epochs=40"])
     with pytest.raises(ConfigError, match="retrain.lr_warmup_epochs"):
         load_preset("smoke", ["retrain.lr_warmup_epochs=-1"])
+    short = load_preset("smoke", ["retrain.epochs=2"]).retrain  # --epochs 2 stays valid
+    assert warmup_epochs(short.lr_warmup_epochs, short.epochs) == 1
+    assert [warmup_epochs(5, e) for e in (1, 2, 6, 40)] == [0, 1, 5, 5]
+    assert warmup_epochs(0, 40) == 0
