@@ -114,13 +114,12 @@ def frontier_note(points: Sequence[Any], front: Sequence[Any], *, dice_label: st
 
 def summary_metrics(points: Sequence[Any], front: Sequence[Any]) -> dict[str, float]:
     """``best_searched_dice`` / ``best_searched_params``, ``best_baseline_dice`` /
-    ``best_baseline_params`` (of the networks that learnt: none, no metric), ``frontier_size``,
-    ``networks`` and ``networks_did_not_learn`` of a search."""
+    ``best_baseline_params``, ``frontier_size``, ``networks`` and ``networks_did_not_learn`` (see
+    :func:`raynas.tracking.pareto.learned`) of a search."""
     out: dict[str, float] = {"frontier_size": float(len(front)), "networks": float(len(points))}
     out["networks_did_not_learn"] = float(sum(not getattr(p, "learned", True) for p in points))
     for kind in ("searched", "baseline"):
-        pts = [p for p in points if p.kind == kind and math.isfinite(_dice(p))
-               and getattr(p, "learned", True)]  # fmt: skip
+        pts = [p for p in points if p.kind == kind and math.isfinite(_dice(p))]
         if pts:
             best = max(pts, key=lambda p: (_dice(p), -p.params))
             out[f"best_{kind}_dice"] = _dice(best)

@@ -12,9 +12,9 @@ parent run lives in :mod:`raynas.tracking.frontier`.
 
 A point is on the front iff no other point has ``dice >=`` and ``params <=`` with at least one
 of the two strict. Exact duplicates (same Dice, same parameter count) do not dominate each
-other, so both stay on the front; points with a non-finite Dice are never on it. Nor is a
-network that did not learn (:func:`learned`: validation Dice 0.00 on every epoch):
-it dominates nothing, and the table, the plot and MLflow say "did not learn" for it.
+other, so both stay on the front; points with a non-finite Dice are never on it. A network that
+did not learn (:func:`learned`: validation Dice 0.00 on every epoch) keeps its place in the
+files, but the table, the plot and MLflow say "did not learn" for it instead of its Dice.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class ParetoPoint:
     @property
     def learned(self) -> bool:
         """False when its validation Dice stayed at 0.00 on every epoch (:func:`learned`): the
-        table, plot and MLflow then say "did not learn", and it is never on the front."""
+        table, plot and MLflow then say "did not learn" instead of its Dice."""
         return learned(self.val_dice)
 
     def __post_init__(self) -> None:
@@ -107,7 +107,7 @@ class ParetoPoint:
 
     def dominates(self, other: ParetoPoint) -> bool:
         """True if ``self`` is at least as good on both objectives and better on one."""
-        if not math.isfinite(self.dice) or not self.learned:
+        if not math.isfinite(self.dice):
             return False
         if not math.isfinite(other.dice):
             return True
@@ -141,9 +141,7 @@ def pareto_front(points: Iterable[ParetoPoint]) -> list[ParetoPoint]:
     front = [
         p
         for p in pts
-        if math.isfinite(p.dice)
-        and p.learned
-        and not any(q.dominates(p) for q in pts if q is not p)
+        if math.isfinite(p.dice) and not any(q.dominates(p) for q in pts if q is not p)
     ]
     return sort_points(front)
 
