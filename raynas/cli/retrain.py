@@ -37,8 +37,10 @@ def _run(**kwargs: Any) -> None:
     result = run_retrain(RetrainOptions(**kwargs, overrides=overrides, workdir=Path.cwd()))
     console = Console(soft_wrap=True)
     if not learned(result.val_dice):
-        console.print(f"{result.name}: did not learn (validation Dice 0.00 on every one of "
-                      f"{result.epochs} epochs; its test Dice {result.dice:.4f} is no result)")
+        console.print(
+            f"{result.name}: did not learn (validation Dice {result.val_dice:.4f}, 0.00 on every "
+            f"one of {result.epochs} epochs; its test Dice {result.dice:.4f} is no result)"
+        )
     else:
         console.print(
             f"{result.name}: test Dice {result.dice:.4f} (held-out cases; validation Dice "
