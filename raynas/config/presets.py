@@ -164,6 +164,9 @@ class FineSection(_Training, _Scoring):
 
 
 class RetrainSection(_Training):
+    # epochs of linear learning-rate warm-up before ``schedule``, for every retrained network
+    # alike; capped at ``epochs - 1`` (a 2-epoch retrain warms up for 1)
+    lr_warmup_epochs: int = Field(default=0, ge=0)
     baselines: list[Literal["unet", "unetpp", "dynunet"]] = []
     num_samples: PositiveInt = 1  # Optuna samples per architecture when hparams are declared
     hparams: dict[Literal["lr", "weight_decay", "optimizer"], Distribution] = {}

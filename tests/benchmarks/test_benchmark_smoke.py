@@ -32,6 +32,8 @@ def _split_ok(run: dict) -> bool:
         ("pcdarts_memory.py", lambda d: {r["k"] for r in d["runs"]} >= {1, 4}),
         ("thrifty_vs_baselines.py", lambda d: len(d["models"]) >= 3),
         ("search_cost.py", lambda d: _split_ok(d["after"])),
+        ("baselines_learn.py", lambda d: len(d["after"]["rows"]) == 4
+         and all(len(r["per_epoch"]) == 2 for r in d["after"]["rows"])),
         ("gpu_check.sh", lambda d: d["pcdarts"]["runs"] and _split_ok(d["trials"]["amp_on"])),
     ],
 )
