@@ -305,9 +305,48 @@ def _flat(data: Any, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, An
             yield prefix[:-1], data
 
 
+def _matrix(summary: Any) -> str | None:
+    """A ``{row: {column: scalar}}`` summary as one table, or None when it is not one."""
+    if not isinstance(summary, dict) or not summary:
+        return None
+    if not all(isinstance(v, dict) and v and all(not isinstance(x, dict | list) for x in v.values())
+               for v in summary.values()):
+        return None
+    columns: list[str] = []
+    for row in summary.values():
+        columns += [k for k in row if k not in columns]
+    rows = [[name, *(_num(row.get(c)) for c in columns)] for name, row in summary.items()]
+    return _table(["", *columns], rows)
+
+
+def _summary_tables(summary: Any) -> str:
+    matrix = _matrix(summary)
+    if matrix is not None:
+        return matrix
+    rows = [[k, _num(v)] for k, v in _flat(summary or {})][:24]
+    return _table(["figure", "value"], rows) if rows else ""
+
+
+def _sections(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Labelled runs kept side by side in one file (``before``, ``after``, ...), each with its own
+    provenance and summary."""
+    return {k: v for k, v in data.items()
+            if isinstance(v, dict) and "summary" in v and ("commit" in v or "config" in v)}
+
+
 def bench_page(path: Path) -> str:
     data = json.loads(path.read_text())
     rel = path.relative_to(ROOT).as_posix()
+    sections = _sections(data)
+    if sections and "summary" not in data:
+        parts = [HEADER.format(source=rel), f"File `{rel}`, one run per label.\n\n"]
+        for label, section in sections.items():
+            commit, _ = _provenance(section)
+            seeds = section.get("seeds")
+            parts.append(f"**{label}** (commit {commit}"
+                         + (f", seeds {seeds}" if seeds is not None else "") + ")\n\n")
+            parts.append(_summary_tables(section.get("summary")) + "\n")
+        return "".join(parts).rstrip() + "\n"
     commit, _ = _provenance(data)
     meta = [["file", f"`{rel}`"], ["commit that wrote it", commit],
             ["smoke test", _num(data.get("smoke_test"))]]
@@ -320,12 +359,7 @@ def bench_page(path: Path) -> str:
     if targets:
         parts.append(_table(["target", "value", "target value", "met"], targets) + "\n")
     headline = data.get("headline")
-    if isinstance(headline, dict):
-        rows = [[k, _num(v)] for k, v in _flat(headline)]
-    else:
-        rows = [[k, _num(v)] for k, v in _flat(data.get("summary") or {})][:24]
-    if rows:
-        parts.append(_table(["figure", "value"], rows))
+    parts.append(_summary_tables(headline if isinstance(headline, dict) else data.get("summary")))
     return "".join(parts).rstrip() + "\n"
 
 
