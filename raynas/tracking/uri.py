@@ -51,6 +51,9 @@ class TrackingTarget:
         uri: The tracking URI handed to ``MlflowClient(tracking_uri=...)``.
         artifact_root: Absolute folder that holds the artifacts of a SQLite store; ``None`` where
             the server (or MLflow's own default) decides.
+        store_id: ``(device, inode)`` of the SQLite file once
+            :func:`raynas.tracking.store.prepare_store` opened it (every later MLflow call
+            checks the file is still that one); ``None`` before, and for other stores.
 
     Example:
         >>> t = resolve_tracking_uri(None, workdir=Path("/tmp/run"))
@@ -60,6 +63,7 @@ class TrackingTarget:
 
     uri: str
     artifact_root: Path | None = None
+    store_id: tuple[int, int] | None = None
 
     @property
     def is_server(self) -> bool:
