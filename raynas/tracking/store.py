@@ -167,6 +167,9 @@ def _create(db: Path, artifact_root: Path | None) -> None:
     for path in (tmp, tmp.with_name(tmp.name + "-journal")):
         path.unlink(missing_ok=True)
     root = (artifact_root or db.parent / "mlartifacts").as_uri()
+    quiet = logging.getLogger("mlflow.store.db.utils")  # "Creating initial MLflow database..."
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
     try:
         store = SqlAlchemyStore(f"sqlite:///{tmp}", root)
         store.engine.dispose()
@@ -174,6 +177,8 @@ def _create(db: Path, artifact_root: Path | None) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        quiet.setLevel(level)
 
 
 def prepare_store(target: TrackingTarget, *, create: bool = True) -> TrackingTarget:
@@ -192,6 +197,7 @@ def prepare_store(target: TrackingTarget, *, create: bool = True) -> TrackingTar
     db = target.db_path
     if db is None:
         return target
+    db.parent.mkdir(parents=True, exist_ok=True)
     with store_lock(db):
         state, why = _inspect(db)
         if state == "new":

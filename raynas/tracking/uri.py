@@ -188,9 +188,15 @@ def _check_server(target: TrackingTarget, timeout: float) -> None:
 
 
 def _check_writable(target: TrackingTarget, folder: Path) -> None:
+    """A probe file in ``folder``, or in its nearest existing ancestor: nothing is created
+    (the store is made by :func:`raynas.tracking.store.prepare_store`, once a run starts)."""
+    probe_in = folder
+    while not probe_in.exists() and probe_in.parent != probe_in:
+        probe_in = probe_in.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".raynas-write-check-"):
+        if not probe_in.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(probe_in))
+        with tempfile.NamedTemporaryFile(dir=probe_in, prefix=".raynas-write-check-"):
             pass
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -203,7 +209,8 @@ def check_tracking_reachable(target: TrackingTarget, *, timeout: float = 5.0) ->
     """Fail early, with one line, if the tracking store cannot be used from this process.
 
     An ``http(s)`` server must answer ``GET /health`` with 200 within ``timeout`` seconds; a
-    SQLite store's folder (and its artifact folder) must exist or be creatable, and be writable.
+    SQLite store's folder (and its artifact folder) must be writable, or creatable where they
+    do not exist yet (a probe file in the nearest existing folder; nothing else is written).
     Pure function (no global state): call it on the driver and inside Ray workers alike.
 
     Args:
