@@ -3,7 +3,9 @@ outputs), a tracking store deleted mid-run. Each ends as one line (exit 1), with
 stage marked interrupted so that ``--resume`` continues once the cause is fixed.
 
 - :func:`run_fault` finds such a fault in an exception and its causes (Tune wraps what a
-  callback raised in a ``TuneError``; SQLAlchemy wraps SQLite's "database or disk is full");
+  callback raised in a ``TuneError``; SQLAlchemy wraps SQLite's "database or disk is full"):
+  an ``OSError`` of a full, read-only or failing file system (ENOSPC, EDQUOT, EFBIG, EROFS,
+  EIO) or a file the run may not write (EACCES, EPERM); other errors keep their traceback;
 - :func:`trial_fault` finds it in the errors of a stage's failed trials (a trial whose
   checkpoint could not be written fails in its worker, not on the driver);
 - :func:`stop_on_fault` does the clean-up (stage interrupted, open runs KILLED, Ray stopped),
@@ -34,6 +36,7 @@ logger = logging.getLogger("raynas.search")
 
 # errnos of a write that failed for a reason outside the program
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+_ACCESS_ERRNOS = {errno.EACCES, errno.EPERM}  # a file or folder the run may not write
 _DISK_TEXT = re.compile(
     r"No space left on device|Disk quota exceeded|File too large|database or disk is full"
     r"|\[Errno (28|122|27)\]"
@@ -64,7 +67,8 @@ def _one_line(text: str, limit: int = 300) -> str:
 def _os_line(exc: OSError) -> str:
     name = errno.errorcode.get(exc.errno or 0, "")
     what = exc.strerror or type(exc).__name__
-    where = f"cannot write {exc.filename}" if exc.filename else "a write failed"
+    verb = "cannot use" if exc.errno in _ACCESS_ERRNOS else "cannot write"
+    where = f"{verb} {exc.filename}" if exc.filename else "a write failed"
     fix = "free space" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "fix it"
     return f"{where}: {what}" + (f" ({name})" if name else "") + "; " + _RESUME.format(fix=fix)
 
@@ -96,10 +100,11 @@ def run_fault(exc: BaseException, storage: Path | None = None) -> RunError | Non
     for item in _chain(exc):
         if isinstance(item, RunError):
             return item
-        if isinstance(item, OSError) and (item.filename or item.errno in _WRITE_ERRNOS):
+        if isinstance(item, OSError) and item.errno in _WRITE_ERRNOS | _ACCESS_ERRNOS:
             if isinstance(item, ConnectionError | TimeoutError):
                 continue  # the network, not a file
-            return RunError(_os_line(item))
+            if item.errno in _WRITE_ERRNOS or item.filename:
+                return RunError(_os_line(item))
         if "database or disk is full" in str(item):
             return RunError(
                 "the MLflow store's disk is full (database or disk is full); "
@@ -108,12 +113,16 @@ def run_fault(exc: BaseException, storage: Path | None = None) -> RunError | Non
     return None
 
 
-def trial_fault(records: list[Any]) -> RunError | None:
+def trial_fault(records: list[Any], storage: Path | None = None) -> RunError | None:
     """A :class:`~raynas.errors.RunError` when a failed trial of a stage failed because a file
-    could not be written (a full disk in a worker), naming the trial and its error line."""
+    could not be written (a full disk in a worker; for ``torch.save``'s own writer, which
+    names no errno, while ``storage`` has no room left), naming the trial and its error line."""
+    full = storage is not None and (_free_bytes(Path(storage)) or 0) < _FULL_BYTES
     for record in records:
         error = getattr(record, "error", None) or ""
-        if getattr(record, "status", "") == "failed" and _DISK_TEXT.search(error):
+        if getattr(record, "status", "") != "failed":
+            continue
+        if _DISK_TEXT.search(error) or (full and _TORCH_WRITE.search(error)):
             return RunError(
                 f"trial {record.trial_id} ({record.candidate}) could not write its files: "
                 f"{_one_line(error)}; " + _RESUME.format(fix="free space")

@@ -95,7 +95,7 @@ def run_tracked_stage(
     )
     logger.info("%s stage: %d candidates", stage, len(candidates))
     records = run_stage(request)
-    if (fault := trial_fault(records)) is not None:  # a full disk in a worker: not a result
+    if (fault := trial_fault(records, setup.folder.root)) is not None:  # a full disk: no result
         raise fault
     setup.folder.write_table(stage, _rows(records, labels))
     from raynas.stages.timing import format_split
