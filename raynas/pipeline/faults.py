@@ -64,11 +64,17 @@ def _one_line(text: str, limit: int = 300) -> str:
     return " ".join(str(text).split())[:limit]
 
 
-def _os_line(exc: OSError) -> str:
+def _os_line(exc: OSError, storage: Path | None) -> str:
     name = errno.errorcode.get(exc.errno or 0, "")
     what = exc.strerror or type(exc).__name__
     verb = "cannot use" if exc.errno in _ACCESS_ERRNOS else "cannot write"
-    where = f"{verb} {exc.filename}" if exc.filename else "a write failed"
+    if exc.filename:
+        where = f"{verb} {exc.filename}"
+    elif storage is not None:  # a write to an open file names none: the output folder's disk
+        free = _free_bytes(Path(storage))
+        where = f"{verb} in {storage}" + ("" if free is None else f" ({free} bytes free)")
+    else:
+        where = "a write failed"
     fix = "free space" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "fix it"
     return f"{where}: {what}" + (f" ({name})" if name else "") + "; " + _RESUME.format(fix=fix)
 
@@ -104,7 +110,7 @@ def run_fault(exc: BaseException, storage: Path | None = None) -> RunError | Non
             if isinstance(item, ConnectionError | TimeoutError):
                 continue  # the network, not a file
             if item.errno in _WRITE_ERRNOS or item.filename:
-                return RunError(_os_line(item))
+                return RunError(_os_line(item, storage))
         if "database or disk is full" in str(item):
             return RunError(
                 "the MLflow store's disk is full (database or disk is full); "
