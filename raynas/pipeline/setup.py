@@ -5,6 +5,7 @@ steps and :func:`open_run` are shared with :mod:`raynas.pipeline.retrain`."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -216,6 +217,23 @@ def _check_resume_fingerprint(folder: SearchFolder, fingerprint: dict[str, Any])
         )
 
 
+def _check_parent_run(target: Any, folder: SearchFolder) -> None:
+    """On ``--resume``: the parent run recorded in ``state.json`` is in the store (a store that
+    was deleted and recreated, or another ``--tracking-uri``, does not hold it)."""
+    from mlflow.exceptions import MlflowException
+
+    from raynas.tracking import client_for
+
+    parent = folder.state["parent_run_id"]
+    try:
+        client_for(target).get_run(parent)
+    except MlflowException:
+        raise UserError(
+            f"--resume: the MLflow store {target.uri} has no run {parent} (the parent run of "
+            f"{folder.root}): put back the store this search used, or give its --tracking-uri"
+        ) from None
+
+
 def _resources(setup: SearchSetup, options: RunOptions) -> None:
     runtime = setup.runtime
     cpus = options.cpus_per_trial
@@ -260,7 +278,11 @@ def _check_address(address: str | None, timeout: float = 5.0) -> None:
     if not host or not port.isdigit():
         raise UserError(f"--address {address}: expected ray://HOST:PORT (e.g. ray://head:10001)")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            if sock.getsockname() == sock.getpeername():
+                # a connect to a free local port of the ephemeral range can meet itself (TCP
+                # simultaneous open): nothing listens there
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UserError(
@@ -377,8 +399,16 @@ def _validate(options: SearchOptions) -> tuple[Any, Any, str, Any, Any]:
     return preset, space, space_ref, dataset, target
 
 
+class _RunLog(logging.FileHandler):
+    """``search.log``: a line that cannot be written (a full disk) is dropped, not printed on
+    stderr as logging's own traceback; the run's error says what failed."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        return
+
+
 def _log_to_file(folder: SearchFolder) -> logging.Handler:
-    handler = logging.FileHandler(folder.root / "search.log")
+    handler = _RunLog(folder.root / "search.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("raynas")
     root.setLevel(logging.INFO)
@@ -449,25 +479,41 @@ def open_run(
     saved with another one stops the run (UserError naming what differs) before Ray starts.
     """
     from raynas.pipeline.split import log_split, run_split, write_split
-    from raynas.tracking import ensure_experiment, run_tags, start_parent_run
-    from raynas.tune import init_ray, preflight_on_worker
+    from raynas.tracking import ensure_experiment, prepare_store, run_tags, start_parent_run
+    from raynas.tune import init_ray, preflight_on_worker, shutdown_ray
 
     split = run_split(dataset, preset)  # DataError (exit 2) before any folder or Ray
     experiment = options.experiment or preset.tracking.experiment
     check_storage(storage_root(options))
     folder = _folder(options, experiment, name)
-    if getattr(options, "resume", False):
+    resume = getattr(options, "resume", False)
+    if resume:
         from raynas.tune.guard import verify_search
 
         verify_search(folder.ray_dir)  # Ray's pickles, before anything could load them
     if fingerprint is not None:
         _check_resume_fingerprint(folder, fingerprint)
-    folder.create()
-    if fingerprint is not None and folder.state.get("fingerprint") != fingerprint:
-        folder.state["fingerprint"] = fingerprint
-        folder.save_state()
-    write_split(folder.root, split)
+    # a cluster given by --address is joined before anything is written (a wrong address
+    # leaves no store and no output folder); a local Ray starts below, once the output folder
+    # logs it
+    runtime = init_ray(options.address) if options.address else None
+    try:
+        # the store created (once, under its lock) or refused before the local Ray starts; a
+        # resumed search's parent run must be in it
+        target = prepare_store(target, create=not resume)
+        if resume and folder.state.get("parent_run_id"):
+            _check_parent_run(target, folder)
+        folder.create()
+        if fingerprint is not None and folder.state.get("fingerprint") != fingerprint:
+            folder.state["fingerprint"] = fingerprint
+            folder.save_state()
+        write_split(folder.root, split)
+    except BaseException:
+        if runtime is not None:
+            shutdown_ray(runtime)
+        raise
     setup = SearchSetup(
+        runtime=runtime,
         options=options,
         preset=preset,
         space=space,
@@ -487,7 +533,7 @@ def open_run(
         save_plan(dataset)  # a user dataset's plan.json, beside the preprocess cache
         # before any trial starts, so every trial reads it instead of re-resampling the dataset
         setup.preprocessed = str(preprocess_cache(options, preset, dataset))
-        setup.runtime = init_ray(options.address)
+        setup.runtime = runtime or init_ray(options.address)
         _resources(setup, options)
         data_root = None if dataset.info.synthetic else dataset.root
         preflight_on_worker(data_root, target.uri, target.artifact_root)
