@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from raynas.config.loader import apply_overrides, deep_merge, read_yaml, validate_model
 from raynas.config.resources import builtin_file, builtin_names
@@ -182,13 +190,25 @@ class Preset(Strict):
     name: str
     description: str = ""
     seed: int = Field(default=0, ge=0, le=SEED_MAX)
-    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16); off on CPU
+    # mixed precision (raynas.engine.amp): auto = bf16 on CUDA where supported, else fp16 with a
+    # grad scaler, float32 on CPU; bf16 / fp16 on any device; off = float32. Old booleans map:
+    # true = auto, false = off.
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    # cuDNN: deterministic kernels and no autotuning (a resumed trial continues exactly), or
+    # false = autotuned kernels (cudnn.benchmark: faster convolutions, reruns may differ)
+    deterministic: bool = True
     data: DataSection = Field(default_factory=DataSection)
     coarse: CoarseSection = Field(default_factory=CoarseSection)
     fine: FineSection = Field(default_factory=FineSection)
     retrain: RetrainSection = Field(default_factory=RetrainSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_from_bool(cls, value: Any) -> Any:
+        """The old boolean setting: ``true`` = ``auto``, ``false`` = ``off``."""
+        return {True: "auto", False: "off"}[value] if isinstance(value, bool) else value
 
 
 def _locate(ref: str, *, relative_to: Path | None) -> Path:

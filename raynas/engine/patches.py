@@ -147,7 +147,7 @@ def evaluate_patches(
     num_classes: int,
     device: torch.device,
     batch_size: int = 4,
-    amp: bool | str = False,
+    amp: str | bool | Precision = "off",
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> EvalResult:
     """Patch-level Dice of ``model`` on ``patches``, aggregated per class over all patches.

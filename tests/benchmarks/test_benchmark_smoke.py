@@ -32,7 +32,11 @@ def _split_ok(run: dict) -> bool:
         ("pcdarts_memory.py", lambda d: {r["k"] for r in d["runs"]} >= {1, 4}),
         ("thrifty_vs_baselines.py", lambda d: len(d["models"]) >= 3),
         ("search_cost.py", lambda d: _split_ok(d["after"])),
-        ("gpu_check.sh", lambda d: d["pcdarts"]["runs"] and _split_ok(d["trials"]["amp_on"])),
+        ("gpu_check.sh", lambda d: d["pcdarts"]["runs"] and _split_ok(d["trials"]["amp_on"])
+         and d["resume"]["fp16"]["verdict"] == "exact"),
+        ("resume_check.py", lambda d: d["verdict"] == "exact" and d["rerun_exact"]
+         and d["setup"].startswith("cpu: fp16 autocast + grad scaler")
+         and d["scalers_in_checkpoint"]["weights"] < 2.0**16),
     ],
 )
 def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:
