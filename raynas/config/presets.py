@@ -127,7 +127,10 @@ class _Scoring(Strict):
     """How a search stage scores: the cached patch proxy or whole-volume sliding window."""
 
     scoring: Literal["patches", "sliding_window"] = "patches"
-    patches_per_case: PositiveInt = 8  # foreground-centred validation patches per case
+    patches_per_case: PositiveInt = 8  # validation patches per case
+    # share of those patches centred on a background voxel (the rest on foreground, classes in
+    # turn), so false positives away from the organs cost score too
+    background_share: float = Field(default=0.25, ge=0, lt=1)
     eval_every: PositiveInt = 1  # score every N epochs (and at ASHA rungs and the last epoch)
 
 

@@ -140,6 +140,7 @@ class StageProgram(ABC):
                     spatial_dims=self.data.spatial_dims,
                     num_classes=self.num_classes,
                     patches_per_case=int(getattr(self.section, "patches_per_case", 8)),
+                    background_share=float(getattr(self.section, "background_share", 0.0)),
                     seed=self.spec.seed,
                 )
         return self._patches

@@ -35,6 +35,8 @@ def test_smoke_checkpoints_every_epoch() -> None:
         ("amp=maybe", "amp"),
         ("amp=1", "amp"),
         ("deterministic=maybe", "deterministic"),
+        ("coarse.background_share=1.0", "background_share"),
+        ("fine.background_share=-0.1", "background_share"),
     ],
 )
 def test_bad_values_name_the_key(override: str, word: str) -> None:
