@@ -91,3 +91,20 @@ def test_build_loaders_pins_only_when_asked(synthetic_dataset):
         bundle = build_loaders(synthetic_dataset, mode="3d", patch_size=(16, 16, 8), folds=3,
                                pin_memory=pin)
         assert {bundle.train.pin_memory, bundle.val.pin_memory, bundle.arch.pin_memory} == {pin}
+
+
+def test_a_checkpoint_of_another_precision_keeps_its_weights_not_its_scaler(caplog):
+    fp16 = _program("amp=fp16")
+    scaler_state = fp16.scaler_state()["weights"]
+    scaler_state["scale"] = 8.0
+    state = {**fp16.state_dict(), "scalers": {"weights": scaler_state}}
+    again = _program("amp=fp16")
+    again.load_state_dict(state)
+    assert again.scaler_state()["weights"]["scale"] == 8.0
+    other = _program("amp=bf16")
+    with caplog.at_level("WARNING", logger="raynas.trial"):
+        other.load_state_dict(state)
+    assert other.scaler_state() == {}
+    assert "written with fp16 autocast + grad scaler, resumed with bf16 autocast" in caplog.text
+    weights = fp16.model.state_dict()
+    assert all(torch.equal(v, weights[k]) for k, v in other.model.state_dict().items())
