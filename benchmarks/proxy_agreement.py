@@ -201,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
+    stamp = commit()  # the code this run starts with
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - start:6.0f} s] {msg}", flush=True)
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         summary[name]["loss_at_least_before"] = (
             None if after is None or before is None else bool(after >= before))
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    result = {"benchmark": "proxy_agreement", "smoke_test": args.smoke_test, **commit(),
+    result = {"benchmark": "proxy_agreement", "smoke_test": args.smoke_test, **stamp,
               "config": config, "overrides": overrides(args), "seeds": args.seeds,
               "torch": torch.__version__, "seconds": round(time.perf_counter() - start, 1),
               "summary": summary, "per_seed": seeds}

@@ -186,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         print("resume_check: --device cuda but CUDA is not available here", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
+    stamp = commit()  # the code this run starts with
     result = check(args)
     config = {k: v for k, v in vars(args).items() if k != "out"}
     config["out"] = str(args.out)
-    data = {"benchmark": "resume_check", "smoke_test": smoke, **commit(), "config": config,
+    data = {"benchmark": "resume_check", "smoke_test": smoke, **stamp, "config": config,
             "torch": torch.__version__,
             "device_name": (torch.cuda.get_device_name(torch.device(args.device))
                             if args.device.startswith("cuda") else "cpu"),
