@@ -20,7 +20,8 @@ e.g. a GradScaler's loss scale: a bug). Exit 0 for ``exact`` and ``within_rerun_
     python benchmarks/resume_check.py --device cuda --amp fp16 --stage fine --out r.json
     python benchmarks/resume_check.py --smoke-test --out r.json     # CPU, fp16 with a scaler
 
-``--smoke-test``: CPU, tiny sizes, ``--amp fp16`` unless given (``torch.amp.GradScaler("cpu")``
+``--smoke-test``: CPU, tiny sizes, the fine stage (two optimisers, two scalers), ``--amp fp16``
+unless given (``torch.amp.GradScaler("cpu")``
 runs, so the scaler's state goes through the checkpoint as it does on CUDA).
 """
 
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default cuda)")
     parser.add_argument("--amp", default=None, choices=("auto", "bf16", "fp16", "off"))
     parser.add_argument("--deterministic", default="true", choices=("true", "false"))
-    parser.add_argument("--stage", default="retrain", choices=("fine", "retrain"))
+    parser.add_argument("--stage", default=None, choices=("fine", "retrain"),
+                        help="default fine (smoke: two grad scalers), else retrain")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--resume-at", type=int, default=1)
     parser.add_argument("--steps", type=int, default=None, help="steps per epoch")
@@ -172,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     args.device = args.device or ("cpu" if smoke else "cuda")
     args.amp = args.amp or ("fp16" if smoke else "auto")
     args.deterministic = args.deterministic == "true"
+    args.stage = args.stage or ("fine" if smoke else "retrain")
     args.steps = args.steps or (2 if smoke else 20)
     # batch 1 on the smoke data: the first fp16 steps overflow, so the loss scale backs off
     # and the checkpoint carries a scale a fresh scaler would not have

@@ -11,8 +11,8 @@ with the preset's ``deterministic: true``, which turns cuDNN autotuning off, up 
 that have no deterministic version: ``benchmarks/resume_check.py`` measures it).
 
 Precision and cuDNN mode are decided once per trial from the preset and the trial's device
-(:class:`raynas.engine.amp.Precision`, :func:`raynas.engine.seeding.set_cudnn_mode`); the first
-epoch a program reports carries them as ``precision`` (e.g. ``"cuda: bf16 autocast; cuDNN
+(:class:`raynas.engine.amp.Precision`, :func:`raynas.engine.seeding.set_cudnn_mode`); a trial's
+first epoch carries them as ``precision`` (e.g. ``"cuda: bf16 autocast; cuDNN
 deterministic (benchmark off)"``), and they are logged.
 
 Each trial is seeded with its own seed, derived from the search seed and its trial key
@@ -80,7 +80,6 @@ class StageProgram(ABC):
         self.amp = self.precision  # what the engine's ``amp=`` takes
         cudnn = set_cudnn_mode(deterministic=self.preset.deterministic)
         self.setup = f"{self.device}: {self.precision.describe()}; {cudnn}"
-        self._told = False  # the setup goes into the first reported metrics
         logger.info("%s trial %s: %s (amp: %s)", spec.stage, spec.trial_key, self.setup,
                     self.preset.amp)
         self._patches: Any = None  # the cached validation patches of the scoring proxy
@@ -191,9 +190,8 @@ class StageProgram(ABC):
         self.epoch += 1
         self.best_dice = max(self.best_dice, float(metrics["dice"]))
         metrics.update(epoch=self.epoch, best_dice=self.best_dice)
-        if not self._told:
+        if self.epoch == 1:  # a trial's first report says what it runs on
             metrics["precision"] = self.setup
-            self._told = True
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         metrics.update(self.clock.finish(time.perf_counter() - start))

@@ -41,7 +41,7 @@ def _split_ok(run: dict) -> bool:
          and d["per_seed"][0]["patches"]["share_0.25"]["background"] >= 1),
         ("resume_check.py", lambda d: d["verdict"] == "exact" and d["rerun_exact"]
          and d["setup"].startswith("cpu: fp16 autocast + grad scaler")
-         and d["scalers_in_checkpoint"]["weights"] < 2.0**16),
+         and d["config"]["stage"] == "fine" and d["scalers_in_checkpoint"]["weights"] < 2.0**16),
     ],
 )
 def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:

@@ -80,7 +80,7 @@ def test_precision_cudnn_mode_and_pinning_follow_the_preset_and_the_trial_device
     bundle = exact.data.bundle  # a CPU trial pins nothing, whatever GPU the machine has
     assert not any(loader.pin_memory for loader in (bundle.train, bundle.val, bundle.weights))
     first = exact.run_epoch()
-    assert first["precision"] == exact.setup  # the first report says what runs
+    assert first["precision"] == exact.setup  # the first epoch says what runs
     assert "precision" not in exact.run_epoch()
 
 
