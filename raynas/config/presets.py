@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from raynas.config.loader import apply_overrides, deep_merge, read_yaml, validate_model
 from raynas.config.resources import builtin_file, builtin_names
@@ -123,7 +131,11 @@ class _Scoring(Strict):
     """How a search stage scores: the cached patch proxy or whole-volume sliding window."""
 
     scoring: Literal["patches", "sliding_window"] = "patches"
-    patches_per_case: PositiveInt = 8  # foreground-centred validation patches per case
+    patches_per_case: PositiveInt = 8  # validation patches per case
+    # share of those patches centred on a background voxel (the rest on foreground, classes in
+    # turn), so false positives away from the organs cost score too; 0.5 ranked a supernet's
+    # topologies by loss closest to sliding window (benchmarks/results/proxy_agreement.json)
+    background_share: float = Field(default=0.5, ge=0, lt=1)
     eval_every: PositiveInt = 1  # score every N epochs (and at ASHA rungs and the last epoch)
 
 
@@ -189,13 +201,25 @@ class Preset(Strict):
     name: str
     description: str = ""
     seed: int = Field(default=0, ge=0, le=SEED_MAX)
-    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16); off on CPU
+    # mixed precision (raynas.engine.amp): auto = bf16 on CUDA where supported, else fp16 with a
+    # grad scaler, float32 on CPU; bf16 / fp16 on any device; off = float32. Old booleans map:
+    # true = auto, false = off.
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    # cuDNN: deterministic kernels and no autotuning (a resumed trial continues exactly), or
+    # false = autotuned kernels (cudnn.benchmark: faster convolutions, reruns may differ)
+    deterministic: bool = True
     data: DataSection = Field(default_factory=DataSection)
     coarse: CoarseSection = Field(default_factory=CoarseSection)
     fine: FineSection = Field(default_factory=FineSection)
     retrain: RetrainSection = Field(default_factory=RetrainSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_from_bool(cls, value: Any) -> Any:
+        """The old boolean setting: ``true`` = ``auto``, ``false`` = ``off``."""
+        return {True: "auto", False: "off"}[value] if isinstance(value, bool) else value
 
 
 def _locate(ref: str, *, relative_to: Path | None) -> Path:

@@ -128,6 +128,7 @@ def build_loaders(
     cache_dir: Path | str | None = None,
     check: bool = True,
     preprocessed: Path | str | None = None,
+    pin_memory: bool = False,
 ) -> DataBundle:
     """Splits ``ds`` (held-out test cases, fold ``fold`` of ``folds`` of the rest, then
     weights/arch halves) and builds loaders.
@@ -147,6 +148,8 @@ def build_loaders(
         preprocessed: a folder written by :func:`raynas.data.preprocess.preprocess_dataset` for
             ``ds`` at ``spacing``: cases are read from it (no NIfTI reading, resampling or
             normalisation here); ``cache`` still decides what the trial keeps in memory.
+        pin_memory: page-locked batches, for a consumer that trains on CUDA (the trial's
+            device decides, not whether this machine has a GPU).
 
     Raises:
         ValueError: a bad option (names it and the allowed values).
@@ -217,7 +220,7 @@ def build_loaders(
         import torch
 
         gen = torch.Generator().manual_seed(seed * 1000 + salt)
-        # Training loaders keep their workers between epochs; pinned memory only helps CUDA.
+        # Training loaders keep their workers between epochs.
         return DataLoader(
             dataset,
             batch_size=bs,
@@ -226,7 +229,7 @@ def build_loaders(
             drop_last=False,
             generator=gen,
             persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=bool(pin_memory),
         )
 
     # Cached validation volumes need no worker processes (forking them per evaluation costs more).

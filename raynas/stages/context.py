@@ -72,8 +72,11 @@ def stage_section(spec: TrialSpec) -> Any:
     return preset, getattr(preset, spec.stage)
 
 
-def build_trial_data(spec: TrialSpec, *, spatial_dims: int, retrain: bool = False) -> TrialData:
-    """Opens the dataset and builds loaders for a ``spatial_dims``-D network."""
+def build_trial_data(
+    spec: TrialSpec, *, spatial_dims: int, retrain: bool = False, pin_memory: bool = False
+) -> TrialData:
+    """Opens the dataset and builds loaders for a ``spatial_dims``-D network (``pin_memory``:
+    for a trial that trains on CUDA)."""
     from raynas.data import build_loaders, open_dataset
 
     preset, _ = stage_section(spec)
@@ -107,5 +110,6 @@ def build_trial_data(spec: TrialSpec, *, spatial_dims: int, retrain: bool = Fals
         test_cases=preset.data.test_cases,
         check=False,  # the driver validated the dataset before the search started
         preprocessed=spec.preprocessed,
+        pin_memory=pin_memory,
     )
     return TrialData(dataset=ds, bundle=bundle, spatial_dims=spatial_dims, roi_size=roi)

@@ -318,6 +318,8 @@ class ProgressCallback(Callback):
         )
         if "params" in result:
             row["params"] = result["params"]
+        if "precision" in result:  # a trial's first epoch
+            logger.info("[%s] %s runs on %s", self.stage, row["label"], result["precision"])
         if self._live is None and not sys.stderr.isatty():
             logger.info(
                 "[%s] %s epoch %s/%s dice %.3f best %.3f",
