@@ -1,0 +1,186 @@
+"""Unit costs of one trial, measured with the product's own code: :func:`calibrate_trial`.
+
+A trial of the plan is built exactly as a Ray trial builds it: the search's trial spec
+(:meth:`raynas.pipeline.setup.SearchSetup.spec`), the stage's program
+(:data:`raynas.stages.PROGRAMS`: its dataset, loaders, network, optimizer, loss and AMP
+setting), with the trial's thread count.
+Then, on that program: one warm-up step, a few training steps through the stage's own engine
+loop (``supernet_epoch`` / ``bilevel_epoch`` / ``train_epoch``, with the real training loader,
+so a batch holds ``batch_size x samples_per_case`` patches and the data wait is included), one
+scoring (the section's proxy patches or sliding window, as the program scores), the per-epoch
+derivation of the fine stage, and one checkpoint (:func:`raynas.stages.checkpoint.write_checkpoint`
+plus the copy Ray makes of it into the storage path).
+
+Nothing here starts Ray or writes outside a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrialCost", "calibrate_trial", "worker_import_s", "window_forwards"]
+
+# The modules a Ray worker imports before a trial's program runs (raynas.tune.trainables and
+# what a stage program pulls in), timed in a fresh interpreter by :func:`worker_import_s`.
+_WORKER_IMPORTS = "import ray.tune, raynas.stages, raynas.engine, raynas.tracking.system"
+
+
+@dataclass
+class TrialCost:
+    """Seconds of one trial's parts, measured alone on this machine (see the module doc)."""
+
+    setup_s: float  # the program: dataset, loaders (cached volumes), network, optimizer
+    step_s: float  # one weights step (fine: during warm-up)
+    arch_step_s: float  # fine after warm-up: one architecture + one weights step
+    score_s: float  # one scoring (one topology for coarse)
+    patches_s: float  # building the proxy patch set, once per trial (0: sliding window)
+    other_s: float  # per epoch: the fine stage's derivation and parameter count
+    ckpt_s: float  # writing one checkpoint and Ray's copy of it
+    test_s: float  # retrain: the final test-case scoring (0 without test cases)
+    steps_per_epoch: int
+    source: str
+
+
+def window_forwards(volume: tuple[int, ...], roi: tuple[int, ...], overlap: float) -> int:
+    """Sliding-window forwards for one volume (MONAI's ``dense_patch_slices`` count).
+
+    >>> window_forwards((64, 64, 32), (32, 32, 16), 0.25)
+    27
+    """
+    n = 1
+    for v, p in zip(volume, roi, strict=False):
+        stride = max(1, int(p * (1 - overlap)))
+        n *= 1 if v <= p else math.ceil((v - p) / stride) + 1
+    return n
+
+
+def worker_import_s() -> float:
+    """Seconds a fresh Python takes to import what a Ray trial's worker imports."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _WORKER_IMPORTS], check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def _epoch_fn(program: Any, stage: str, *, update_arch: bool = False) -> Any:
+    """``run(n)``: ``n`` training steps of the stage's engine loop, as its program calls it."""
+    from raynas.engine import bilevel_epoch, supernet_epoch, train_epoch
+
+    bundle, common = program.data.bundle, {"device": program.device, "amp": program.amp}
+    if stage == "coarse":
+
+        def run(n: int) -> Any:
+            return supernet_epoch(
+                program.model, bundle.train, program.optimizer, program.loss_fn,
+                sample=lambda: program.by_genome[program.sampler.next()], max_steps=n, **common,
+            )  # fmt: skip
+
+        return run
+    if stage == "fine":
+
+        def run(n: int) -> Any:
+            return bilevel_epoch(
+                program.model, bundle.weights, bundle.arch, program.optimizer,
+                program.arch_optimizer, program.loss_fn, update_arch=update_arch, max_steps=n,
+                **common,
+            )  # fmt: skip
+
+        return run
+
+    def run(n: int) -> Any:
+        return train_epoch(program.model, bundle.train, program.optimizer, program.loss_fn,
+                           max_steps=n, **common)  # fmt: skip
+
+    return run
+
+
+def _timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def _step_s(run: Any, steps: int) -> float:
+    run(1)  # warm-up: the loader's first batch, allocator, (CUDA) kernels
+    return run(steps).seconds / steps
+
+
+def _derive_s(program: Any) -> float:
+    """The fine program's per-epoch derivation, as :meth:`FineProgram.train_and_score` does."""
+    from raynas.nets import build_network, count_parameters, load_architecture
+
+    def derive() -> None:
+        arch = program.derived()
+        json.dumps(arch, sort_keys=True)
+        count_parameters(build_network(load_architecture(arch)))
+
+    return _timed(derive)
+
+
+def _ckpt_s(program: Any) -> float:
+    """One checkpoint as the trainable writes it, plus Ray's copy into the storage path."""
+    from raynas.stages.checkpoint import write_checkpoint
+
+    with tempfile.TemporaryDirectory(prefix="raynas-plan-") as tmp:
+        src, dst = Path(tmp, "ckpt"), Path(tmp, "persisted")
+        src.mkdir()
+        start = time.perf_counter()
+        write_checkpoint(program, src, {})
+        shutil.copytree(src, dst)
+        return time.perf_counter() - start
+
+
+def calibrate_trial(stage: str, spec: dict[str, Any], candidate: dict[str, Any], *,
+                    threads: int, steps: int, measure_steps: int = 3) -> TrialCost:
+    """Builds the trial's program from ``spec`` + ``candidate`` and measures its parts.
+
+    Args:
+        stage: ``coarse`` | ``fine`` | ``retrain``.
+        spec: the search's trial spec of the stage (JSON-able, as Ray gets it).
+        candidate: what the trial's config adds (a coarse key, a fine choice, an architecture).
+        threads: torch threads, as the trainable sets them (``cpus_per_trial``).
+        steps: the trial's training steps per epoch (reported back).
+        measure_steps: training steps timed (after one warm-up step).
+    """
+    import torch
+
+    from raynas.stages import PROGRAMS, TrialSpec
+
+    torch.set_num_threads(max(1, int(threads)))
+    trial = TrialSpec.from_dict({**spec, "candidate": {**candidate, "trial": "plan"}})
+    start = time.perf_counter()
+    program = PROGRAMS[stage](trial)
+    setup_s = time.perf_counter() - start
+    section = program.section
+    patches_s = 0.0
+    if stage != "retrain" and getattr(section, "scoring", "sliding_window") == "patches":
+        patches_s = _timed(program.patches)
+    n = max(1, min(measure_steps, steps))
+    step_s = _step_s(_epoch_fn(program, stage), n)
+    arch_step_s = _step_s(_epoch_fn(program, stage, update_arch=True), n) if stage == "fine" \
+        else step_s
+    if stage == "coarse":
+        program.model.set_active(program.choices[0])
+        score_s = _timed(lambda: program.score(loss=section.rank_by == "loss"))
+    elif stage == "fine":
+        score_s = _timed(program.score)
+    else:
+        score_s = _timed(program.evaluate)
+    other_s = _derive_s(program) if stage == "fine" else 0.0
+    test_s = 0.0
+    if stage == "retrain" and program.data.bundle.test is not None:
+        test_s = _timed(program.test_metrics)
+    device = program.device.type
+    return TrialCost(
+        setup_s=setup_s, step_s=step_s, arch_step_s=arch_step_s, score_s=score_s,
+        patches_s=patches_s, other_s=other_s, ckpt_s=_ckpt_s(program), test_s=test_s,
+        steps_per_epoch=steps, source=f"calibrated on {device} ({threads} thread(s))",
+    )  # fmt: skip
