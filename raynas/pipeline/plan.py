@@ -196,7 +196,7 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
 
     from raynas.data.splits import bilevel_split
     from raynas.nets import model_cost
-    from raynas.pipeline.plan_calibrate import calibrate_trial, worker_import_s
+    from raynas.pipeline.plan_calibrate import calibrate_trial, worker_start_s
     from raynas.pipeline.setup import SearchSetup, validate_search
     from raynas.pipeline.split import run_split
     from raynas.tracking import resolve_tracking_uri
@@ -244,7 +244,11 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
         "retrain": retrain,
     }
     calibrated = [s for s in STAGES if s not in assume]
-    imports = worker_import_s() if calibrated else 0.0
+    fresh_s = 0.0  # a fresh worker's imports and first-use costs (measured once)
+    if calibrated:
+        first = calibrated[0]
+        fresh_s = worker_start_s(first, setup.spec(first), trial_candidates[first][0],
+                                 threads=int(cpus))
     plan = SearchPlan(space=space.config.name, dataset=info.name, preset=preset.name, gpus=gpus,
                       gpus_per_trial=gpt, device=str(device), cores=cores,
                       cpus_per_trial=cpus)  # fmt: skip
@@ -283,7 +287,7 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
             per_trial.append(_epochs(stage, section, cost, milestones, cluster))
             worker = 0.0
             if cost.source != "--assume-step-s":
-                worker = RAY_FRESH_WORKER_S + imports if i < slots else RAY_REUSED_WORKER_S
+                worker = RAY_FRESH_WORKER_S + fresh_s if i < slots else RAY_REUSED_WORKER_S
             starts.append(worker + cost.setup_s + cost.patches_s)
         concurrency = min(slots, len(trials))
         sim = simulate_asha(

@@ -27,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TrialCost", "calibrate_trial", "worker_import_s", "window_forwards"]
+__all__ = ["TrialCost", "WORKER_MODULES", "calibrate_trial", "worker_start_s",
+           "window_forwards"]
 
-# The modules a Ray worker imports before a trial's program runs (raynas.tune.trainables and
-# what a stage program pulls in), timed in a fresh interpreter by :func:`worker_import_s`.
-_WORKER_IMPORTS = "import ray.tune, raynas.stages, raynas.engine, raynas.tracking.system"
+# The modules a Ray worker imports for its first trial (raynas.tune.trainables and what a stage
+# program pulls in, MONAI's lazily), timed in a fresh interpreter by :func:`worker_start_s`
+# and imported here before a program is timed, so its set-up time holds no import.
+WORKER_MODULES = ("raynas.tune.trainables", "raynas.stages", "raynas.engine",
+                  "raynas.tracking.system", "monai.data", "monai.transforms", "monai.inferers")
 
 
 @dataclass
@@ -63,11 +66,41 @@ def window_forwards(volume: tuple[int, ...], roi: tuple[int, ...], overlap: floa
     return n
 
 
-def worker_import_s() -> float:
-    """Seconds a fresh Python takes to import what a Ray trial's worker imports."""
+def worker_start_s(stage: str, spec: dict[str, Any], candidate: dict[str, Any], *,
+                   threads: int) -> float:
+    """What a fresh Ray worker pays before its first trial's epochs that a reused one does not:
+    in a new interpreter that has imported ``ray`` (a Ray worker has), the imports of the
+    trainable (:data:`WORKER_MODULES`) and the first program's build less a second one's
+    (first-use costs: lazy imports, caches, allocator)."""
+    payload = json.dumps({"stage": stage, "spec": spec, "candidate": candidate,
+                          "threads": threads})
+    out = subprocess.run([sys.executable, "-m", "raynas.pipeline.plan_calibrate", payload],
+                         check=True, capture_output=True, text=True)  # fmt: skip
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures["imports_s"] + max(0.0, figures["first_s"] - figures["second_s"])
+
+
+def _fresh_worker(payload: str) -> dict[str, float]:
+    """The measurement :func:`worker_start_s` runs in a new interpreter."""
+    import importlib
+
+    import ray  # noqa: F401 - a Ray worker has imported it before any trial
+
+    data = json.loads(payload)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", _WORKER_IMPORTS], check=True, capture_output=True)
-    return time.perf_counter() - start
+    for module in WORKER_MODULES:
+        importlib.import_module(module)
+    imports = time.perf_counter() - start
+    import torch
+
+    from raynas.stages import PROGRAMS, TrialSpec
+
+    torch.set_num_threads(max(1, int(data["threads"])))
+    trial = TrialSpec.from_dict({**data["spec"], "candidate": {**data["candidate"],
+                                                               "trial": "plan"}})
+    first = _timed(lambda: PROGRAMS[data["stage"]](trial))
+    second = _timed(lambda: PROGRAMS[data["stage"]](trial))
+    return {"imports_s": imports, "first_s": first, "second_s": second}
 
 
 def _epoch_fn(program: Any, stage: str, *, update_arch: bool = False) -> Any:
@@ -150,12 +183,17 @@ def calibrate_trial(stage: str, spec: dict[str, Any], candidate: dict[str, Any],
         steps: the trial's training steps per epoch (reported back).
         measure_steps: training steps timed (after one warm-up step).
     """
+    import importlib
+
     import torch
 
     from raynas.stages import PROGRAMS, TrialSpec
 
+    for module in WORKER_MODULES:  # paid by the worker's start (worker_import_s), not here
+        importlib.import_module(module)
     torch.set_num_threads(max(1, int(threads)))
     trial = TrialSpec.from_dict({**spec, "candidate": {**candidate, "trial": "plan"}})
+    PROGRAMS[stage](trial)  # first use (a fresh worker's, see worker_start_s); then as reused
     start = time.perf_counter()
     program = PROGRAMS[stage](trial)
     setup_s = time.perf_counter() - start
@@ -184,3 +222,7 @@ def calibrate_trial(stage: str, spec: dict[str, Any], candidate: dict[str, Any],
         patches_s=patches_s, other_s=other_s, ckpt_s=_ckpt_s(program), test_s=test_s,
         steps_per_epoch=steps, source=f"calibrated on {device} ({threads} thread(s))",
     )  # fmt: skip
+
+
+if __name__ == "__main__":  # worker_start_s's measurement in a fresh interpreter
+    print(json.dumps(_fresh_worker(sys.argv[1])))
