@@ -25,7 +25,12 @@ What a trial costs is modelled from what the trials really do (the stage program
   derivation costs are then left out);
 - the stage's trials run on ``min(slots, trials)`` slots through ASHA's rungs
   (:func:`raynas.pipeline.plan_asha.simulate_asha`); on CPU, trials that share the cores slow
-  each other down.
+  each other down: the calibration times the steps and a scoring again while ``concurrency - 1``
+  processes train the same trial beside it, and the simulation slows every running trial by
+  that factor (linear from 1 alone to the measured factor at full concurrency);
+- a fresh Ray worker (the first wave of a stage) pays Ray's own start (``RAY_FRESH_WORKER_S``),
+  the trainable's imports and first-use costs (measured in a new interpreter); a reused one
+  ``RAY_REUSED_WORKER_S``; both figures are Ray's, from ``shared/notes/ray-mlflow-facts.md``.
 
 GPU-hours are the stage's wall time x the GPUs its concurrent trials hold.
 """
@@ -73,6 +78,7 @@ class StagePlan:
     step_s: float
     step_source: str  # "calibrated on DEVICE (N thread(s))" | "--assume-step-s"
     costs: dict[str, float]  # the unit costs of the trial (first candidate; see TrialCost)
+    sharing: list[float] | None  # measured slow-down with 1, 2, ... trials on the CPU cores
     trial_s: float  # one trial alone, without early stopping (first candidate)
     asha: dict[str, Any]
     utilisation: float
@@ -277,9 +283,10 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
                     assume[stage], stage=stage, section=section, preset=preset, steps=steps,
                     val_cases=val_cases, windows=windows, patches_per_step=per_step,
                 )  # fmt: skip
-            else:
-                costs[name] = calibrate_trial(stage, setup.spec(stage), cand,
-                                              threads=int(cpus), steps=steps)  # fmt: skip
+            else:  # on CPU, the trials that will share the cores train beside it
+                beside = 0 if gpt > 0 else min(slots, len(trials)) - 1
+                costs[name] = calibrate_trial(stage, setup.spec(stage), cand, threads=int(cpus),
+                                              steps=steps, neighbours=beside)  # fmt: skip
         per_trial, starts = [], []
         for i, cand in enumerate(trials):
             cost = costs[cand["key"] if stage == "retrain" else stage]
@@ -290,11 +297,17 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
                 worker = RAY_FRESH_WORKER_S + fresh_s if i < slots else RAY_REUSED_WORKER_S
             starts.append(worker + cost.setup_s + cost.patches_s)
         concurrency = min(slots, len(trials))
+        sharing = None  # measured slow-down with 1..concurrency trials on the cores
+        measured = [c.sharing for c in costs.values() if c.neighbours]
+        if measured and concurrency > 1:
+            f = sum(measured) / len(measured)
+            sharing = [1 + (f - 1) * (n - 1) / (concurrency - 1)
+                       for n in range(1, concurrency + 1)]
         sim = simulate_asha(
             trials=len(trials), concurrency=concurrency, max_t=section.epochs,
             grace_period=asha.grace_period if asha.enabled else None,
             reduction_factor=asha.reduction_factor, epoch_s=per_trial, start_s=starts,
-            cores=None if gpt > 0 else cores, threads=cpus, seed=preset.seed,
+            cores=None if gpt > 0 else cores, threads=cpus, sharing=sharing, seed=preset.seed,
         )  # fmt: skip
         first = costs[trials[0]["key"] if stage == "retrain" else stage]
         scorings = _scorings(stage, section, milestones, clusters[0] if stage == "coarse" else 1)
@@ -318,6 +331,7 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
             step_source=first.source,
             costs={k: round(v, 5) for k, v in asdict(first).items()
                    if isinstance(v, float)},
+            sharing=[round(x, 3) for x in sharing] if sharing else None,
             trial_s=round(starts[0] + sum(per_trial[0]), 3),
             asha={"milestones": sim.milestones, "grace_period": asha.grace_period,
                   "reduction_factor": asha.reduction_factor, "enabled": asha.enabled,

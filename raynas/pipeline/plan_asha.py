@@ -76,8 +76,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _one_run(epochs: list[list[float]], starts: list[float], slots: int, milestones: list[int],
-             rf: float, cores: float | None, threads: float,
-             rng: random.Random) -> tuple[float, float, int, int]:
+             rf: float, slow: list[float], rng: random.Random) -> tuple[float, float, int, int]:
     """One score order: (wall, busy slot seconds, epochs run, trials stopped)."""
     trials = len(epochs)
     scores = [rng.random() for _ in range(trials)]
@@ -97,7 +96,7 @@ def _one_run(epochs: list[list[float]], starts: list[float], slots: int, milesto
 
     launch()
     while running:
-        rate = 1.0 / slowdown(len(running), cores=cores, threads=threads)
+        rate = 1.0 / slow[min(len(running), len(slow)) - 1]
         i = min(running, key=lambda k: (running[k][0], k))
         dt = running[i][0] / rate
         now += dt
@@ -133,6 +132,7 @@ def simulate_asha(
     start_s: float | Sequence[float] = 0.0,
     cores: float | None = None,
     threads: float = 1.0,
+    sharing: Sequence[float] | None = None,
     repeats: int = 32,
     seed: int = 0,
 ) -> AshaSimulation:
@@ -145,6 +145,8 @@ def simulate_asha(
         start_s: seconds before a trial's first epoch (one figure, or one per trial in launch
             order).
         cores, threads: CPU sharing (see the module doc); ``cores=None``: none.
+        sharing: measured instead: ``sharing[n - 1]`` is how much slower a trial runs with
+            ``n`` running (the last figure holds for more); replaces ``cores``.
 
     >>> simulate_asha(trials=16, concurrency=8, max_t=10, grace_period=None).utilisation
     1.0
@@ -164,10 +166,11 @@ def simulate_asha(
     if len(starts) != trials:
         raise ValueError(f"start_s must give one figure per trial ({trials})")
     milestones = [] if grace_period is None else rungs(max_t, grace_period, reduction_factor)
+    slow = ([max(1.0, float(f)) for f in sharing] if sharing else
+            [slowdown(n, cores=cores, threads=threads) for n in range(1, concurrency + 1)])
     rng = random.Random(seed)
     runs = [
-        _one_run(per_trial, starts, concurrency, milestones, reduction_factor, cores, threads,
-                 rng)
+        _one_run(per_trial, starts, concurrency, milestones, reduction_factor, slow, rng)
         for _ in range(repeats if milestones else 1)
     ]  # fmt: skip
     wall = statistics.fmean(r[0] for r in runs)

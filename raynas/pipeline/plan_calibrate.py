@@ -51,6 +51,8 @@ class TrialCost:
     test_s: float  # retrain: the final test-case scoring (0 without test cases)
     steps_per_epoch: int
     source: str
+    sharing: float = 1.0  # an epoch's slow-down with ``neighbours`` like trials beside it
+    neighbours: int = 0
 
 
 def window_forwards(volume: tuple[int, ...], roi: tuple[int, ...], overlap: float) -> int:
@@ -171,8 +173,51 @@ def _ckpt_s(program: Any) -> float:
         return time.perf_counter() - start
 
 
+def _spin(payload: str) -> None:
+    """A neighbour for :func:`calibrate_trial`: the same trial's training steps, forever."""
+    import torch
+
+    from raynas.stages import PROGRAMS, TrialSpec
+
+    data = json.loads(payload)
+    torch.set_num_threads(max(1, int(data["threads"])))
+    trial = TrialSpec.from_dict({**data["spec"], "candidate": {**data["candidate"],
+                                                               "trial": "plan"}})
+    program = PROGRAMS[data["stage"]](trial)
+    run = _epoch_fn(program, data["stage"], update_arch=data["stage"] == "fine")
+    run(1)
+    print("ready", flush=True)
+    while True:
+        run(1)
+
+
+def _neighbours(stage: str, spec: dict[str, Any], candidate: dict[str, Any], threads: int,
+                count: int) -> list[subprocess.Popen]:
+    """``count`` processes training the same trial beside this one (started and warm)."""
+    payload = json.dumps({"stage": stage, "spec": spec, "candidate": candidate,
+                          "threads": threads})
+    procs = [subprocess.Popen([sys.executable, "-m", "raynas.pipeline.plan_calibrate", "--spin",
+                               payload], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True) for _ in range(count)]  # fmt: skip
+    try:
+        for proc in procs:
+            if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+                raise RuntimeError("a calibration neighbour did not start")
+    except BaseException:
+        _stop(procs)
+        raise
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
 def calibrate_trial(stage: str, spec: dict[str, Any], candidate: dict[str, Any], *,
-                    threads: int, steps: int, measure_steps: int = 3) -> TrialCost:
+                    threads: int, steps: int, measure_steps: int = 3,
+                    neighbours: int = 0) -> TrialCost:
     """Builds the trial's program from ``spec`` + ``candidate`` and measures its parts.
 
     Args:
@@ -182,6 +227,9 @@ def calibrate_trial(stage: str, spec: dict[str, Any], candidate: dict[str, Any],
         threads: torch threads, as the trainable sets them (``cpus_per_trial``).
         steps: the trial's training steps per epoch (reported back).
         measure_steps: training steps timed (after one warm-up step).
+        neighbours: trials that will run beside this one on the same CPU cores: that many
+            processes train the same trial while the steps and a scoring are timed again, and
+            their ratio to the lone figures is the cost's ``sharing``.
     """
     import importlib
 
@@ -207,22 +255,38 @@ def calibrate_trial(stage: str, spec: dict[str, Any], candidate: dict[str, Any],
         else step_s
     if stage == "coarse":
         program.model.set_active(program.choices[0])
-        score_s = _timed(lambda: program.score(loss=section.rank_by == "loss"))
-    elif stage == "fine":
-        score_s = _timed(program.score)
+
+        def score() -> Any:
+            return program.score(loss=section.rank_by == "loss")
     else:
-        score_s = _timed(program.evaluate)
+        score = program.evaluate if stage == "retrain" else program.score
+    score_s = _timed(score)
     other_s = _derive_s(program) if stage == "fine" else 0.0
     test_s = 0.0
     if stage == "retrain" and program.data.bundle.test is not None:
         test_s = _timed(program.test_metrics)
     device = program.device.type
+    ckpt_s = _ckpt_s(program)
+    sharing = 1.0
+    if neighbours > 0:
+        run = _epoch_fn(program, stage, update_arch=stage == "fine")
+        alone = (arch_step_s if stage == "fine" else step_s) * n + score_s
+        procs = _neighbours(stage, spec, candidate, threads, neighbours)
+        try:
+            shared = _step_s(run, n) * n + _timed(score)
+        finally:
+            _stop(procs)
+        sharing = max(1.0, shared / alone)
     return TrialCost(
         setup_s=setup_s, step_s=step_s, arch_step_s=arch_step_s, score_s=score_s,
-        patches_s=patches_s, other_s=other_s, ckpt_s=_ckpt_s(program), test_s=test_s,
+        patches_s=patches_s, other_s=other_s, ckpt_s=ckpt_s, test_s=test_s,
         steps_per_epoch=steps, source=f"calibrated on {device} ({threads} thread(s))",
+        sharing=sharing, neighbours=neighbours,
     )  # fmt: skip
 
 
-if __name__ == "__main__":  # worker_start_s's measurement in a fresh interpreter
-    print(json.dumps(_fresh_worker(sys.argv[1])))
+if __name__ == "__main__":  # worker_start_s's measurement, or a neighbour, in a new interpreter
+    if sys.argv[1] == "--spin":
+        _spin(sys.argv[2])
+    else:
+        print(json.dumps(_fresh_worker(sys.argv[1])))
