@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,7 @@ __all__ = ["TrialCost", "WORKER_MODULES", "calibrate_trial", "worker_start_s",
 # and imported here before a program is timed, so its set-up time holds no import.
 WORKER_MODULES = ("raynas.tune.trainables", "raynas.stages", "raynas.engine",
                   "raynas.tracking.system", "monai.data", "monai.transforms", "monai.inferers")
+_SPIN_LIMIT_S = 600.0  # a calibration neighbour's longest life
 
 
 @dataclass
@@ -187,7 +189,9 @@ def _spin(payload: str) -> None:
     run = _epoch_fn(program, data["stage"], update_arch=data["stage"] == "fine")
     run(1)
     print("ready", flush=True)
-    while True:
+    parent, start = os.getppid(), time.perf_counter()
+    # until killed; never outliving the plan that started it, nor ``_SPIN_LIMIT_S``
+    while os.getppid() == parent and time.perf_counter() - start < _SPIN_LIMIT_S:
         run(1)
 
 
