@@ -69,6 +69,18 @@ def _commit() -> tuple[str | None, bool | None]:
     return head.stdout.strip(), bool(status.stdout.strip())
 
 
+def stage_splits(log: Path) -> dict[str, str]:
+    """Each stage's time split line (its trials' train / data / eval / ckpt / other seconds,
+    :func:`raynas.stages.timing.format_split`), as the search logged it."""
+    out: dict[str, str] = {}
+    for line in log.read_text().splitlines():
+        match = _LINE.match(line)
+        for stage in STAGES:
+            if match and match.group(2).startswith(f"{stage} time: "):
+                out[stage] = match.group(2)
+    return out
+
+
 def stage_times(log: Path) -> dict[str, float]:
     """Seconds per stage from a search log (see the module doc); stages not finished are left
     out."""
@@ -148,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)  # fmt: skip
             return 1
         measured = stage_times(logs[0])
+        splits = stage_splits(logs[0])
         msd = None
         if not args.smoke_test:
             proc, _ = _raynas(work, [*MSD_PLAN, "--plan", "--plan-json", "msd.json"], 900)
@@ -155,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                 msd = json.loads((work / "msd.json").read_text())
                 msd["command"] = " ".join(["raynas", "search", *MSD_PLAN, "--plan"])
     stages = compare(plan, measured)
+    for stage, text in splits.items():
+        stages[stage]["measured_split"] = text
     result = {
         "benchmark": "plan_check",
         "smoke_test": args.smoke_test,

@@ -60,6 +60,7 @@ def test_stage_times_read_the_search_log_and_compare_flags_the_tolerance(tmp_pat
     mod = _module()
     measured = mod.stage_times(log)
     assert measured == {"coarse": 30.0, "fine": 10.5}  # retrain never finished
+    assert mod.stage_splits(log)["fine"] == "fine time: 2 trials, 4 s in epochs"
     plan = {"stages": {"coarse": {"wall_s": 36.0}, "fine": {"wall_s": 14.0},
                        "retrain": {"wall_s": 50.0}}}
     out = mod.compare(plan, measured)
