@@ -46,7 +46,7 @@ from typing import Any
 
 from raynas.pipeline.plan_asha import AshaSimulation, simulate_asha
 from raynas.pipeline.plan_calibrate import TrialCost, window_forwards
-from raynas.pipeline.plan_format import STAGES, format_plan, parse_assume_step_s, print_plan
+from raynas.pipeline.plan_format import STAGES, format_plan, parse_assume_step_s
 
 __all__ = ["AshaSimulation", "StagePlan", "SearchPlan", "simulate_asha", "make_plan",
            "format_plan", "parse_assume_step_s", "print_plan", "RAY_FRESH_WORKER_S",
@@ -205,6 +205,8 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
     from raynas.pipeline.plan_calibrate import calibrate_trial, worker_start_s
     from raynas.pipeline.setup import SearchSetup, validate_search
     from raynas.pipeline.split import run_split
+    from raynas.stages.coarse import choice_key
+    from raynas.stages.timing import asha_milestones
     from raynas.tracking import resolve_tracking_uri
 
     # the preflight's writability check of a SQLite store creates its artifact folder: a plan
@@ -242,8 +244,6 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
     clusters = [len(c.params.get("topologies", [None])) for c in candidates]
     fine_trials = min(preset.coarse.top_k, len(candidates))
     retrain = _retrain_candidates(preset, fine_trials, nets["retrain_arch"], setup.baselines())
-    from raynas.stages.coarse import choice_key
-
     trial_candidates = {
         "coarse": [{"key": c.key} for c in candidates],
         "fine": [{"key": "fine", "choice_json": choice_key(nets["choice"])}] * fine_trials,
@@ -265,8 +265,6 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
         fold = weights_cases if stage == "fine" else train_cases
         steps = section.steps_per_epoch or max(1, math.ceil(fold / preset.data.batch_size))
         asha = section.asha
-        from raynas.stages.timing import asha_milestones
-
         milestones = (asha_milestones(asha.grace_period, asha.reduction_factor, section.epochs)
                       if asha.enabled else set())  # fmt: skip
         overlap = preset.retrain.sw_overlap if stage == "retrain" else 0.25
@@ -342,4 +340,24 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
             gpu_hours=round(sim.wall_s * concurrency * gpt / 3600, 3),
             busy_gpu_hours=round(sim.busy_slot_s * gpt / 3600, 3),
         )  # fmt: skip
+    return plan
+
+
+def print_plan(options: Any, *, assume_step_s: list[str], as_json: bool = False,
+               json_file: Any = None) -> SearchPlan:
+    """``raynas search --plan``: the plan as text (or JSON with ``as_json``), and as JSON in
+    ``json_file`` when given."""
+    from pathlib import Path
+
+    from raynas.errors import UserError
+
+    plan = make_plan(options, assume_step_s=parse_assume_step_s(assume_step_s))
+    data = json.dumps(plan.to_dict(), indent=2)
+    if json_file is not None:
+        path = Path(options.workdir, json_file)
+        try:
+            path.write_text(data + "\n")
+        except OSError as exc:
+            raise UserError(f"--plan-json {json_file}: cannot write ({exc.strerror})") from None
+    print(data if as_json else format_plan(plan))
     return plan

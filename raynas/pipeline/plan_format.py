@@ -1,4 +1,4 @@
-"""The plan's command-line side: ``--assume-step-s`` parsing, the text and JSON output.
+"""The plan's command-line side: ``--assume-step-s`` parsing and the text output.
 
 Example:
     >>> parse_assume_step_s(["0.5", "fine=0.25"])
@@ -7,16 +7,12 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from raynas.errors import UserError
 
-if TYPE_CHECKING:
-    from raynas.pipeline.plan import SearchPlan
-
-__all__ = ["STAGES", "parse_assume_step_s", "format_plan", "print_plan"]
+__all__ = ["STAGES", "parse_assume_step_s", "format_plan"]
 
 STAGES = ("coarse", "fine", "retrain")
 
@@ -52,8 +48,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.2f} h"
 
 
-def format_plan(plan: SearchPlan) -> str:
-    """The plan as text: one block per stage, then the totals."""
+def format_plan(plan: Any) -> str:
+    """A :class:`raynas.pipeline.plan.SearchPlan` as text: one line per stage, then the
+    totals."""
     d = plan.to_dict()
     where = (f"{plan.gpus} GPU(s), {plan.gpus_per_trial:g} GPU per trial" if plan.gpus_per_trial
              else f"CPU only, {plan.cores} cores, {plan.cpus_per_trial:g} per trial")
@@ -78,23 +75,3 @@ def format_plan(plan: SearchPlan) -> str:
         f"{d['total_gpu_hours']:.2f} GPU-h, {_duration(3600 * d['total_wall_h'])} wall"
     )
     return "\n".join(lines)
-
-
-def print_plan(options: Any, *, assume_step_s: list[str], as_json: bool = False,
-               json_file: Any = None) -> SearchPlan:
-    """``raynas search --plan``: the plan as text (or JSON with ``as_json``), and as JSON in
-    ``json_file`` when given."""
-    from pathlib import Path
-
-    from raynas.pipeline.plan import make_plan
-
-    plan = make_plan(options, assume_step_s=parse_assume_step_s(assume_step_s))
-    data = json.dumps(plan.to_dict(), indent=2)
-    if json_file is not None:
-        path = Path(options.workdir, json_file)
-        try:
-            path.write_text(data + "\n")
-        except OSError as exc:
-            raise UserError(f"--plan-json {json_file}: cannot write ({exc.strerror})") from None
-    print(data if as_json else format_plan(plan))
-    return plan
