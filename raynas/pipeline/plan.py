@@ -3,164 +3,61 @@
 The plan validates everything as :func:`raynas.pipeline.run_search` does (the same preflight:
 preset, space, dataset, patch sizes, folds, storage, tracking store), then - without starting
 Ray, writing an MLflow run or creating the output folder - gives per stage: trials,
-concurrency (GPU slots), epochs, steps, scoring cost, FLOPs per step (:mod:`raynas.nets.costs`,
-as ``raynas summary``), and a projected wall time and GPU-hours.
+concurrency, epochs, steps, scoring cost, FLOPs per step (:mod:`raynas.nets.costs`, as
+``raynas summary``), and a projected wall time and GPU-hours.
 
-Step time comes from a one-step calibration on the present device (a real forward, backward and
-optimizer step of the stage's supernet at the preset's patch, width and batch size on random
-input; the median of a few steps after one warm-up) or from ``--assume-step-s`` figures. Scoring
-forwards are costed at a third of a training step per batch (forward only). ASHA is simulated by
-:func:`simulate_asha` (pure, no Ray): trials with random (seeded) fixed scores through Ray's
-asynchronous rule - at each rung a trial stops when its score is below the ``1 - 1/rf`` quantile
-of those recorded there before it - on ``concurrency`` slots; the expected GPU-slot utilisation
-is the busy slot time over slots x wall time, averaged over ``repeats`` score orders.
+What a trial costs is modelled from what the trials really do (the stage programs in
+:mod:`raynas.stages` driven by :mod:`raynas.tune.trainables`):
 
-Example:
-    >>> sim = simulate_asha(trials=8, concurrency=8, max_t=40, grace_period=5,
-    ...                     reduction_factor=3, epoch_s=1.0)
-    >>> sim.utilisation < 0.7  # stopped trials free GPUs nothing can use
-    True
+- a trial starts a Ray worker (fresh for the first wave, reused after: ``reuse_actors``), which
+  imports the trainable, then builds its program (dataset, cached loaders, network) and, with
+  proxy scoring, its validation patch set;
+- an epoch runs ``steps_per_epoch`` steps (or one pass over the fold: ``ceil(cases / batch)``
+  batches of ``batch_size x samples_per_case`` patches), fine-stage epochs after warm-up an
+  architecture step before each weights step; it scores when
+  :meth:`~raynas.stages.base.StageProgram.scoring_due` says so (coarse: ``eval_topologies``
+  topologies; its last epoch also the evolution's scorings, bounded by the cluster's size;
+  retrain: sliding window every epoch, then the test cases once), and checkpoints when
+  :meth:`~raynas.stages.base.StageProgram.wants_checkpoint` says so;
+- the unit costs come from :func:`raynas.pipeline.plan_calibrate.calibrate_trial` (the real
+  program, the preset's AMP setting, the trial's thread count) or, with ``--assume-step-s``, from
+  the assumed step (a scoring forward counts a third of a step per patch; start, checkpoint and
+  derivation costs are then left out);
+- the stage's trials run on ``min(slots, trials)`` slots through ASHA's rungs
+  (:func:`raynas.pipeline.plan_asha.simulate_asha`); on CPU, trials that share the cores slow
+  each other down: the calibration times the steps and a scoring again while ``concurrency - 1``
+  processes train the same trial beside it, and the simulation slows every running trial by
+  that factor (linear from 1 alone to the measured factor at full concurrency);
+- a fresh Ray worker (the first wave of a stage) pays Ray's own start (``RAY_FRESH_WORKER_S``),
+  the trainable's imports and first-use costs (measured in a new interpreter); a reused one
+  ``RAY_REUSED_WORKER_S``; both figures are Ray's, from ``shared/notes/ray-mlflow-facts.md``.
+
+GPU-hours are the stage's wall time x the GPUs its concurrent trials hold.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import math
 import os
-import random
-import statistics
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from raynas.errors import UserError
+from raynas.pipeline.plan_asha import AshaSimulation, simulate_asha
+from raynas.pipeline.plan_calibrate import TrialCost, window_forwards
+from raynas.pipeline.plan_format import STAGES, format_plan, parse_assume_step_s
 
-__all__ = ["AshaSimulation", "StagePlan", "SearchPlan", "simulate_asha",
-           "make_plan", "format_plan"]
+__all__ = ["AshaSimulation", "StagePlan", "SearchPlan", "simulate_asha", "make_plan",
+           "format_plan", "parse_assume_step_s", "print_plan", "RAY_FRESH_WORKER_S",
+           "RAY_REUSED_WORKER_S"]
 
-STAGES = ("coarse", "fine", "retrain")
-_FORWARD_SHARE = 1.0 / 3.0  # a forward-only batch against a training step (fwd + bwd + update)
-
-
-def _rungs(max_t: int, grace_period: int, reduction_factor: float) -> list[int]:
-    """The stage's ASHA rungs below ``max_t`` (:func:`raynas.stages.timing.asha_milestones`).
-
-    >>> _rungs(40, 5, 3), _rungs(50, 20, 2)
-    ([5, 15], [20, 40])
-    """
-    from raynas.stages.timing import asha_milestones
-
-    return sorted(m for m in asha_milestones(grace_period, reduction_factor, max_t) if m < max_t)
-
-
-@dataclass
-class AshaSimulation:
-    """Expected figures of one stage's trials on ``concurrency`` slots."""
-
-    trials: int
-    concurrency: int
-    milestones: list[int]
-    wall_s: float  # makespan
-    busy_slot_s: float  # sum of the trials' running time
-    utilisation: float  # busy_slot_s / (concurrency * wall_s)
-    epochs_run: float  # total epochs over all trials (mean over repeats)
-    stopped: float  # trials ASHA stops (mean over repeats)
-
-
-def _one_run(trials: int, slots: int, max_t: int, milestones: list[int], rf: float,
-             epoch_s: float, rng: random.Random) -> tuple[float, float, int, int]:
-    scores = [rng.random() for _ in range(trials)]
-    recorded: dict[int, list[float]] = {m: [] for m in milestones}
-    # a trial's epochs are decided when it reaches each rung, in time order: events are
-    # (time, trial, epoch reached)
-    free = slots
-    queue = list(range(trials))
-    events: list[tuple[float, int, int]] = []
-    now = 0.0
-    busy = 0.0
-    epochs = 0
-    stopped = 0
-    start: dict[int, float] = {}
-
-    def launch(t: float) -> None:
-        nonlocal free
-        while free > 0 and queue:
-            i = queue.pop(0)
-            free -= 1
-            start[i] = t
-            first = milestones[0] if milestones else max_t
-            heapq.heappush(events, (t + first * epoch_s, i, first))
-
-    launch(0.0)
-    while events:
-        now, i, reached = heapq.heappop(events)
-        stop = reached >= max_t
-        if not stop:
-            rung = recorded[reached]
-            if len(rung) >= 1:
-                cutoff = _percentile(rung, (1 - 1 / rf) * 100)
-                stop = scores[i] < cutoff
-            rung.append(scores[i])
-            if stop:
-                stopped += 1
-        if stop:
-            busy += now - start[i]
-            epochs += reached
-            free += 1
-            launch(now)
-        else:
-            later = [m for m in milestones if m > reached]
-            nxt = later[0] if later else max_t
-            heapq.heappush(events, (now + (nxt - reached) * epoch_s, i, nxt))
-    return now, busy, epochs, stopped
-
-
-def _percentile(values: list[float], q: float) -> float:
-    """``numpy.nanpercentile`` with linear interpolation (what Ray's ASHA uses)."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def simulate_asha(
-    *,
-    trials: int,
-    concurrency: int,
-    max_t: int,
-    grace_period: int | None,
-    reduction_factor: float = 3.0,
-    epoch_s: float = 1.0,
-    repeats: int = 32,
-    seed: int = 0,
-) -> AshaSimulation:
-    """Simulates a stage: ``trials`` trials of ``max_t`` epochs of ``epoch_s`` seconds, at most
-    ``concurrency`` at once, with ASHA's rungs (``grace_period=None``: no early stopping).
-
-    >>> simulate_asha(trials=16, concurrency=8, max_t=10, grace_period=None).utilisation
-    1.0
-    """
-    if trials < 1 or concurrency < 1:
-        raise ValueError("trials and concurrency must be >= 1")
-    milestones = [] if grace_period is None else _rungs(
-        max_t, grace_period, reduction_factor
-    )
-    rng = random.Random(seed)
-    runs = [
-        _one_run(trials, concurrency, max_t, milestones, reduction_factor, epoch_s, rng)
-        for _ in range(repeats if milestones else 1)
-    ]
-    wall = statistics.fmean(r[0] for r in runs)
-    busy = statistics.fmean(r[1] for r in runs)
-    util = statistics.fmean(r[1] / (concurrency * r[0]) for r in runs)
-    return AshaSimulation(
-        trials=trials, concurrency=concurrency, milestones=milestones, wall_s=wall,
-        busy_slot_s=busy, utilisation=round(util, 4),
-        epochs_run=statistics.fmean(r[2] for r in runs),
-        stopped=statistics.fmean(r[3] for r in runs),
-    )  # fmt: skip
+_FORWARD_SHARE = 1.0 / 3.0  # a forward-only patch against a training step's patch
+# Ray's own per-trial overhead with trivial trials on 2 cores (shared/notes/ray-mlflow-facts.md):
+# a fresh worker process per trial, and a reused actor (``reuse_actors``)
+RAY_FRESH_WORKER_S = 2.1
+RAY_REUSED_WORKER_S = 0.34
+_PATCH_EVAL_BATCH = 4  # raynas.engine.evaluate_patches' batch size
 
 
 @dataclass
@@ -170,19 +67,25 @@ class StagePlan:
     concurrency: int
     epochs: int
     steps_per_epoch: int
+    patches_per_step: int  # batch_size x samples_per_case
     steps_per_trial: int  # without early stopping
     scoring: str
-    scoring_forwards_per_trial: int  # forward batches of scoring/validation, without stopping
+    scorings_per_trial: int  # scorings (coarse: topologies scored), without early stopping
+    scoring_forwards_per_trial: int  # forward batches of scoring, without early stopping
     scoring_patches_per_trial: int  # proxy patches scored (0 for sliding window)
     flops_forward: int  # one sample, forward (MACs, raynas summary's convention)
-    flops_per_step: int  # 3 x forward x batch (forward + backward)
+    flops_per_step: int  # 3 x forward x patches per step (forward + backward)
     step_s: float
-    step_source: str  # "calibrated on DEVICE" | "--assume-step-s"
-    epoch_s: float
+    step_source: str  # "calibrated on DEVICE (N thread(s))" | "--assume-step-s"
+    costs: dict[str, float]  # the unit costs of the trial (first candidate; see TrialCost)
+    sharing: list[float] | None  # measured slow-down with 1, 2, ... trials on the CPU cores
+    trial_s: float  # one trial alone, without early stopping (first candidate)
     asha: dict[str, Any]
     utilisation: float
+    wall_s: float
     wall_h: float
-    gpu_hours: float
+    gpu_hours: float  # wall x GPUs held by the concurrent trials
+    busy_gpu_hours: float  # the trials' own GPU time
 
 
 @dataclass
@@ -193,6 +96,8 @@ class SearchPlan:
     gpus: int
     gpus_per_trial: float
     device: str
+    cores: int
+    cpus_per_trial: float
     stages: dict[str, StagePlan] = field(default_factory=dict)
 
     @property
@@ -208,92 +113,85 @@ class SearchPlan:
         return out
 
 
-def parse_assume_step_s(values: list[str]) -> dict[str, float]:
-    """``--assume-step-s 0.4`` (every stage) or ``coarse=0.4`` (repeatable)."""
-    out: dict[str, float] = {}
-    for text in values:
-        stage, sep, value = text.rpartition("=")
-        stages = [stage] if sep else list(STAGES)
-        if sep and stage not in STAGES:
-            raise UserError(f"--assume-step-s {text}: unknown stage {stage!r}; valid: "
-                            + ", ".join(STAGES))
-        try:
-            seconds = float(value)
-        except ValueError:
-            seconds = float("nan")
-        if not (math.isfinite(seconds) and seconds > 0):
-            raise UserError(
-                f"--assume-step-s {text}: expected seconds > 0 (e.g. 0.4 or coarse=0.4)"
-            )
-        for s in stages:
-            out[s] = seconds
-    return out
-
-
-def _stage_networks(setup: Mapping[str, Any]) -> dict[str, Any]:
+def _stage_networks(preset: Any, space: Any, dataset: Any) -> dict[str, Any]:
     """One network per stage, as its trial builds it (first candidate / first choice)."""
+    from raynas.nets import build_network
     from raynas.stages.coarse import choice_key
 
-    space, dataset, preset = setup["space"], setup["dataset"], setup["preset"]
     io = {"in_channels": dataset.in_channels, "out_channels": dataset.num_classes}
     candidate = space.coarse_candidates()[0]
     coarse = space.build_coarse_supernet(candidate, width=preset.coarse.width, **io)
     choices = [c if isinstance(c, dict) else {"topology": c} for c in coarse.choices()]
-    choice = json.loads(choice_key(choices[0]))
     coarse.set_active(choices[0])
-    fine = space.build_fine_supernet(choice, width=preset.fine.width, **io)
+    fine = space.build_fine_supernet(json.loads(choice_key(choices[0])),
+                                     width=preset.fine.width, **io)  # fmt: skip
     retrain = space.sample_architecture(seed=preset.seed, width=preset.retrain.width, **io)
-    from raynas.nets import build_network
-
-    return {"coarse": coarse, "fine": fine, "retrain": build_network(retrain)}
-
-
-def _calibrate(net: Any, patch: tuple[int, ...], batch: int, in_channels: int, classes: int,
-               device: Any, steps: int = 3) -> float:
-    """Seconds of one training step (forward, Dice-CE-like loss, backward, SGD step)."""
-    import torch
-
-    net = net.to(device).train()
-    opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-3)
-    x = torch.randn(batch, in_channels, *patch, device=device)
-    y = torch.randint(0, classes, (batch, *patch), device=device)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    times = []
-    for _ in range(steps + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss_fn(net(x), y).backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times[1:])
+    return {"coarse": coarse, "fine": fine, "retrain": build_network(retrain),
+            "choice": choices[0], "retrain_arch": retrain}  # fmt: skip
 
 
-def _scoring(stage: str, section: Any, epochs: int, val_cases: int, window_forwards: int,
-             batch: int, sw_batch: int) -> tuple[str, int, int]:
-    """(scoring, forward batches per trial, proxy patches per trial), without early stopping."""
-    scoring = getattr(section, "scoring", "sliding_window")
-    every = getattr(section, "eval_every", 1)
-    scorings = math.ceil(epochs / every)
-    if stage == "coarse":
-        scorings *= section.eval_topologies
-        scorings += section.population * max(1, section.generations)  # the final evolution
-    if scoring == "patches":
-        patches = scorings * section.patches_per_case * val_cases
-        return scoring, math.ceil(patches / batch), patches
-    forwards = scorings * val_cases * math.ceil(window_forwards / sw_batch)
-    return scoring, forwards, 0
+def _due(epoch: int, *, epochs: int, every: int, milestones: set[int]) -> bool:
+    """:meth:`StageProgram.scoring_due` / ``wants_checkpoint``'s rule for epoch ``epoch`` (0-)."""
+    done = epoch + 1
+    return done % every == 0 or done in milestones or done >= epochs
 
 
-def _window_forwards(volume: tuple[int, ...], patch: tuple[int, ...], overlap: float) -> int:
-    n = 1
-    for v, p in zip(volume, patch, strict=False):
-        stride = max(1, int(p * (1 - overlap)))
-        n *= 1 if v <= p else math.ceil((v - p) / stride) + 1
-    return n
+def _scorings(stage: str, section: Any, milestones: set[int], cluster: int) -> list[int]:
+    """Scorings per epoch of one trial (coarse: topologies scored, the evolution included)."""
+    every = int(getattr(section, "eval_every", 1))
+    if stage == "retrain":
+        return [1] * section.epochs
+    per = min(section.eval_topologies, cluster) if stage == "coarse" else 1
+    out = [per if e == 0 or _due(e, epochs=section.epochs, every=every, milestones=milestones)
+           else 0 for e in range(section.epochs)]  # fmt: skip
+    if stage == "coarse":  # CoarseProgram._evolve: new scores only, at most the cluster's rest
+        pop = section.population
+        budget = max(0, pop - per) + section.generations * max(1, pop // 2)
+        out[-1] += min(budget, cluster - per)
+    return out
+
+
+def _epochs(stage: str, section: Any, cost: TrialCost, milestones: set[int],
+            cluster: int) -> list[float]:
+    """Seconds of each epoch of one trial alone on its slot."""
+    every = int(getattr(section, "checkpoint_every", 1))
+    warmup = getattr(section, "warmup_epochs", section.epochs)
+    out = []
+    for e, scorings in enumerate(_scorings(stage, section, milestones, cluster)):
+        step = cost.arch_step_s if stage == "fine" and e >= warmup else cost.step_s
+        ckpt = _due(e, epochs=section.epochs, every=every, milestones=milestones)
+        out.append(cost.steps_per_epoch * step + scorings * cost.score_s + cost.other_s
+                   + ckpt * cost.ckpt_s)  # fmt: skip
+    out[-1] += cost.test_s
+    return out
+
+
+def _assumed(step_s: float, *, stage: str, section: Any, preset: Any, steps: int,
+             val_cases: int, windows: int, patches_per_step: int) -> TrialCost:
+    """Unit costs from an assumed step: a scored patch or window costs a third of a trained
+    patch; start, checkpoint and derivation are not modelled."""
+    per_patch = step_s * _FORWARD_SHARE / patches_per_step
+    if getattr(section, "scoring", "sliding_window") == "patches":
+        score_s = section.patches_per_case * val_cases * per_patch
+    else:
+        score_s = val_cases * windows * per_patch
+    arch = 2 * step_s if stage == "fine" else step_s
+    test = preset.data.test_fraction or 0.0
+    return TrialCost(setup_s=0.0, step_s=step_s, arch_step_s=arch, score_s=score_s,
+                     patches_s=0.0, other_s=0.0, ckpt_s=0.0,
+                     test_s=score_s if stage == "retrain" and test else 0.0,
+                     steps_per_epoch=steps, source="--assume-step-s")  # fmt: skip
+
+
+def _retrain_candidates(preset: Any, fine_trials: int, arch: Any, baselines: dict[str, str]
+                        ) -> list[dict[str, Any]]:
+    """The retrain trials in launch order (sample-major, :func:`raynas.tune.stage.grid_slots`):
+    the searched networks (the stand-in: a random architecture of the space), then baselines."""
+    searched = min(preset.fine.top_k, fine_trials)
+    searched += int(getattr(preset.retrain, "random_controls", 0) or 0)  # extra random nets
+    keys = [{"arch_json": arch.to_json(), "key": "searched"}] * searched
+    keys += [{"arch_json": js, "key": name} for name, js in baselines.items()]
+    return keys * max(1, int(preset.retrain.num_samples))
 
 
 def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None) -> SearchPlan:
@@ -302,9 +200,13 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
     Nothing is written: no output folder, no Ray session, no MLflow run."""
     import torch
 
+    from raynas.data.splits import bilevel_split
     from raynas.nets import model_cost
-    from raynas.pipeline.setup import _validate
+    from raynas.pipeline.plan_calibrate import calibrate_trial, worker_start_s
+    from raynas.pipeline.setup import SearchSetup, validate_search
     from raynas.pipeline.split import run_split
+    from raynas.stages.coarse import choice_key
+    from raynas.stages.timing import asha_milestones
     from raynas.tracking import resolve_tracking_uri
 
     # the preflight's writability check of a SQLite store creates its artifact folder: a plan
@@ -312,7 +214,7 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
     probe = resolve_tracking_uri(options.tracking_uri, workdir=options.workdir).artifact_root
     fresh = probe is not None and not probe.exists()
     try:
-        preset, space, _ref, dataset, _target = _validate(options)
+        preset, space, space_ref, dataset, target = validate_search(options)
     finally:
         if fresh and probe.is_dir() and not any(probe.iterdir()):
             probe.rmdir()
@@ -320,99 +222,125 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
     assume = dict(assume_step_s or {})
     gpus = options.gpus if options.gpus is not None else torch.cuda.device_count()
     gpt = preset.resources.gpus_per_trial if gpus > 0 else 0.0
+    cpus = float(options.cpus_per_trial or preset.resources.cpus_per_trial)
+    cores = os.cpu_count() or 1
     if gpt > 0 and gpus >= gpt:
         slots = int(math.floor(gpus / gpt + 1e-9))
     else:
         gpt = 0.0
-        cpus = options.cpus_per_trial or preset.resources.cpus_per_trial
-        slots = max(1, int((os.cpu_count() or 1) // cpus))
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        slots = max(1, int(cores // cpus))
+    device = torch.device("cuda" if gpt > 0 and torch.cuda.is_available() else "cpu")
+    setup = SearchSetup(options=options, preset=preset, space=space, space_ref=space_ref,
+                        dataset=dataset, target=target, folder=None, seed=preset.seed,
+                        gpus_per_trial=gpt)  # fmt: skip
     info = dataset.info
     patch = tuple(preset.data.patch_size or info.search_patch)
     retrain_patch = tuple(preset.data.retrain_patch_size or info.retrain_patch)
-    batch = preset.data.batch_size
+    per_step = preset.data.batch_size * preset.data.samples_per_case
     train_cases, val_cases = len(split["train"]), len(split["val"])
-    nets = _stage_networks({"space": space, "dataset": dataset, "preset": preset})
-    volume = tuple(getattr(info, "volume_shape", None) or [2 * p for p in retrain_patch])
-    window = _window_forwards(volume, retrain_patch, preset.retrain.sw_overlap)
-    coarse_trials = len(space.coarse_candidates())
-    fine_trials = min(preset.coarse.top_k, coarse_trials)
-    retrain_trials = (min(preset.fine.top_k, fine_trials) + len(preset.retrain.baselines)) * (
-        preset.retrain.num_samples if preset.retrain.hparams else 1
-    )
-    plan = SearchPlan(
-        space=space.config.name, dataset=info.name, preset=preset.name, gpus=gpus,
-        gpus_per_trial=gpt, device=str(device),
-    )  # fmt: skip
-    for stage, trials in (("coarse", coarse_trials), ("fine", fine_trials),
-                          ("retrain", retrain_trials)):
+    weights_cases = len(bilevel_split(split["train"], seed=preset.seed)[0])
+    nets = _stage_networks(preset, space, dataset)
+    candidates = space.coarse_candidates()
+    clusters = [len(c.params.get("topologies", [None])) for c in candidates]
+    fine_trials = min(preset.coarse.top_k, len(candidates))
+    retrain = _retrain_candidates(preset, fine_trials, nets["retrain_arch"], setup.baselines())
+    trial_candidates = {
+        "coarse": [{"key": c.key} for c in candidates],
+        "fine": [{"key": "fine", "choice_json": choice_key(nets["choice"])}] * fine_trials,
+        "retrain": retrain,
+    }
+    calibrated = [s for s in STAGES if s not in assume]
+    fresh_s = 0.0  # a fresh worker's imports and first-use costs (measured once)
+    if calibrated:
+        first = calibrated[0]
+        fresh_s = worker_start_s(first, setup.spec(first), trial_candidates[first][0],
+                                 threads=int(cpus))
+    plan = SearchPlan(space=space.config.name, dataset=info.name, preset=preset.name, gpus=gpus,
+                      gpus_per_trial=gpt, device=str(device), cores=cores,
+                      cpus_per_trial=cpus)  # fmt: skip
+    for stage in STAGES:
         section = getattr(preset, stage)
+        trials = trial_candidates[stage]
         stage_patch = retrain_patch if stage == "retrain" else patch
-        fold = train_cases // 2 if stage == "fine" else train_cases  # fine: weights half
-        per_pass = max(1, math.ceil(fold * preset.data.samples_per_case / batch))
-        steps = section.steps_per_epoch or per_pass
+        fold = weights_cases if stage == "fine" else train_cases
+        steps = section.steps_per_epoch or max(1, math.ceil(fold / preset.data.batch_size))
+        asha = section.asha
+        milestones = (asha_milestones(asha.grace_period, asha.reduction_factor, section.epochs)
+                      if asha.enabled else set())  # fmt: skip
+        overlap = preset.retrain.sw_overlap if stage == "retrain" else 0.25
+        windows = window_forwards(tuple(2 * p for p in retrain_patch), stage_patch, overlap)
+        # one cost per distinct candidate network (coarse: every cluster has its own size but
+        # one calibration; retrain: the searched stand-in and each baseline)
+        costs: dict[str, TrialCost] = {}
+        for cand in trials:
+            name = cand["key"] if stage == "retrain" else stage
+            if name in costs:
+                continue
+            if stage in assume:
+                costs[name] = _assumed(
+                    assume[stage], stage=stage, section=section, preset=preset, steps=steps,
+                    val_cases=val_cases, windows=windows, patches_per_step=per_step,
+                )  # fmt: skip
+            else:  # on CPU, the trials that will share the cores train beside it
+                beside = 0 if gpt > 0 else min(slots, len(trials)) - 1
+                costs[name] = calibrate_trial(stage, setup.spec(stage), cand, threads=int(cpus),
+                                              steps=steps, neighbours=beside)  # fmt: skip
+        per_trial, starts = [], []
+        for i, cand in enumerate(trials):
+            cost = costs[cand["key"] if stage == "retrain" else stage]
+            cluster = clusters[i] if stage == "coarse" else 1
+            per_trial.append(_epochs(stage, section, cost, milestones, cluster))
+            worker = 0.0
+            if cost.source != "--assume-step-s":
+                worker = RAY_FRESH_WORKER_S + fresh_s if i < slots else RAY_REUSED_WORKER_S
+            starts.append(worker + cost.setup_s + cost.patches_s)
+        concurrency = min(slots, len(trials))
+        sharing = None  # measured slow-down with 1..concurrency trials on the cores
+        measured = [c.sharing for c in costs.values() if c.neighbours]
+        if measured and concurrency > 1:
+            f = sum(measured) / len(measured)
+            sharing = [1 + (f - 1) * (n - 1) / (concurrency - 1)
+                       for n in range(1, concurrency + 1)]
+        sim = simulate_asha(
+            trials=len(trials), concurrency=concurrency, max_t=section.epochs,
+            grace_period=asha.grace_period if asha.enabled else None,
+            reduction_factor=asha.reduction_factor, epoch_s=per_trial, start_s=starts,
+            cores=None if gpt > 0 else cores, threads=cpus, sharing=sharing, seed=preset.seed,
+        )  # fmt: skip
+        first = costs[trials[0]["key"] if stage == "retrain" else stage]
+        scorings = _scorings(stage, section, milestones, clusters[0] if stage == "coarse" else 1)
+        n_score = sum(scorings)
+        if getattr(section, "scoring", "sliding_window") == "patches" and stage != "retrain":
+            patches = n_score * section.patches_per_case * val_cases
+            forwards, scoring = math.ceil(patches / _PATCH_EVAL_BATCH), "patches"
+        else:
+            sw_batch = preset.retrain.sw_batch_size if stage == "retrain" else 2
+            patches, scoring = 0, "sliding_window"
+            forwards = n_score * val_cases * math.ceil(windows / sw_batch)
         flops = model_cost(nets[stage], stage_patch, in_channels=dataset.in_channels,
                            device="cpu").flops
-        if stage in assume:
-            step_s, source = assume[stage], "--assume-step-s"
-        else:
-            step_s = _calibrate(nets[stage], stage_patch, batch, dataset.in_channels,
-                                dataset.num_classes, device)
-            source = f"calibrated on {device.type}"
-        scoring, forwards, patches = _scoring(
-            stage, section, section.epochs, val_cases, window, batch,
-            getattr(section, "sw_batch_size", preset.retrain.sw_batch_size),
-        )
-        if stage == "fine":  # the second half of fine epochs also steps the architecture
-            steps_cost = steps * (1 + (section.epochs - section.warmup_epochs) / section.epochs)
-        else:
-            steps_cost = steps
-        epoch_s = step_s * steps_cost + step_s * _FORWARD_SHARE * forwards / section.epochs
-        asha = section.asha
-        sim = simulate_asha(
-            trials=trials, concurrency=slots, max_t=section.epochs,
-            grace_period=asha.grace_period if asha.enabled else None,
-            reduction_factor=asha.reduction_factor, epoch_s=epoch_s, seed=preset.seed,
-        )  # fmt: skip
-        share = gpt if gpt > 0 else 0.0
         plan.stages[stage] = StagePlan(
-            stage=stage, trials=trials, concurrency=min(slots, trials), epochs=section.epochs,
-            steps_per_epoch=steps, steps_per_trial=steps * section.epochs, scoring=scoring,
-            scoring_forwards_per_trial=forwards, scoring_patches_per_trial=patches,
-            flops_forward=int(flops), flops_per_step=int(3 * flops * batch),
-            step_s=round(step_s, 5), step_source=source, epoch_s=round(epoch_s, 3),
+            stage=stage, trials=len(trials), concurrency=concurrency, epochs=section.epochs,
+            steps_per_epoch=steps, patches_per_step=per_step,
+            steps_per_trial=steps * section.epochs, scoring=scoring,
+            scorings_per_trial=n_score, scoring_forwards_per_trial=forwards,
+            scoring_patches_per_trial=patches, flops_forward=int(flops),
+            flops_per_step=int(3 * flops * per_step), step_s=round(first.step_s, 5),
+            step_source=first.source,
+            costs={k: round(v, 5) for k, v in asdict(first).items()
+                   if isinstance(v, float)},
+            sharing=[round(x, 3) for x in sharing] if sharing else None,
+            trial_s=round(starts[0] + sum(per_trial[0]), 3),
             asha={"milestones": sim.milestones, "grace_period": asha.grace_period,
                   "reduction_factor": asha.reduction_factor, "enabled": asha.enabled,
                   "expected_stopped": round(sim.stopped, 2),
                   "expected_epochs": round(sim.epochs_run, 1)},
-            utilisation=sim.utilisation, wall_h=round(sim.wall_s / 3600, 3),
-            gpu_hours=round(sim.wall_s * slots * share / 3600, 3),
+            utilisation=sim.utilisation, wall_s=round(sim.wall_s, 2),
+            wall_h=round(sim.wall_s / 3600, 3),
+            gpu_hours=round(sim.wall_s * concurrency * gpt / 3600, 3),
+            busy_gpu_hours=round(sim.busy_slot_s * gpt / 3600, 3),
         )  # fmt: skip
     return plan
-
-
-def format_plan(plan: SearchPlan) -> str:
-    """The plan as text: one block per stage, then the totals."""
-    d = plan.to_dict()
-    lines = [
-        f"plan: {plan.space} on {plan.dataset}, preset {plan.preset}, {plan.gpus} GPU(s), "
-        f"{plan.gpus_per_trial:g} GPU per trial (calibration device: {plan.device})"
-    ]
-    for s in plan.stages.values():
-        cost = (f"{s.scoring_patches_per_trial:,} proxy patches" if s.scoring == "patches"
-                else f"{s.scoring_forwards_per_trial:,} window forwards")
-        lines.append(
-            f"  {s.stage:8s} trials {s.trials}, {s.concurrency} at once, {s.epochs} epochs x "
-            f"{s.steps_per_epoch} steps ({s.steps_per_trial:,}/trial); scoring {cost}/trial; "
-            f"{s.flops_per_step / 1e9:.1f} GFLOPs/step; step {s.step_s:.4f}s ({s.step_source}); "
-            f"ASHA rungs {s.asha['milestones']}; GPU-slot utilisation {s.utilisation:.0%}; "
-            f"wall {s.wall_h:.2f} h, {s.gpu_hours:.2f} GPU-h"
-        )
-    lines.append(
-        f"  coarse + fine: {d['coarse_fine_gpu_hours']:.2f} GPU-h; all stages: "
-        f"{d['total_gpu_hours']:.2f} GPU-h, {d['total_wall_h']:.2f} h wall"
-    )
-    return "\n".join(lines)
 
 
 def print_plan(options: Any, *, assume_step_s: list[str], as_json: bool = False,
@@ -420,6 +348,8 @@ def print_plan(options: Any, *, assume_step_s: list[str], as_json: bool = False,
     """``raynas search --plan``: the plan as text (or JSON with ``as_json``), and as JSON in
     ``json_file`` when given."""
     from pathlib import Path
+
+    from raynas.errors import UserError
 
     plan = make_plan(options, assume_step_s=parse_assume_step_s(assume_step_s))
     data = json.dumps(plan.to_dict(), indent=2)

@@ -33,6 +33,7 @@ __all__ = [
     "prepare_search",
     "resolve_run_target",
     "storage_root",
+    "validate_search",
 ]
 
 logger = logging.getLogger("raynas.search")
@@ -382,8 +383,10 @@ def resolve_run_target(options: RunOptions) -> Any:
     return target
 
 
-def _validate(options: SearchOptions) -> tuple[Any, Any, str, Any, Any]:
-    """All user input, checked before any work starts (raises UserError with one line)."""
+def validate_search(options: SearchOptions) -> tuple[Any, Any, str, Any, Any]:
+    """All user input of a search, checked before any work starts (raises UserError with one
+    line): ``(preset, space, space_ref, dataset, target)``. ``raynas search --plan`` checks
+    with it too."""
     from raynas.spaces import load_stage_space
 
     preset = load_run_preset(options)
@@ -443,7 +446,7 @@ def prepare_search(options: SearchOptions) -> SearchSetup:
     """Validates everything, then starts Ray, checks a worker, and opens the parent run."""
     from raynas.pipeline.fingerprint import search_fingerprint
 
-    preset, space, space_ref, dataset, target = _validate(options)
+    preset, space, space_ref, dataset, target = validate_search(options)
     return open_run(
         options,
         preset=preset,

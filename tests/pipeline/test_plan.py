@@ -1,9 +1,13 @@
-"""``raynas search --plan`` and the ASHA simulation behind its utilisation figures."""
+"""``raynas search --plan``: the ASHA simulation, the counts it models from the stage programs,
+and the calibration through the real trial program."""
 
 from __future__ import annotations
 
+import ast
 import json
+import math
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -88,8 +92,15 @@ def test_plan_starts_nothing_and_reports_every_stage(tmp_path, monkeypatch, caps
         assert stage["trials"] >= 1 and stage["steps_per_epoch"] >= 1
         assert stage["flops_per_step"] > 0 and stage["step_s"] > 0
         assert 0 < stage["utilisation"] <= 1
-        expected = "--assume-step-s" if assume else "calibrated on"
+        expected = "--assume-step-s" if assume else "calibrated on cpu (1 thread"
         assert stage["step_source"].startswith(expected)
+        if not assume:  # the real trial program: set-up, steps, scoring, checkpoint, and the
+            # slow-down of 2 trials on the cores measured with a neighbour training beside it
+            costs = stage["costs"]
+            assert costs["setup_s"] > 0 and costs["ckpt_s"] > 0 and costs["score_s"] > 0
+            assert stage["trial_s"] > costs["setup_s"] + stage["epochs"] * costs["step_s"]
+            assert stage["concurrency"] == 2 and len(stage["sharing"]) == 2
+            assert stage["sharing"][0] == 1.0 and stage["sharing"][1] >= 1.0
     assert saved["stages"]["coarse"]["scoring_patches_per_trial"] > 0
     # nothing started or written: no Ray, no MLflow run, no output folder
     assert not ray.is_initialized()
@@ -140,3 +151,97 @@ def test_coarse_clusters_replaces_the_space_count():
     assert len(load_stage_space("c2f", clusters=None).coarse_candidates()) == 8
     with pytest.raises(ConfigError, match="coarse.clusters"):
         load_stage_space("thrifty", clusters=4)
+
+
+def _plan(tmp_path, monkeypatch, capsys, *args: str, preset: str = "smoke",
+          space: str = "c2f_small", assume: str = "0.01") -> dict:
+    monkeypatch.chdir(tmp_path)
+    argv = ["search", "--space", space, "--dataset", "synthetic", "--preset", preset, "--plan",
+            "--json", *(["--assume-step-s", assume] if assume else []), *args]
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_step_holds_batch_times_samples_per_case_patches(tmp_path, monkeypatch, capsys):
+    """The loader's batch holds batch_size cases x samples_per_case patches: a pass over the
+    fold is ceil(cases / batch_size) steps, each costing batch x samples patches."""
+    plan = _plan(tmp_path, monkeypatch, capsys, "--set", "data.samples_per_case=3",
+                 "--set", "retrain.steps_per_epoch=null", "--set", "data.batch_size=2")
+    retrain = plan["stages"]["retrain"]
+    # smoke: 8 cases (2 held out for testing), fold 0 of 4 -> 4 training cases; 2 per batch
+    # -> 2 steps of 6 patches
+    assert retrain["steps_per_epoch"] == 2
+    assert retrain["patches_per_step"] == 6
+    assert retrain["flops_per_step"] == 3 * retrain["flops_forward"] * 6
+
+
+def test_sliding_window_scoring_uses_the_stages_own_patch(tmp_path, monkeypatch, capsys):
+    """Search stages score with their search patch, overlap 0.25 and 2 windows per forward
+    (StageProgram.evaluate); only retrain uses the retrain patch and its sw settings."""
+    def window_forwards(volume, roi, overlap):  # MONAI's dense_patch_slices count
+        return math.prod(1 if v <= p else math.ceil((v - p) / int(p * (1 - overlap))) + 1
+                         for v, p in zip(volume, roi, strict=True))
+
+    plan = _plan(tmp_path, monkeypatch, capsys, "--set", "fine.scoring=sliding_window")
+    fine, retrain = plan["stages"]["fine"], plan["stages"]["retrain"]
+    volume = (96, 96, 64)  # twice the synthetic retrain patch (48, 48, 32)
+    val_cases = 2
+    windows = window_forwards(volume, (32, 32, 16), 0.25)
+    retrain_windows = window_forwards(volume, (48, 48, 32), 0.25)
+    assert windows != retrain_windows
+    assert fine["scoring"] == "sliding_window"
+    assert fine["scoring_forwards_per_trial"] == (
+        fine["scorings_per_trial"] * val_cases * math.ceil(windows / 2)
+    )
+    assert retrain["scoring_forwards_per_trial"] == 40 * val_cases * math.ceil(retrain_windows / 2)
+
+
+def test_coarse_scorings_follow_the_program(tmp_path, monkeypatch, capsys):
+    """eval_topologies per scored epoch (every eval_every, rungs, the last) plus the
+    evolution's new scores, bounded by the cluster's size."""
+    plan = _plan(tmp_path, monkeypatch, capsys, "--set", "coarse.epochs=4",
+                 "--set", "coarse.eval_every=2", "--set", "coarse.asha.enabled=false",
+                 "--set", "coarse.eval_topologies=2", "--set", "coarse.population=4",
+                 "--set", "coarse.generations=1")
+    # epochs 1 (first), 2 and 4 score 2 topologies; evolution: (4 - 2) + 1 * 2 = 4 new ones
+    assert plan["stages"]["coarse"]["scorings_per_trial"] == 3 * 2 + 4
+
+
+def test_every_retrain_sample_counts(tmp_path, monkeypatch, capsys):
+    """retrain.num_samples repeats every candidate (tune.stage.grid_slots), hparams or not."""
+    plan = _plan(tmp_path, monkeypatch, capsys, "--set", "retrain.num_samples=2")
+    assert plan["stages"]["retrain"]["trials"] == (1 + 1) * 2  # 1 searched + unet, 2 samples
+
+
+def test_gpu_hours_count_the_gpus_the_trials_hold(tmp_path, monkeypatch, capsys):
+    """16 GPUs, 8 fine trials: 8 GPUs are held, not 16."""
+    plan = _plan(tmp_path, monkeypatch, capsys, "--gpus", "16", preset="msd_task02_8gpu",
+                 space="c2f", assume="0.5")
+    fine = plan["stages"]["fine"]
+    assert fine["trials"] == 8 and fine["concurrency"] == 8
+    assert fine["gpu_hours"] == pytest.approx(fine["wall_h"] * 8, rel=0.01)
+
+
+def test_trials_sharing_cpu_cores_slow_each_other_down():
+    alone = simulate_asha(trials=4, concurrency=4, max_t=2, grace_period=None, epoch_s=1.0)
+    shared = simulate_asha(trials=4, concurrency=4, max_t=2, grace_period=None, epoch_s=1.0,
+                           cores=2, threads=1)
+    assert alone.wall_s == pytest.approx(2.0)
+    assert shared.wall_s == pytest.approx(4.0)  # 4 one-thread trials on 2 cores
+
+
+def test_trial_start_and_per_trial_epochs_are_simulated():
+    # 3 trials on 2 slots: a slow one (start 5 s, epochs of 2 s), two fast ones
+    sim = simulate_asha(trials=3, concurrency=2, max_t=2, grace_period=None,
+                        epoch_s=[[2.0, 2.0], [1.0, 1.0], [1.0, 1.0]], start_s=[5.0, 0.0, 0.0])
+    assert sim.wall_s == pytest.approx(9.0)  # the slow trial: 5 + 2 + 2
+    assert sim.busy_slot_s == pytest.approx(9.0 + 2.0 + 2.0)
+
+
+def test_plan_modules_import_no_private_names():
+    root = Path(__file__).resolve().parents[2] / "raynas" / "pipeline"
+    for path in sorted(root.glob("plan*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("raynas"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private} from {node.module}"
