@@ -117,6 +117,15 @@ def _edit_record(folder: Path) -> Path:
     return path
 
 
+def _edit_score(folder: Path) -> Path:
+    path = folder / "state.json"
+    state = json.loads(path.read_text())
+    for record in state["records"]["coarse"]:  # another cluster would be selected
+        record["best_dice"] = 1.0 - record["best_dice"]
+    path.write_text(json.dumps(state, indent=1, sort_keys=True))
+    return path
+
+
 def _edit_architecture(folder: Path) -> Path:
     path = next((folder / "architectures").glob("searched0-*.json"))
     path.write_text(_other_ops(path.read_text()))
@@ -133,6 +142,7 @@ def _edit_done(folder: Path) -> Path:
 
 CASES: dict[str, Callable[[Path], Path]] = {
     "edited_record": _edit_record,
+    "edited_score": _edit_score,
     "edited_architecture": _edit_architecture,
     "edited_done": _edit_done,
 }
