@@ -120,6 +120,8 @@ class SearchFolder:
         if not self.state:
             return
         fix = "leave out --resume to start a new search"
+        if self._key is None:  # a missing secret is said as such (not made anew)
+            self._key = load_secret(create=False)
         seal = self.state.get("seal")
         if not isinstance(seal, str) or not isinstance(self.state.get("search_id"), str):
             raise UserError(
