@@ -12,6 +12,7 @@ import pytest
 
 from raynas.errors import UserError
 from raynas.pipeline.outputs import SearchFolder
+from raynas.seal import load_secret
 
 
 def _search(root: Path) -> SearchFolder:
@@ -62,7 +63,18 @@ def test_a_state_sealed_with_another_secret_is_refused(
     monkeypatch.setenv("RAYNAS_SECRET_FILE", str(tmp_path / "their-secret"))
     folder = _search(tmp_path / "s")
     monkeypatch.setenv("RAYNAS_SECRET_FILE", str(tmp_path / "my-secret"))
+    load_secret()  # mine exists too, and is another
     _refused(folder.root, folder.state_file, "does not match its raynas seal")
+
+
+def test_a_missing_secret_is_said_not_made_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _search(tmp_path / "s")
+    monkeypatch.setenv("RAYNAS_SECRET_FILE", str(tmp_path / "gone"))
+    with pytest.raises(UserError, match="the raynas secret is missing"):
+        SearchFolder(folder.root).verify()
+    assert not (tmp_path / "gone").exists()
 
 
 def test_an_edited_output_is_refused(tmp_path: Path) -> None:
