@@ -5,7 +5,7 @@ Ray Tune keeps a stage's state in ``<search>/ray/<stage>/``: ``tuner.pkl`` (a cl
 state (``basic-variant-state-*.json`` and ``searcher-state-*.pkl`` are pickles whatever their
 name); trial folders hold ``params.pkl``. Anyone who can write there could make the next
 ``--resume`` run code. So raynas records an HMAC-SHA256 of each of these files (the top-level
-files of the stage folder and every ``*.pkl`` below it) in ``ray/<stage>/.raynas-digests.json``,
+files of the stage folder and every ``*.pkl`` below it) in ``ray/<stage>/.raynas-digests``,
 keyed with the per-user secret (:mod:`raynas.seal`), and :func:`verify_stage` refuses a
 missing or mismatching digest, naming the file, before anything is unpickled.
 
@@ -73,7 +73,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DIGEST_FILE = ".raynas-digests.json"
+# Not a *.json / *.pkl name: Tune copies those of the stage folder into its staging folder on a
+# restore and back with every sync, which would put a stale digest file over the current one
+DIGEST_FILE = ".raynas-digests"
 _VERSION = 2
 _NOT_LOADED = (DIGEST_FILE, ".validate_storage_marker")  # Ray only checks the marker exists
 _KEEP = 4  # digests kept per file: the storage copy may lag the staged one
@@ -169,7 +171,10 @@ def sign_files(
     key = key if key is not None else load_secret()
     stage = folder.name
     data = _raw_manifest(folder)
-    trusted = _checked(data, key, seal, stage) == ""
+    why = _checked(data, key, seal, stage)
+    trusted = why == ""
+    if why and why != "missing":
+        logger.warning("%s: %s; signing anew", folder / DIGEST_FILE, why)
     manifest = _files_of(data) if trusted else {}
     counter = max(int(data["counter"]) if trusted else 0, int(seal.counters.get(stage, 0)))
     signed = 0
