@@ -181,10 +181,11 @@ def test_interrupts_then_resume_finishes(tmp_path: Path) -> None:
         assert time.monotonic() - sent < 30  # what took time here is check_interrupted's waiting
         forced = [ln for ln in search.log().splitlines() if "forced exit: cleanups" in ln]
         assert len(forced) == 1, forced
-        assert forced[0].endswith(
-            "forced exit: cleanups sign retrain, mark search interrupted, mark runs KILLED, "
-            "kill local Ray"
-        ), forced[0]
+        names = forced[0].split("forced exit: cleanups ")[1].split(", ")
+        # retrain's signing is there unless its stage had already stopped (and signed) when
+        # the second signal came; coarse's and fine's went with their stages
+        rest = ["mark search interrupted", "mark runs KILLED", "kill local Ray"]
+        assert names in (["sign retrain", *rest], rest), names
 
         # 5. --resume finishes the search
         search.start("--resume")
