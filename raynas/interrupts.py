@@ -8,22 +8,28 @@ While an :class:`InterruptGuard` is active (``raynas search`` holds one for its 
   and :meth:`InterruptGuard.check` raises :class:`SignalReceived`; otherwise that is raised
   where the program is. The pipeline then marks the stage interrupted, the MLflow runs
   KILLED, stops the Ray it started, and the CLI prints one line and exits 130 (143 for SIGTERM).
-- a second signal runs the registered urgent cleanups (each bounded, e.g. SIGKILL of the local
-  Ray's processes) and exits at once with the first signal's code.
+- a second signal runs the registered force-exit cleanups and exits at once with the first
+  signal's code. A cleanup lives exactly as long as what it cleans up
+  (:meth:`InterruptGuard.on_force_exit` is a context manager: a stage's cleanup is gone when
+  the stage is). Cleanups registered with ``finish=True`` (signing Ray's state, marking the
+  stage interrupted) run first and always finish; the others (MLflow, stopping Ray) are cut
+  short by a watchdog after 10 s, which never fires while a finishing cleanup still runs.
 
 Ray-free and MLflow-free: ``raynas.tune`` and ``raynas.pipeline`` register their hooks.
 
 Example:
     >>> with InterruptGuard() as guard:
     ...     run_setup()              # SignalReceived propagates from here on Ctrl-C
-    ...     with guard.stopping(ask_tune_to_stop):
-    ...         tuner.fit()
+    ...     with guard.on_force_exit(sign_state, name="sign", finish=True):
+    ...         with guard.stopping(ask_tune_to_stop):
+    ...             tuner.fit()
     ...     guard.check()            # raises SignalReceived if a signal came during fit()
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shlex
 import signal
@@ -42,8 +48,29 @@ __all__ = [
 ]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-_FORCE_EXIT_S = 10.0  # the most the cleanups of a second signal may take
+_FORCE_EXIT_S = 10.0  # the most the cleanups of a second signal may take (finishing ones aside)
+_FINISH_CAP_S = 600.0  # the most the watchdog waits for a finishing cleanup (a hung disk)
 _active: InterruptGuard | None = None
+logger = logging.getLogger(__name__)
+
+
+class ForceExitCleanup:
+    """One registered force-exit cleanup; a context manager that removes it on exit (or call
+    :meth:`remove`)."""
+
+    def __init__(self, guard: InterruptGuard, fn: Callable[[], None], name: str, finish: bool):
+        self.guard, self.fn, self.name, self.finish = guard, fn, name, finish
+
+    def remove(self) -> None:
+        """Unregisters the cleanup (a no-op when it is gone already)."""
+        with contextlib.suppress(ValueError):
+            self.guard._urgent.remove(self)
+
+    def __enter__(self) -> ForceExitCleanup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
 
 
 class SignalReceived(KeyboardInterrupt):
@@ -100,7 +127,8 @@ class InterruptGuard:
         self.resumable = False  # set once the output folder exists (for the second signal)
         self.argv = list(sys.argv[1:] if argv is None else argv)
         self._stop: Callable[[], bool] | None = None
-        self._urgent: list[Callable[[], None]] = []
+        self._urgent: list[ForceExitCleanup] = []
+        self._finished = threading.Event()  # the finishing cleanups of a forced exit are done
         self._previous: dict[int, Any] = {}
         self._outer: InterruptGuard | None = None
 
@@ -141,9 +169,21 @@ class InterruptGuard:
         finally:
             self._stop = before
 
-    def on_force_exit(self, cleanup: Callable[[], None]) -> None:
-        """Registers a quick, bounded cleanup run on the second signal before the exit."""
-        self._urgent.append(cleanup)
+    def on_force_exit(
+        self, cleanup: Callable[[], None], *, name: str = "cleanup", finish: bool = False
+    ) -> ForceExitCleanup:
+        """Registers a cleanup run on the second signal before the exit, for as long as the
+        returned handle's ``with`` block lasts (or until its ``remove()``). ``finish``: the
+        cleanup must complete (signing, marking state) and runs before the others; otherwise
+        it is quick and bounded, and the watchdog may cut it short."""
+        handle = ForceExitCleanup(self, cleanup, name, finish)
+        self._urgent.append(handle)
+        return handle
+
+    @property
+    def cleanups(self) -> list[str]:
+        """The names of the force-exit cleanups registered now, oldest first."""
+        return [c.name for c in self._urgent]
 
     def check(self) -> None:
         """Raises :class:`SignalReceived` if a signal arrived."""
@@ -172,12 +212,27 @@ class InterruptGuard:
         raise SignalReceived(signum)
 
     def _force_exit(self) -> None:
-        watchdog = threading.Timer(_FORCE_EXIT_S, self._exit_now)
+        if self._finished.is_set() or getattr(self, "_forcing", False):
+            return  # a third signal: the cleanups of the second one are running
+        self._forcing = True
+        cleanups = list(reversed(self._urgent))
+        ordered = [c for c in cleanups if c.finish] + [c for c in cleanups if not c.finish]
+        with contextlib.suppress(Exception):
+            logger.info("forced exit: cleanups %s", ", ".join(c.name for c in ordered) or "none")
+        watchdog = threading.Timer(_FORCE_EXIT_S, self._watchdog)
         watchdog.daemon = True
         watchdog.start()  # a cleanup that hangs (a locked store) does not keep us
-        for cleanup in reversed(self._urgent):
+        for cleanup in ordered:
+            if not cleanup.finish:
+                self._finished.set()
             with contextlib.suppress(BaseException):
-                cleanup()
+                cleanup.fn()
+        self._finished.set()
+        self._exit_now()
+
+    def _watchdog(self) -> None:
+        """Exits once the finishing cleanups are done (signing is never cut short)."""
+        self._finished.wait(_FINISH_CAP_S)
         self._exit_now()
 
     def _exit_now(self) -> None:

@@ -100,3 +100,52 @@ def test_second_signal_runs_the_cleanups_and_exits_at_once(tmp_path: Path) -> No
     assert proc.returncode == 130, proc.stderr
     assert time.monotonic() - start < 40 and (tmp_path / "cleaned").is_file()
     assert proc.stderr.strip() == f"{GO} --space c2f --resume"
+
+
+def test_a_cleanup_lives_as_long_as_its_block() -> None:
+    """Cleanups registered per stage are gone with their stage: three stages in a row leave
+    none behind, and the one of the running stage is the only one a second signal would run."""
+    with InterruptGuard() as guard:
+        search = guard.on_force_exit(lambda: None, name="search", finish=True)
+        for stage in ("coarse", "fine", "retrain"):
+            with guard.on_force_exit(lambda: None, name=f"sign {stage}", finish=True):
+                assert guard.cleanups == ["search", f"sign {stage}"]
+        search.remove()
+        search.remove()  # removing twice is harmless
+        assert guard.cleanups == []
+
+
+def test_the_watchdog_never_cuts_a_finishing_cleanup_short(tmp_path: Path) -> None:
+    """A second signal: the finishing cleanup (signing) takes longer than the watchdog's
+    limit and still completes; a hanging ordinary cleanup is then cut short."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal, time
+        from pathlib import Path
+        import raynas.interrupts as interrupts
+        from raynas.interrupts import InterruptGuard
+
+        interrupts._FORCE_EXIT_S = 0.5
+        def sign():
+            time.sleep(2.0)  # four times the watchdog's limit
+            Path({str(tmp_path / "signed")!r}).touch()
+
+        with InterruptGuard(argv=["search", "--space", "c2f"]) as guard:
+            guard.resumable = True
+            guard.on_force_exit(lambda: time.sleep(60), name="hangs")
+            with guard.on_force_exit(sign, name="sign", finish=True):
+                with guard.stopping(lambda: True):
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(0.2)
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(60)
+        """
+    )
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert (tmp_path / "signed").is_file(), "the watchdog cut the signing short"
+    assert time.monotonic() - start < 30
+    assert proc.stderr.strip() == f"{GO} --space c2f --resume"

@@ -59,6 +59,8 @@ def save_best_weights(folder: Any, record: Any, name: str, arch_json: str) -> Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(best, path)
     path.with_suffix(".json").write_text(arch_json)
+    folder.seal_output(path)  # what a resumed search reads back is verified first
+    folder.seal_output(path.with_suffix(".json"))
     return path
 
 

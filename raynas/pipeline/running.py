@@ -92,6 +92,7 @@ def run_tracked_stage(
         seed=setup.seed,
         callbacks=callbacks,
         resume=setup.resume,
+        seal=setup.folder.search_seal(),
     )
     logger.info("%s stage: %d candidates", stage, len(candidates))
     records = run_stage(request)

@@ -58,7 +58,7 @@ def _stage(
     folder = setup.folder
     if folder.stage_done(stage):
         logger.info("%s stage: finished earlier, skipped", stage)
-        return [TrialRecord(**r) for r in folder.state["records"][stage]]
+        return [TrialRecord(**r) for r in folder.stage_records(stage)]
     folder.mark_running(stage)
     records = run_tracked_stage(setup, stage, candidates, kinds)
     folder.mark_done(stage, records, {"candidates": candidates})
@@ -83,21 +83,32 @@ def run_search(options: SearchOptions) -> SearchResult:
             raise
 
 
-def _mark_interrupted(setup: SearchSetup, signum: int) -> None:
-    """The running stage interrupted in state.json; the parent and its open runs KILLED."""
+def _mark_state_interrupted(setup: SearchSetup, signum: int) -> None:
+    """The running stage interrupted in state.json (a local write: always finishes)."""
     import signal
 
-    from raynas.tracking import kill_open_runs
-
-    name = signal.Signals(signum).name
-    setup.folder.mark_interrupted(name)
+    setup.folder.mark_interrupted(signal.Signals(signum).name)
     if (guard := active_guard()) is not None:
         guard.resumable = True
+
+
+def _kill_runs(setup: SearchSetup) -> None:
+    """The parent and its open runs KILLED (the store may be slow or gone: bounded)."""
+    from raynas.tracking import kill_open_runs
+
     try:
         kill_open_runs(setup.target, setup.experiment_id, setup.parent_run_id)
     except Exception as exc:  # noqa: BLE001 - an unreachable store must not hide the interrupt
         logger.warning("could not mark the MLflow runs KILLED (%s)", " ".join(str(exc).split()))
-    logger.info("search interrupted (%s)", name)
+
+
+def _mark_interrupted(setup: SearchSetup, signum: int) -> None:
+    """The running stage interrupted in state.json; the parent and its open runs KILLED."""
+    import signal
+
+    _mark_state_interrupted(setup, signum)
+    _kill_runs(setup)
+    logger.info("search interrupted (%s)", signal.Signals(signum).name)
 
 
 def _search(options: SearchOptions) -> SearchResult:
@@ -106,8 +117,15 @@ def _search(options: SearchOptions) -> SearchResult:
 
     guard = active_guard()
     setup = prepare_search(options)
-    if guard is not None:
-        guard.on_force_exit(lambda: _mark_interrupted(setup, guard.signum or 2))
+    if guard is not None:  # for as long as the search runs (setup.close removes them)
+        setup.cleanups += [
+            guard.on_force_exit(
+                lambda: _mark_state_interrupted(setup, guard.signum or 2),
+                name="mark search interrupted",
+                finish=True,
+            ),
+            guard.on_force_exit(lambda: _kill_runs(setup), name="mark runs KILLED"),
+        ]
     try:
         if setup.resume:
             reopen_run(setup.target, setup.parent_run_id)  # KILLED by an interrupt

@@ -86,6 +86,7 @@ class SearchSetup:
     resume: bool = False
     log_handler: Any = field(default=None, repr=False)
     preprocessed: str | None = None  # the shared preprocessed cache folder (see preprocess_cache)
+    cleanups: list[Any] = field(default_factory=list)  # force-exit cleanups of this run
 
     def spec(self, stage: str) -> dict[str, Any]:
         """The JSON-able trial spec of a stage (see :class:`raynas.stages.TrialSpec`)."""
@@ -121,6 +122,11 @@ class SearchSetup:
             finish_run(self.target, self.parent_run_id, "FAILED")
         if self.runtime is not None:
             shutdown_ray(self.runtime)
+        for cleanup in self.cleanups:  # they live as long as the run
+            cleanup.remove()
+        self.cleanups.clear()
+        if (guard := active_guard()) is not None:
+            logger.info("force-exit cleanups left: %s", ", ".join(guard.cleanups) or "none")
         if self.log_handler is not None:
             from raynas.logs import release_library_logs
 
@@ -493,7 +499,10 @@ def open_run(
     if resume:
         from raynas.tune.guard import verify_search
 
-        verify_search(folder.ray_dir)  # Ray's pickles, before anything could load them
+        # state.json (records, selections, counters) and the architectures and weights it
+        # lists, then Ray's pickles: all before Ray starts or anything is taken from them
+        folder.verify()
+        verify_search(folder.ray_dir, folder.search_seal())
     if fingerprint is not None:
         _check_resume_fingerprint(folder, fingerprint)
     # a cluster given by --address is joined before anything is written (a wrong address

@@ -10,7 +10,7 @@ import signal
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,8 @@ class RayRuntime:
     cpus: float
     gpus: float
     started_here: bool
+    # the force-exit cleanup that kills the local Ray's processes, removed by shutdown_ray
+    cleanup: Any = field(default=None, compare=False, repr=False)
 
     @property
     def is_client(self) -> bool:
@@ -240,8 +242,11 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
         "include_dashboard": False,
     }
     guard = active_guard()
+    cleanup = None
     if address is None and guard is not None:
-        guard.on_force_exit(lambda: _kill(_session_processes(), signal.SIGKILL))
+        cleanup = guard.on_force_exit(
+            lambda: _kill(_session_processes(), signal.SIGKILL), name="kill local Ray"
+        )
     if address is None:
         stop_orphaned_sessions()  # of a driver killed earlier (kill -9): before Ray starts
     try:
@@ -256,12 +261,16 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
         else:
             ray.init(address=address, runtime_env=_forwarded_env(), **kwargs)
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+        if cleanup is not None:
+            cleanup.remove()
         raise UserError(
             f"--address {address}: cannot connect to Ray ({_explain(address, exc)})"
         ) from None
     except BaseException as exc:
         if address is None:
             _stop_local_ray()
+        if cleanup is not None:
+            cleanup.remove()
         # ray.init's own SIGTERM handler exits with the signal number
         if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM:
             if guard is not None and guard.signum is None:
@@ -272,7 +281,8 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
         if guard is not None:
             guard.install()  # ray.init replaced the SIGTERM handler
     res = ray.cluster_resources()
-    return RayRuntime(address, float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0)), True)
+    cpus, gpus = float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0))
+    return RayRuntime(address, cpus, gpus, True, cleanup=cleanup)
 
 
 def _stop_local_ray(grace: float = 5.0) -> None:
@@ -302,6 +312,8 @@ def shutdown_ray(runtime: RayRuntime) -> None:
         _stop_local_ray()
     elif runtime.started_here and ray.is_initialized():
         ray.shutdown()
+    if runtime.cleanup is not None:
+        runtime.cleanup.remove()
 
 
 def _check_worker(data_root: str | None, tracking_uri: str, artifact_root: str | None) -> str:

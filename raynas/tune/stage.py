@@ -23,7 +23,14 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 
 from raynas.interrupts import InterruptGuard, active_guard
-from raynas.tune.guard import SigningCallback, sign_staged, sign_tuner, verify_stage
+from raynas.tune.guard import (
+    SearchSeal,
+    SigningCallback,
+    sign_staged,
+    sign_tuner,
+    signing,
+    verify_stage,
+)
 from raynas.tune.runtime import keep_secrets_from_trials
 from raynas.tune.trainables import stage_trainable
 from raynas.tune.trials import trial_name
@@ -53,6 +60,8 @@ class StageRequest:
     seed: int = 0
     callbacks: list[Any] = field(default_factory=list)
     resume: bool = False
+    # what the stage's digests are bound to (the search's identity and counters)
+    seal: SearchSeal = field(default_factory=lambda: SearchSeal(""))
 
 
 @dataclass
@@ -187,7 +196,7 @@ def _tuner(request: StageRequest, trainable: Any) -> Tuner:
                 *request.callbacks,
                 CSVLoggerCallback(),
                 JsonLoggerCallback(),
-                SigningCallback(request.storage_path / request.stage),
+                SigningCallback(),
             ],
             verbose=0,
         ),
@@ -245,39 +254,37 @@ def run_stage(request: StageRequest) -> list[TrialRecord]:
     """Runs (or, with ``resume``, restores and finishes) one stage; one record per trial.
 
     Raises :class:`raynas.interrupts.SignalReceived` when a signal stopped the stage (Tune has
-    then saved its state, and the stage folder is signed for ``--resume``)."""
+    then saved its state, and the stage folder is signed for ``--resume``). The stage's
+    force-exit cleanup (signing what Tune staged) is registered for the stage only, and a
+    forced exit waits for it to finish."""
     keep_secrets_from_trials()
     trainable = _trainable(request)
     folder = request.storage_path / request.stage
     if request.resume and Tuner.can_restore(str(folder)):
-        verify_stage(folder)  # before Tuner.restore unpickles anything
+        # checks, then replaces each file by a private copy of the bytes it checked: what
+        # Tuner.restore unpickles below is what was verified
+        verify_stage(folder, request.seal)
         logger.info("%s stage: restoring %s", request.stage, folder)
         tuner = Tuner.restore(
             str(folder), trainable=trainable, resume_unfinished=True, resume_errored=True
         )
     else:
         tuner = _tuner(request, trainable)
-    sign_tuner(folder)  # written just now
+    sign_tuner(folder, request.seal)  # written just now
     # a command without a guard of its own (retrain, baseline) gets one for the stage
     own = InterruptGuard() if active_guard() is None else contextlib.nullcontext()
     tune_log = logging.getLogger("ray.tune")
     level = tune_log.level
-    failed = True
     try:
-        with own:
+        with own, signing(folder, request.seal) as active:
             guard = active_guard()
             assert guard is not None
-            guard.on_force_exit(lambda: sign_staged(folder))
-            with guard.stopping(_tune_stopper()):
+            cleanup = guard.on_force_exit(
+                lambda: sign_staged(active), name=f"sign {request.stage}", finish=True
+            )
+            with cleanup, guard.stopping(_tune_stopper()):
                 grid = tuner.fit()
             guard.check()
-        failed = False
     finally:
         tune_log.setLevel(level)
-        try:
-            sign_staged(folder)
-        except OSError as exc:  # a full disk: never in place of the error that stopped fit()
-            if not failed:
-                raise
-            logger.info("%s stage: could not sign %s (%s)", request.stage, folder, exc)
     return [_record(result, request.epochs) for result in grid]

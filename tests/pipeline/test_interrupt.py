@@ -1,6 +1,7 @@
 """One interrupt path, as a chain of runs of one search through the real CLI, Ray and MLflow:
-SIGINT while Ray starts, SIGINT during the coarse stage, SIGTERM during a stage, two SIGINTs in
-a row; then ``--resume`` finishes the search.
+SIGINT while Ray starts, then three interrupt/resume cycles across the stages (SIGINT during
+coarse, SIGTERM during fine, two SIGINTs in a row during retrain); then ``--resume`` finishes
+the search.
 
 After each interrupt: the exit code (130, 143), the one line that says how to continue, the
 running stage marked interrupted (never done), no MLflow run left RUNNING, and no process of the
@@ -28,9 +29,9 @@ ARGS = [
     "search", "--space", "c2f_small", "--dataset", "synthetic", "--preset", "smoke",
     "--set", "coarse.epochs=3", "--set", "coarse.eval_topologies=1",
     "--set", "coarse.population=1", "--set", "coarse.generations=0", "--set", "coarse.top_k=1",
-    "--set", "coarse.asha.enabled=false", "--set", "fine.epochs=1",
+    "--set", "coarse.asha.enabled=false", "--set", "fine.epochs=3",
     "--set", "fine.warmup_epochs=0", "--set", "fine.asha.enabled=false",
-    "--set", "retrain.epochs=1", "--set", "retrain.baselines=[]",
+    "--set", "retrain.epochs=3", "--set", "retrain.baselines=[]",
     "--set", "data.synthetic_cases=6", "--set", "data.cases=6", "--set", "data.folds=3",
 ]  # fmt: skip
 LINE = "interrupted; continue with: raynas search --space c2f_small"
@@ -162,23 +163,29 @@ def test_interrupts_then_resume_finishes(tmp_path: Path) -> None:
         killed = [r for r in search.runs() if r.info.status == "KILLED"]
         assert any(r.data.tags.get("raynas.kind") == "search" for r in killed)
 
-        # 3. SIGTERM once the resumed stage reports again
-        seen = _lines(search, "callbacks: [")
+        # 3. SIGTERM once the fine stage reports
         search.start("--resume")
-        search.wait_for(lambda: _lines(search, "callbacks: [") > seen, "a result after restore")
-        stage = search.state().get("running")
+        search.wait_for(lambda: _lines(search, "callbacks: [fine]") >= 1, "a fine result")
         search.signal(signal.SIGTERM)
-        search.check_interrupted(143, stage)
+        search.check_interrupted(143, "fine")
 
-        # 4. two SIGINTs: the second ends the process at once
+        # 4. two SIGINTs during retrain: the second ends the process at once, after running
+        # the cleanups registered now (and only those)
         search.start("--resume")
-        search.wait_for(lambda: _lines(search, "stage: restoring") >= 2, "the restore")
+        search.wait_for(lambda: _lines(search, "callbacks: [retrain]") >= 1, "a retrain result")
         search.signal(signal.SIGINT)
         time.sleep(0.3)
         search.signal(signal.SIGINT)
         sent = time.monotonic()
-        search.check_interrupted(130, stage)
+        search.check_interrupted(130, "retrain")
         assert time.monotonic() - sent < 30  # what took time here is check_interrupted's waiting
+        forced = [ln for ln in search.log().splitlines() if "forced exit: cleanups" in ln]
+        assert len(forced) == 1, forced
+        names = forced[0].split("forced exit: cleanups ")[1].split(", ")
+        # retrain's signing is there unless its stage had already stopped (and signed) when
+        # the second signal came; coarse's and fine's went with their stages
+        rest = ["mark search interrupted", "mark runs KILLED", "kill local Ray"]
+        assert names in (["sign retrain", *rest], rest), names
 
         # 5. --resume finishes the search
         search.start("--resume")
@@ -190,6 +197,9 @@ def test_interrupts_then_resume_finishes(tmp_path: Path) -> None:
 
     logs = [p for p in Path(search.ray_tmp).rglob("*") if p.is_file() and p.stat().st_size < 1e8]
     assert not [p.name for p in logs if SECRET.encode() in p.read_bytes()]
+    left = [ln.split("force-exit cleanups left: ")[1] for ln in search.log().splitlines()
+            if "force-exit cleanups left: " in ln]  # fmt: skip
+    assert len(left) >= 4 and set(left) == {"none"}, left  # every run that closed
     state = search.state()
     assert state["done"] == ["coarse", "fine", "retrain"] and state["finished"]
     assert "interrupted" not in state and "running" not in state

@@ -85,12 +85,26 @@ def test_diverging_trial_fails_with_reason_and_stage_goes_on(ray_runtime, tmp_pa
     )
     tune_log = _Collect()
     logging.getLogger("ray.tune").addHandler(tune_log)
+    # another search's staged state for a stage of the same name, in this Ray session: never
+    # signed for this one
+    import ray._private.worker as worker
+
+    session = Path(worker._global_node.get_session_dir_path())
+    foreign = session / "artifacts" / "2000-01-01_00-00-00" / "retrain" / "driver_artifacts"
+    foreign.mkdir(parents=True)
+    (foreign / "searcher-state-foreign.pkl").write_bytes(b"not ours")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             records = {r.candidate: r for r in run_stage(request)}
     finally:
         logging.getLogger("ray.tune").removeHandler(tune_log)
+    from raynas.tune.guard import DIGEST_FILE, verify_stage
+
+    signed = json.loads((tmp_path / "retrain" / DIGEST_FILE).read_text())["files"]
+    assert "searcher-state-foreign.pkl" not in signed and "tuner.pkl" in signed, sorted(signed)
+    assert any(name.startswith("experiment_state-") for name in signed), sorted(signed)
+    verify_stage(tmp_path / "retrain", request.seal, private_copy=False)
     ours = [
         w
         for w in caught
