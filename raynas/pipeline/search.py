@@ -21,10 +21,14 @@ logger = logging.getLogger("raynas.search")
 def _select(
     stage: str, records: list[Any], k: int, labels: dict[str, str], needs: str
 ) -> list[Any]:
+    from raynas.pipeline.results import candidates
+    from raynas.strategy.selection import rank, top_k
+
     # a record without the field the next stage needs (a trial that never reported its
-    # result) is never selected
-    ranked = [r for r in rank_records(records) if r.last.get(needs)]
-    chosen = ranked[:k]
+    # result) is never selected; the rest by the one selection rule (strategy.selection)
+    ready = [c for c in candidates(records) if c.ref.last.get(needs)]
+    ranked = [c.ref for c in rank(ready)]
+    chosen = [c.ref for c in top_k(ready, k)]
     for i, r in enumerate(ranked):
         verdict = "selected" if r in chosen else "dropped"
         logger.info(

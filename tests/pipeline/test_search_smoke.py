@@ -171,7 +171,7 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     assert retrain and all(wanted <= set(r.data.metrics) for r in retrain)
     assert sorted(r.data.tags["trial"] for r in retrain) == names  # one run per trial
     by_trial = {r.data.tags["trial"]: r for r in retrain}
-    for row in rows:  # the frontier's Dice is the run's test Dice, its pareto tag the row's
+    for row in rows:  # the test Dice reported is the run's, its pareto tag the row's
         run = by_trial[row["name"]]
         assert float(row["test_dice"]) == pytest.approx(run.data.metrics["test_dice"])
         assert run.data.tags["pareto"] == row["on_front"].lower()
@@ -251,7 +251,7 @@ def _check_readable(proc, folder: Path, parent, children: list, workdir: Path) -
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
     parent = client.get_run(parent.info.run_id)
     assert "Pareto frontier" in parent.data.tags["mlflow.note.content"]
-    assert {"frontier_size", "best_searched_dice", "best_searched_params"} <= set(
+    assert {"frontier_size", "best_searched_val_dice", "best_searched_params"} <= set(
         parent.data.metrics
     )
     arts = {a.path for a in client.list_artifacts(retrain[0].info.run_id)}
