@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    StrictInt,
+    model_validator,
+)
 
 from raynas.config.loader import apply_overrides, deep_merge, read_yaml, validate_model
 from raynas.config.resources import builtin_file, builtin_names
@@ -161,6 +169,9 @@ class FineSection(_Training, _Scoring):
 
 class RetrainSection(_Training):
     baselines: list[Literal["unet", "unetpp", "dynunet"]] = []
+    # architectures drawn at random from the searched space (seeded by the search seed) and
+    # retrained next to the searched ones with the same recipe: did the search beat chance?
+    random_controls: StrictInt = Field(default=0, ge=0, le=64)
     num_samples: PositiveInt = 1  # Optuna samples per architecture when hparams are declared
     hparams: dict[Literal["lr", "weight_decay", "optimizer"], Distribution] = {}
     sw_batch_size: PositiveInt = 2

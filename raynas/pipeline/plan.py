@@ -337,9 +337,10 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
     window = _window_forwards(volume, retrain_patch, preset.retrain.sw_overlap)
     coarse_trials = len(space.coarse_candidates())
     fine_trials = min(preset.coarse.top_k, coarse_trials)
-    retrain_trials = (min(preset.fine.top_k, fine_trials) + len(preset.retrain.baselines)) * (
-        preset.retrain.num_samples if preset.retrain.hparams else 1
-    )
+    retrain_trials = (
+        min(preset.fine.top_k, fine_trials) + len(preset.retrain.baselines)
+        + preset.retrain.random_controls
+    ) * (preset.retrain.num_samples if preset.retrain.hparams else 1)
     plan = SearchPlan(
         space=space.config.name, dataset=info.name, preset=preset.name, gpus=gpus,
         gpus_per_trial=gpt, device=str(device),

@@ -49,6 +49,22 @@ def _select(
     return chosen
 
 
+def _random_controls(setup: SearchSetup) -> dict[str, str]:
+    """The preset's random controls (:mod:`raynas.pipeline.controls`), at the retrain width."""
+    from raynas.pipeline.controls import random_controls
+
+    space = setup.space
+    keep = getattr(space, "keeps_searched_width", False)
+    return random_controls(
+        space,
+        count=setup.preset.retrain.random_controls,
+        search_seed=setup.preset.seed,
+        in_channels=setup.dataset.in_channels,
+        out_channels=setup.dataset.num_classes,
+        width=None if keep else setup.preset.retrain.width,
+    )
+
+
 def _stage(
     setup: SearchSetup,
     stage: str,
@@ -130,7 +146,8 @@ def _search(options: SearchOptions) -> SearchResult:
         labels = {k: v["label"] for k, v in fine_candidates.items()}
         derived = _select("fine", fine, setup.preset.fine.top_k, labels, "arch_json")
 
-        # 3. retrain: derived architectures (+ baselines) from scratch at full width
+        # 3. retrain: derived architectures (+ baselines, + random controls) from scratch at
+        # full width, one recipe for all
         retrain_candidates: dict[str, dict[str, Any]] = {}
         kinds: dict[str, str] = {}
         for i, r in enumerate(derived):
@@ -143,6 +160,10 @@ def _search(options: SearchOptions) -> SearchResult:
             setup.folder.write_architecture(name, arch_json)
             retrain_candidates[name] = {"label": name, "arch_json": arch_json}
             kinds[name] = "baseline"
+        for name, arch_json in _random_controls(setup).items():  # retrain.random_controls
+            setup.folder.write_architecture(name, arch_json)
+            retrain_candidates[name] = {"label": name, "arch_json": arch_json}
+            kinds[name] = "random"
         retrain = _stage(setup, "retrain", retrain_candidates, kinds)
 
         # 4. frontier

@@ -26,7 +26,7 @@ from pathlib import Path
 from mlflow.entities import Run
 
 from raynas.errors import UserError
-from raynas.tracking.pareto import ParetoPoint, pareto_front, save_frontier
+from raynas.tracking.pareto import POINT_KINDS, ParetoPoint, pareto_front, save_frontier
 from raynas.tracking.runs import (
     KIND_TAG,
     PARENT_TAG,
@@ -113,7 +113,7 @@ def points_from_runs(target: TrackingTarget, runs: Iterable[Run]) -> list[Pareto
                 val_dice=val if val is not None else math.nan,
                 params=int(round(params)),
                 run_id=run.info.run_id,
-                kind=kind if kind in ("searched", "baseline") else "searched",
+                kind=kind if kind in POINT_KINDS else "searched",
                 stage=tags.get("stage", "retrain"),
                 test_dice=test,
                 per_class=per_class,

@@ -119,8 +119,11 @@ def summary_metrics(points: Sequence[Any], front: Sequence[Any]) -> dict[str, fl
     """``frontier_size``, ``networks`` and, per kind (``searched``, ``baseline``, ``random``),
     the network with the best **validation** Dice (:func:`raynas.strategy.selection.best_by_val`):
     ``best_<kind>_val_dice``, ``best_<kind>_test_dice`` (its test Dice, reported; left out when
-    not finite) and ``best_<kind>_params``."""
-    from raynas.strategy.selection import best_by_val
+    not finite) and ``best_<kind>_params``; with random controls, ``search_vs_random_val_dice``
+    and ``search_vs_random_test_dice``: best searched minus best random control, each best by
+    validation Dice (:func:`raynas.strategy.selection.search_vs_random`; left out when
+    undefined). Positive: the search beat chance on this data."""
+    from raynas.strategy.selection import best_by_val, search_vs_random
 
     out: dict[str, float] = {"frontier_size": float(len(front)), "networks": float(len(points))}
     for kind in ("searched", "baseline", "random"):
@@ -132,6 +135,9 @@ def summary_metrics(points: Sequence[Any], front: Sequence[Any]) -> dict[str, fl
         if math.isfinite(test):
             out[f"best_{kind}_test_dice"] = test
         out[f"best_{kind}_params"] = float(best.params)
+    for key, diff in search_vs_random(points).items():
+        if diff is not None:  # undefined (no random control, a NaN figure): not logged
+            out[f"search_vs_random_{key}"] = diff
     return out
 
 

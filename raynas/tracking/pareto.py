@@ -140,7 +140,7 @@ def save_frontier(
     Returns:
         ``{"csv": path, "json": path, "png": path}``.
     """
-    from raynas.tracking.plots import plot_frontier
+    from raynas.tracking.plots import frontier_figure
 
     pts = list(points)
     if not pts:
@@ -165,8 +165,13 @@ def save_frontier(
         "points": [{k: _finite(v) for k, v in r.items()} for r in rows],
         "front": [r["name"] for r in rows if r["on_front"]],
     }
+    fig, _ = frontier_figure(pts, pareto_front(pts))
+    fig.savefig(paths["png"], format="png")
+    legend = fig.axes[0].get_legend() if fig.axes else None
+    # what pareto.png shows, readable without looking at it
+    payload["plot"] = {"file": paths["png"].name, "y": "val_dice", "legend": (
+        [t.get_text() for t in legend.get_texts()] if legend is not None else [])}
     paths["json"].write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    plot_frontier(pts, pareto_front(pts), paths["png"])
     return paths
 
 
