@@ -204,4 +204,18 @@ def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto fronti
             f"{p.params:,}",
             p.run_id or "",
         )
+    table.caption = _versus_random(pts)
     return table
+
+
+def _versus_random(points: Sequence[ParetoPoint]) -> str | None:
+    """The table's caption where random controls ran: best searched minus best random control,
+    each best by validation Dice (:func:`raynas.strategy.selection.search_vs_random`)."""
+    from raynas.strategy.selection import search_vs_random
+
+    if not any(p.kind == "random" for p in points):
+        return None
+    diff = search_vs_random(points)
+    text = {k: "n/a" if v is None else f"{v:+.4f}" for k, v in diff.items()}
+    return (f"searched vs random control (best of each by val Dice): val Dice {text['val_dice']}"
+            f", test Dice {text['test_dice']}")

@@ -149,3 +149,17 @@ def test_frontier_table_lists_front_first() -> None:
     ]
     assert "400,000" in text and "0.7200" in text
     assert "test Dice (reported)" in text and "val Dice (picks)" in text and "0.6600" in text
+
+
+def test_frontier_table_says_searched_vs_random() -> None:
+    console = Console(width=160, record=True)
+    points = [*_table(), ParetoPoint("random0#0", val_dice=0.5, params=30_000, test_dice=0.71,
+                                     kind="random")]  # fmt: skip
+    console.print(frontier_table(points))
+    text = console.export_text()
+    assert "random0#0" in text and "random" in text
+    # best searched by val: c2f-1 (0.70, test 0.71); random: 0.5 / 0.71
+    assert "val Dice +0.2000, test Dice +0.0000" in text
+    console = Console(width=160, record=True)
+    console.print(frontier_table(_table()))
+    assert "searched vs random" not in console.export_text()
