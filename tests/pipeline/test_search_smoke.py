@@ -188,9 +188,12 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
         "random"}
     assert "search_vs_random_val_dice" in parent.data.metrics
     # the best model: a searched trial of the frontier, and exactly that trial's best weights
+    # (off the front only when no searched trial is on it: a random control or a baseline can
+    # dominate every searched network on validation Dice)
     best = parent.data.tags["best_model"]
-    assert best in names and by_trial[best].data.tags["pareto"] == "true"
-    assert by_trial[best].data.tags["kind"] == "searched"
+    assert best in names and by_trial[best].data.tags["kind"] == "searched"
+    searched_on_front = [r for r in rows if r["kind"] == "searched" and r["on_front"] == "True"]
+    assert by_trial[best].data.tags["pareto"] == ("true" if searched_on_front else "false")
     _check_best_model(tmp_path, folder, parent.data.tags["best_model_uri"], best)
     assert by_trial[best].data.tags["model_uri"] == parent.data.tags["best_model_uri"]
     _check_models(tmp_path, retrain, rows)
