@@ -21,10 +21,11 @@ Ray-free: drives the stage programs (:class:`raynas.stages.CoarseProgram`, ``Fin
    prints), all trained with the same recipe and budget; test Dice percentile of the searched
    network among the random ones, its parameters against the random median.
    ``summary.selection_by_val``: picking by validation Dice among K retrained networks (what a
-   retrain stage with K searched trials keeps, ``choose_best``), the best of the fine search's
-   last K derived architectures against random search with the same K retrains (the best of K
-   random networks by validation Dice, every K-subset): the percentile a search reaches by
-   retraining several candidates, and how much of it validation selection alone gives.
+   retrain stage with K searched trials keeps, ``strategy.selection.best_model``), the best of
+   the fine search's last K derived architectures against random search with the same K
+   retrains (the best of K random networks by validation Dice, every K-subset): the percentile
+   a search reaches by retraining several candidates, and how much of it validation selection
+   alone gives.
    ``--top-k K`` (with ``--scope stage``) runs the pipeline as ``coarse.top_k = fine.top_k = K``
    do (the default preset: 2): the K best clusters by the coarse stage's ranking each get a fine
    search, their K derived architectures are retrained, and the one with the best validation
@@ -345,7 +346,7 @@ def top_k_search(specs: Specs, finals: dict[str, dict[str, Any]], ranked: list[s
         rows.append({**row, "cluster": cluster})
         log(f"seed {specs.seed} top-{k} {cluster}: val {row['val_dice']:.3f} "
             f"test {row['test_dice']:.3f}")
-    pick = chosen_by_val(rows)
+    pick = retrain_pick(rows)
     return {"k": k, "clusters": ranked, "searched": rows, "pick": pick["key"],
             **against_random(pick, rand, median), "random_search": random_search(rand, k)}
 
@@ -396,7 +397,7 @@ def run_seed(args: argparse.Namespace, seed: int, log) -> dict[str, Any]:
     for b in sorted(proxy):
         log(f"seed {seed} supernet epoch {b}: scores {[round(v, 3) for v in proxy[b]['patch']]}")
     out["coarse_seconds"] = round(time.perf_counter() - t0, 1)
-    ranked = sorted(finals, key=lambda k: -finals[k]["dice"])  # the stage's ranking
+    ranked = coarse_ranking(finals)  # the stage's ranking (strategy.selection, as the pipeline)
     key = ranked[0]  # its pick (top_k = 1)
     out["cluster"] = key
     out["coarse_pick"] = finals[key]["choice_json"]
@@ -539,10 +540,38 @@ def percentile_in(value: float, others: list[float]) -> float:
     return 100.0 * below / max(1, len(others))
 
 
-def chosen_by_val(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The row a retrain stage keeps (``raynas.pipeline.finish.choose_best``): the highest
-    validation Dice; ties: fewer parameters."""
-    return max(rows, key=lambda r: (r["val_dice"], -r["params"]))
+def as_candidates(rows: list[dict[str, Any]], kind: str = "searched") -> list[Any]:
+    """Stand-alone rows as :class:`raynas.strategy.selection.Candidate` (``ref``: the row)."""
+    from raynas.strategy.selection import Candidate
+
+    return [Candidate(name=r["key"], val_dice=float(r["val_dice"]), params=int(r["params"]),
+                      kind=kind, test_dice=float(r.get("test_dice", float("nan"))), ref=r)
+            for r in rows]
+
+
+def best_by_val(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row random search keeps: :func:`raynas.strategy.selection.best_by_val`."""
+    from raynas.strategy.selection import best_by_val as pick
+
+    return pick(as_candidates(rows)).ref
+
+
+def retrain_pick(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row a retrain stage of searched networks keeps:
+    :func:`raynas.strategy.selection.best_model` (``raynas.pipeline.finish``'s pick)."""
+    from raynas.strategy.selection import best_model
+
+    return best_model(as_candidates(rows)).ref
+
+
+def coarse_ranking(finals: dict[str, dict[str, Any]]) -> list[str]:
+    """The coarse candidates in the order the pipeline's coarse selection ranks their trials
+    (:func:`raynas.strategy.selection.rank` on each trial's best Dice and parameters)."""
+    from raynas.strategy.selection import Candidate, rank
+
+    cands = [Candidate(name=f"{k}#0", val_dice=float(m.get("best_dice", m["dice"])),
+                       params=int(m.get("params", 0)), ref=k) for k, m in finals.items()]
+    return [c.ref for c in rank(cands)]
 
 
 def selection(record: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -555,7 +584,7 @@ def selection(record: dict[str, Any]) -> dict[str, dict[str, float]]:
     others = [r["test_dice"] for r in rand]
     out = {}
     for k in range(1, min(len(snaps), len(rand)) + 1):
-        pick = chosen_by_val(snaps[-k:])
+        pick = retrain_pick(snaps[-k:])
         out[str(k)] = {"searched": percentile_in(pick["test_dice"], others),
                        "random_search": random_search(rand, k)}
     return out
@@ -567,7 +596,7 @@ def random_search(rand: list[dict[str, Any]], k: int) -> float:
     from itertools import combinations
 
     others = [r["test_dice"] for r in rand]
-    return statistics.fmean(percentile_in(chosen_by_val(list(c))["test_dice"], others)
+    return statistics.fmean(percentile_in(best_by_val(list(c))["test_dice"], others)
                             for c in combinations(rand, min(k, len(rand))))
 
 

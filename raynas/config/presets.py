@@ -21,6 +21,7 @@ from pydantic import (
     Field,
     PositiveFloat,
     PositiveInt,
+    StrictInt,
     field_validator,
     model_validator,
 )
@@ -180,6 +181,9 @@ class RetrainSection(_Training):
     # alike; capped at ``epochs - 1`` (a 2-epoch retrain warms up for 1)
     lr_warmup_epochs: int = Field(default=0, ge=0)
     baselines: list[Literal["unet", "unetpp", "dynunet"]] = []
+    # architectures drawn at random from the searched space (seeded by the search seed) and
+    # retrained next to the searched ones with the same recipe: did the search beat chance?
+    random_controls: StrictInt = Field(default=0, ge=0, le=64)
     num_samples: PositiveInt = 1  # Optuna samples per architecture when hparams are declared
     hparams: dict[Literal["lr", "weight_decay", "optimizer"], Distribution] = {}
     sw_batch_size: PositiveInt = 2

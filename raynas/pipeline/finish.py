@@ -2,13 +2,15 @@
 disk and on the parent run, ``pareto=true`` tags), and the best model logged to MLflow.
 
 Everything is keyed by retrain trial, ``<candidate>#<sample>`` (two samples of one candidate
-are two rows, two weight files, two runs). The frontier's Dice is the test Dice each trial
-measured at its end on the held-out cases (a trial that ASHA stopped early is scored here, on
-the driver, from its best weights); the validation Dice stays beside it. Every retrained trial's
-best weights are logged as an MLflow logged model of its own run (the experiment's Models tab
-lists them with their Dice and parameters). The best model is, among the frontier's searched
-trials, the one with the highest validation Dice (the test Dice decides only which trials are on
-the frontier): the parent's tag ``best_model_uri`` points at its logged model.
+are two rows, two weight files, two runs). **Validation picks, test reports**: frontier
+membership (``pareto=true``) and the best model are decided on each trial's validation Dice (its
+best epoch's) by :mod:`raynas.strategy.selection`; the test Dice each trial measured once at its
+end on the held-out cases (a trial that ASHA stopped early is scored here, on the driver, from
+its best weights) is reported beside it and decides nothing. Every retrained trial's best
+weights are logged as an MLflow logged model of its own run (the experiment's Models tab lists
+them with their Dice and parameters). The best model is, among the frontier's searched trials,
+the one with the highest validation Dice (:func:`raynas.strategy.selection.best_model`): the
+parent's tag ``best_model_uri`` points at its logged model.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import torch
 from raynas.pipeline.outputs import slug
 
 __all__ = [
-    "choose_best",
     "finish_search",
     "log_best_model",
     "log_trial_model",
@@ -179,26 +180,6 @@ def trial_scores(
     return scores
 
 
-def choose_best(points: list[Any], front: list[Any]) -> Any | None:
-    """The best model: among the frontier's searched points (else all searched points, else all
-    points), the highest validation Dice; ties: higher test Dice, fewer parameters, name."""
-    import math
-
-    def key(p: Any) -> tuple:
-        val = p.val_dice if math.isfinite(p.val_dice) else -math.inf
-        test = p.dice if math.isfinite(p.dice) else -math.inf
-        return (-val, -test, p.params, p.name)
-
-    for pool in (
-        [p for p in front if p.kind == "searched"],
-        [p for p in points if p.kind == "searched"],
-        list(points),
-    ):
-        if pool:
-            return sorted(pool, key=key)[0]
-    return None
-
-
 def finish_search(
     setup: Any,
     records: dict[str, list[Any]],
@@ -206,6 +187,7 @@ def finish_search(
     kinds: dict[str, str],
 ) -> Any:
     from raynas.pipeline.results import SearchResult
+    from raynas.strategy.selection import best_model
     from raynas.tracking import (
         ParetoPoint,
         find_trial_run,
@@ -237,11 +219,11 @@ def finish_search(
         points.append(
             ParetoPoint(
                 name=name,
-                dice=scores.pop("test_dice"),
+                val_dice=scores.pop("val_dice", record.best_dice),
                 params=params,
                 run_id=run_id,
                 kind=kinds.get(record.candidate, "searched"),
-                val_dice=scores.pop("val_dice", record.best_dice),
+                test_dice=scores.pop("test_dice"),
                 per_class={k: v for k, v in scores.items() if k != "test_volumes"},
             )
         )
@@ -250,7 +232,7 @@ def finish_search(
     save_frontier(points, setup.folder.root, stem="frontier")
     front = log_frontier(setup.target, setup.parent_run_id, points)
 
-    best = choose_best(points, front)
+    best = best_model(points)  # on validation Dice; test Dice only reported
     if best is not None and not setup.folder.state.get("model"):
         log_best_model(setup, best.name, uris.get(best.name))
 

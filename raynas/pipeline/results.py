@@ -6,12 +6,11 @@ retrain command; :class:`SearchResult` is what :func:`raynas.pipeline.run_search
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SearchResult", "rank_records"]
+__all__ = ["SearchResult", "candidates", "rank_records"]
 
 
 @dataclass
@@ -26,7 +25,28 @@ class SearchResult:
     time_split: dict[str, Any] = field(default_factory=dict)  # stage -> split (stages.timing)
 
 
+def candidates(records: list[Any]) -> list[Any]:
+    """Trial records as :class:`raynas.strategy.selection.Candidate` (``ref``: the record): name
+    ``<candidate>#<sample>``, validation Dice = the trial's best validation Dice, its parameter
+    count; failed trials are left out."""
+    from raynas.strategy.selection import Candidate
+
+    return [
+        Candidate(
+            name=getattr(r, "trial", r.candidate),
+            val_dice=float(r.best_dice),
+            params=int(r.last.get("params", 0) or 0),
+            ref=r,
+        )
+        for r in records
+        if r.status != "failed"
+    ]
+
+
 def rank_records(records: list[Any]) -> list[Any]:
-    """Ranks trials by best Dice (higher first), ties broken by fewer parameters; failed last."""
-    ok = [r for r in records if r.status != "failed" and math.isfinite(r.best_dice)]
-    return sorted(ok, key=lambda r: (-r.best_dice, int(r.last.get("params", 0)), r.candidate))
+    """Trial records ranked by :func:`raynas.strategy.selection.rank`: best validation Dice
+    first, ties broken by fewer parameters, then name; failed trials and trials without a finite
+    Dice left out."""
+    from raynas.strategy.selection import rank
+
+    return [c.ref for c in rank(candidates(records))]

@@ -22,10 +22,14 @@ logger = logging.getLogger("raynas.search")
 def _select(
     stage: str, records: list[Any], k: int, labels: dict[str, str], needs: str
 ) -> list[Any]:
+    from raynas.pipeline.results import candidates
+    from raynas.strategy.selection import rank, top_k
+
     # a record without the field the next stage needs (a trial that never reported its
-    # result) is never selected
-    ranked = [r for r in rank_records(records) if r.last.get(needs)]
-    chosen = ranked[:k]
+    # result) is never selected; the rest by the one selection rule (strategy.selection)
+    ready = [c for c in candidates(records) if c.ref.last.get(needs)]
+    ranked = [c.ref for c in rank(ready)]
+    chosen = [c.ref for c in top_k(ready, k)]
     for i, r in enumerate(ranked):
         verdict = "selected" if r in chosen else "dropped"
         logger.info(
@@ -44,6 +48,22 @@ def _select(
     if not chosen:
         raise RuntimeError(f"{stage} stage: every trial failed; see the log and the MLflow runs")
     return chosen
+
+
+def _random_controls(setup: SearchSetup) -> dict[str, str]:
+    """The preset's random controls (:mod:`raynas.pipeline.controls`), at the retrain width."""
+    from raynas.pipeline.controls import random_controls
+
+    space = setup.space
+    keep = getattr(space, "keeps_searched_width", False)
+    return random_controls(
+        space,
+        count=setup.preset.retrain.random_controls,
+        search_seed=setup.preset.seed,
+        in_channels=setup.dataset.in_channels,
+        out_channels=setup.dataset.num_classes,
+        width=None if keep else setup.preset.retrain.width,
+    )
 
 
 def _stage(
@@ -150,7 +170,8 @@ def _search(options: SearchOptions) -> SearchResult:
         labels = {k: v["label"] for k, v in fine_candidates.items()}
         derived = _select("fine", fine, setup.preset.fine.top_k, labels, "arch_json")
 
-        # 3. retrain: derived architectures (+ baselines) from scratch at full width
+        # 3. retrain: derived architectures (+ baselines, + random controls) from scratch at
+        # full width, one recipe for all
         retrain_candidates: dict[str, dict[str, Any]] = {}
         kinds: dict[str, str] = {}
         for i, r in enumerate(derived):
@@ -163,6 +184,10 @@ def _search(options: SearchOptions) -> SearchResult:
             setup.folder.write_architecture(name, arch_json)
             retrain_candidates[name] = {"label": name, "arch_json": arch_json}
             kinds[name] = "baseline"
+        for name, arch_json in _random_controls(setup).items():  # retrain.random_controls
+            setup.folder.write_architecture(name, arch_json)
+            retrain_candidates[name] = {"label": name, "arch_json": arch_json}
+            kinds[name] = "random"
         retrain = _stage(setup, "retrain", retrain_candidates, kinds)
 
         # 4. frontier

@@ -19,6 +19,7 @@ from typing import Any
 from raynas.stages.base import StageProgram
 from raynas.stages.context import TrialSpec
 from raynas.strategy import evolve, leaders, make_sampler, sample_pool
+from raynas.strategy.selection import coarse_score
 
 __all__ = ["CoarseProgram", "choice_key", "choice_label"]
 
@@ -109,7 +110,8 @@ class CoarseProgram(StageProgram):
         result = self.score(loss=by_loss)
         key = choice_key(choice)
         self.dices[key] = float(result.dice)
-        self.scores[key] = -float(result.loss) if by_loss else float(result.dice)
+        loss = float(result.loss) if by_loss else None
+        self.scores[key] = coarse_score(self.section.rank_by, dice=float(result.dice), loss=loss)
         return self.scores[key]
 
     def _genome_scores(self) -> dict[tuple[str, ...], float]:

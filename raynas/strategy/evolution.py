@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
+from raynas.strategy.selection import leaders  # the coarse ranking rule's one home
+
 __all__ = ["EvolutionResult", "evolve", "hamming", "leaders", "sample_pool"]
 
 G = TypeVar("G", bound=Sequence[Hashable])
@@ -69,12 +71,6 @@ def _from_neither(c: Sequence[Hashable], a: Sequence[Hashable], b: Sequence[Hash
     pad = [None] * n
     ca, aa, ba = (list(x) + pad[len(x):] for x in (c, a, b))
     return sum(x != y and x != z for x, y, z in zip(ca, aa, ba, strict=True))
-
-
-def leaders(scores: Mapping[G, float], n: int, order: Mapping[G, int] | None = None) -> list[G]:
-    """The ``n`` best-scored genomes, best first (ties: lower ``order``, else insertion order)."""
-    rank = order if order is not None else {g: i for i, g in enumerate(scores)}
-    return sorted(scores, key=lambda g: (-scores[g], rank.get(g, len(rank))))[: max(0, n)]
 
 
 def sample_pool(

@@ -9,10 +9,11 @@ MLflow UI can filter the frontier (``tags.pareto = "true"``), and ``learned=true
 experiment back: the trial runs of one parent (``stage=retrain``, latest parent by default) plus
 the baseline retrain runs (``kind=baseline``) nested under that parent, standalone (no
 parent) or nested under a ``raynas baseline`` parent (``raynas.kind=baseline``). It uses the
-metrics ``test_dice`` (the held-out test Dice, the frontier's objective), ``val_dice`` (else
-``best_dice``, else the maximum of the per-epoch ``dice`` history), the per-class
-``test_dice_<class>`` / ``val_dice_<class>``, and ``params``; a point is named by the run's
-``trial`` tag (``<candidate>#<sample>``).
+metrics ``val_dice`` (else ``best_dice``, else the maximum of the per-epoch ``dice`` history:
+the validation Dice, the frontier's objective), ``test_dice`` (the held-out test Dice, reported
+beside, never deciding membership; a run without one was not retrained to the end and is left
+out), the per-class ``test_dice_<class>`` / ``val_dice_<class>``, and ``params``; a point is
+named by the run's ``trial`` tag (``<candidate>#<sample>``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from pathlib import Path
 from mlflow.entities import Run
 
 from raynas.errors import UserError
-from raynas.tracking.pareto import DID_NOT_LEARN, ParetoPoint, pareto_front, save_frontier
+from raynas.tracking.pareto import (
+    DID_NOT_LEARN,
+    POINT_KINDS,
+    ParetoPoint,
+    pareto_front,
+    save_frontier,
+)
 from raynas.tracking.runs import (
     KIND_TAG,
     PARENT_TAG,
@@ -48,7 +55,8 @@ _SKIPPED_STATUSES = ("FAILED", "KILLED")
 def log_frontier(
     target: TrackingTarget, parent_run_id: str, points: Iterable[ParetoPoint]
 ) -> list[ParetoPoint]:
-    """Log the frontier files on the parent run and tag each point's run ``pareto=true|false``.
+    """Log the frontier files on the parent run and tag each point's run ``pareto=true|false``
+(membership on validation Dice, :func:`raynas.strategy.selection.pareto_front`).
 
     Returns:
         The frontier (see :func:`raynas.tracking.pareto_front`).
@@ -119,12 +127,12 @@ def points_from_runs(target: TrackingTarget, runs: Iterable[Run]) -> list[Pareto
         points.append(
             ParetoPoint(
                 name=tags.get("trial") or run.info.run_name or run.info.run_id,
-                dice=test,
+                val_dice=val if val is not None else math.nan,
                 params=int(round(params)),
                 run_id=run.info.run_id,
-                kind=kind if kind in ("searched", "baseline") else "searched",
+                kind=kind if kind in POINT_KINDS else "searched",
                 stage=tags.get("stage", "retrain"),
-                val_dice=val if val is not None else math.nan,
+                test_dice=test,
                 per_class=per_class,
             )
         )

@@ -87,43 +87,62 @@ def architecture_note(
     return "\n".join(lines)
 
 
-def _dice(p: Any) -> float:
-    test = getattr(p, "test_dice", None)
-    return float(test) if test is not None else float(p.dice)
-
-
 def frontier_note(points: Sequence[Any], front: Sequence[Any], *, dice_label: str) -> str:
-    """Markdown description of a search's parent run: the frontier table, then the rest."""
+    """Markdown description of a search's parent run: the frontier table (on ``dice_label``,
+    the validation Dice), then the rest; each network's test Dice in its own column."""
     on_front = {id(p) for p in front}
-    rows = sorted(points, key=lambda p: (id(p) not in on_front, p.params, -_dice(p)))
+    rows = sorted(points, key=lambda p: (id(p) not in on_front, p.params, -_val(p)))
     lines = [
         f"### Pareto frontier ({dice_label} up, parameters down)",
         "",
-        f"| front | network | kind | {dice_label} | params |",
-        "|:-:|---|---|--:|--:|",
+        f"| front | network | kind | {dice_label} (picks) | test Dice (reported) | params |",
+        "|:-:|---|---|--:|--:|--:|",
     ]
     for p in rows:
         mark = "*" if id(p) in on_front else ""
         label = point_label(p.name, p.params, p.kind)
-        dice = _fmt(_dice(p)) if getattr(p, "learned", True) else "did not learn"
-        lines.append(f"| {mark} | {label} | {p.kind} | {dice} | {p.params:,} |")
-    lines += ["", "Files: `pareto.png`, `pareto.csv`, `pareto.json`. Compare the networks in the "
+        val = _fmt(float(p.val_dice))
+        test = _fmt(float(getattr(p, "test_dice", math.nan)))
+        if not getattr(p, "learned", True):  # its test Dice is no result
+            test = "did not learn"
+        lines.append(f"| {mark} | {label} | {p.kind} | {val} | {test} | {p.params:,} |")
+    lines += ["", "The validation Dice chose the frontier and the best model; the test Dice of "
+              "the held-out cases is measured once and decides nothing.", "",
+              "Files: `pareto.png`, `pareto.csv`, `pareto.json`. Compare the networks in the "
               "runs table filtered with `tags.stage = \"retrain\"`."]  # fmt: skip
     return "\n".join(lines)
 
 
+def _val(p: Any) -> float:
+    v = float(p.val_dice)
+    return v if math.isfinite(v) else -math.inf
+
+
 def summary_metrics(points: Sequence[Any], front: Sequence[Any]) -> dict[str, float]:
-    """``best_searched_dice`` / ``best_searched_params``, ``best_baseline_dice`` /
-    ``best_baseline_params``, ``frontier_size``, ``networks`` and ``networks_did_not_learn`` (see
-    :func:`raynas.tracking.pareto.learned`) of a search."""
+    """``frontier_size``, ``networks`` and, per kind (``searched``, ``baseline``, ``random``),
+    the network with the best **validation** Dice (:func:`raynas.strategy.selection.best_by_val`):
+    ``best_<kind>_val_dice``, ``best_<kind>_test_dice`` (its test Dice, reported; left out when
+    not finite) and ``best_<kind>_params``; with random controls, ``search_vs_random_val_dice``
+    and ``search_vs_random_test_dice``: best searched minus best random control, each best by
+    validation Dice (:func:`raynas.strategy.selection.search_vs_random`; left out when
+    undefined). Positive: the search beat chance on this data. ``networks_did_not_learn``
+    counts the networks :func:`raynas.tracking.pareto.learned` says did not learn."""
+    from raynas.strategy.selection import best_by_val, search_vs_random
+
     out: dict[str, float] = {"frontier_size": float(len(front)), "networks": float(len(points))}
     out["networks_did_not_learn"] = float(sum(not getattr(p, "learned", True) for p in points))
-    for kind in ("searched", "baseline"):
-        pts = [p for p in points if p.kind == kind and math.isfinite(_dice(p))]
-        if pts:
-            best = max(pts, key=lambda p: (_dice(p), -p.params))
-            out[f"best_{kind}_dice"] = _dice(best)
-            out[f"best_{kind}_params"] = float(best.params)
+    for kind in ("searched", "baseline", "random"):
+        best = best_by_val(p for p in points if p.kind == kind)
+        if best is None:
+            continue
+        out[f"best_{kind}_val_dice"] = float(best.val_dice)
+        test = float(getattr(best, "test_dice", math.nan))
+        if math.isfinite(test):
+            out[f"best_{kind}_test_dice"] = test
+        out[f"best_{kind}_params"] = float(best.params)
+    for key, diff in search_vs_random(points).items():
+        if diff is not None:  # undefined (no random control, a NaN figure): not logged
+            out[f"search_vs_random_{key}"] = diff
     return out
 
 

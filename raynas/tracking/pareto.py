@@ -1,20 +1,24 @@
-"""The Pareto frontier of retrained networks: test Dice up, parameter count down.
+"""The Pareto frontier of retrained networks: validation Dice up, parameter count down.
 
-A point's ``dice`` is its **test Dice**: the mean foreground Dice of its best-epoch weights on
-the held-out test cases (``data.test_fraction`` / ``data.test_cases``), which no search,
-selection or best-epoch choice saw. The validation Dice of its best epoch stays beside it
-(``val_dice``), and per class both (``per_class``: ``test_dice_<class>``, ``val_dice_<class>``).
-Files write the columns ``test_dice`` and ``val_dice``.
+**Validation picks, test reports.** Frontier membership (``on_front``, the ``pareto=true`` tags)
+is decided on each network's ``val_dice``: the validation Dice of its best epoch (the epoch that
+validation chose). Its ``test_dice``, the mean foreground Dice of those weights on the held-out
+test cases (``data.test_fraction`` / ``data.test_cases``), is measured once and only reported
+beside it: scrambling the test labels changes the test figures and nothing else. Per class both
+are kept (``per_class``: ``test_dice_<class>``, ``val_dice_<class>``). Files write the columns
+``val_dice`` (the frontier's objective) and ``test_dice`` (reported).
 
-Pure data (no MLflow): :class:`ParetoPoint`, :func:`pareto_front`, :func:`save_frontier` (CSV,
-JSON and a PNG plot) and :func:`frontier_table` (a ``rich`` table). Logging the frontier on a
-parent run lives in :mod:`raynas.tracking.frontier`.
+Pure data (no MLflow): :class:`ParetoPoint`, :func:`pareto_front` (the rule itself lives in
+:mod:`raynas.strategy.selection`), :func:`save_frontier` (CSV, JSON and a PNG plot) and
+:func:`frontier_table` (a ``rich`` table). Logging the frontier on a parent run lives in
+:mod:`raynas.tracking.frontier`.
 
-A point is on the front iff no other point has ``dice >=`` and ``params <=`` with at least one
-of the two strict. Exact duplicates (same Dice, same parameter count) do not dominate each
-other, so both stay on the front; points with a non-finite Dice are never on it. A network that
-did not learn (:func:`learned`: validation Dice 0.00 on every epoch) keeps its place in the
-files, but the table, the plot and MLflow say "did not learn" for it instead of its Dice.
+A point is on the front iff no other point has ``val_dice >=`` and ``params <=`` with at least
+one of the two strict. Exact duplicates (same validation Dice, same parameter count) do not
+dominate each other, so both stay on the front; points with a non-finite validation Dice are
+never on it.
+A network that did not learn (:func:`learned`: validation Dice 0.00 on every epoch) keeps its
+place in the files, but the table, the plot and MLflow say "did not learn" for it.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from raynas.strategy.selection import pareto_front
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -42,9 +48,9 @@ __all__ = [
     "LEARNED_MIN_DICE",
 ]
 
-POINT_KINDS = ("searched", "baseline")
+POINT_KINDS = ("searched", "baseline", "random")
 CSV_COLUMNS = (
-    "name", "kind", "stage", "test_dice", "val_dice", "params", "run_id", "on_front", "learned",
+    "name", "kind", "stage", "val_dice", "test_dice", "params", "run_id", "on_front", "learned",
 )  # fmt: skip
 DID_NOT_LEARN = "did not learn"
 LEARNED_MIN_DICE = 0.01  # best validation Dice below this on every epoch: "did not learn"
@@ -67,27 +73,24 @@ def learned(val_dice: float) -> bool:
 
 @dataclass(frozen=True)
 class ParetoPoint:
-    """One trained network (a retrain trial, named ``<candidate>#<sample>``): its test Dice
-    (``dice``, the frontier's objective), its validation Dice and its parameter count.
+    """One trained network (a retrain trial, named ``<candidate>#<sample>``): its validation
+    Dice (``val_dice``, the frontier's objective and what every pick uses), its parameter count,
+    and its test Dice (``test_dice``, held-out cases, reported only).
 
     Example:
-        >>> p = ParetoPoint("c2f-t3#0", dice=0.78, params=120_000, run_id="abc", val_dice=0.81)
-        >>> p.kind, p.stage, p.test_dice
-        ('searched', 'retrain', 0.78)
+        >>> p = ParetoPoint("c2f-t3#0", val_dice=0.81, params=120_000, run_id="abc", test_dice=0.78)
+        >>> p.kind, p.stage, p.val_dice, p.test_dice
+        ('searched', 'retrain', 0.81, 0.78)
     """
 
     name: str
-    dice: float  # test Dice (held-out cases)
+    val_dice: float  # validation Dice of the best epoch: the frontier's objective
     params: int
     run_id: str | None = None
     kind: str = "searched"
     stage: str = "retrain"
-    val_dice: float = math.nan  # validation Dice of the best epoch
+    test_dice: float = math.nan  # held-out test Dice of the same weights: reported only
     per_class: dict[str, float] = field(default_factory=dict, compare=False)
-
-    @property
-    def test_dice(self) -> float:
-        return self.dice
 
     @property
     def learned(self) -> bool:
@@ -101,49 +104,26 @@ class ParetoPoint:
         if isinstance(self.params, bool) or int(self.params) != self.params or self.params < 0:
             raise ValueError(f"params must be a non-negative integer; got {self.params!r}")
         object.__setattr__(self, "params", int(self.params))
-        object.__setattr__(self, "dice", float(self.dice))
         object.__setattr__(self, "val_dice", float(self.val_dice))
+        object.__setattr__(self, "test_dice", float(self.test_dice))
         object.__setattr__(self, "per_class", {k: float(v) for k, v in self.per_class.items()})
 
     def dominates(self, other: ParetoPoint) -> bool:
-        """True if ``self`` is at least as good on both objectives and better on one."""
-        if not math.isfinite(self.dice):
-            return False
-        if not math.isfinite(other.dice):
-            return True
-        return (
-            self.dice >= other.dice
-            and self.params <= other.params
-            and (self.dice > other.dice or self.params < other.params)
-        )
+        """True if ``self`` is at least as good on both objectives (validation Dice, parameters)
+        and better on one (:func:`raynas.strategy.selection.dominates`)."""
+        from raynas.strategy.selection import dominates
+
+        return dominates(self, other)
 
 
 def _order(p: ParetoPoint) -> tuple:
-    dice = p.dice if math.isfinite(p.dice) else -math.inf
+    dice = p.val_dice if math.isfinite(p.val_dice) else -math.inf
     return (p.params, -dice, p.name, p.kind, p.run_id or "")
 
 
 def sort_points(points: Iterable[ParetoPoint]) -> list[ParetoPoint]:
-    """Deterministic order: parameters up, then Dice down, then name, kind, run id."""
+    """Deterministic order: parameters up, then validation Dice down, then name, kind, run id."""
     return sorted(points, key=_order)
-
-
-def pareto_front(points: Iterable[ParetoPoint]) -> list[ParetoPoint]:
-    """The non-dominated points, sorted by parameters (ascending) then Dice (descending).
-
-    Example:
-        >>> a = ParetoPoint("a", dice=0.8, params=10)
-        >>> b = ParetoPoint("b", dice=0.7, params=20)   # dominated by a
-        >>> [p.name for p in pareto_front([a, b])]
-        ['a']
-    """
-    pts = list(points)
-    front = [
-        p
-        for p in pts
-        if math.isfinite(p.dice) and not any(q.dominates(p) for q in pts if q is not p)
-    ]
-    return sort_points(front)
 
 
 def _class_columns(points: Sequence[ParetoPoint]) -> list[str]:
@@ -162,8 +142,8 @@ def _rows(points: Sequence[ParetoPoint]) -> list[dict]:
             "name": p.name,
             "kind": p.kind,
             "stage": p.stage,
-            "test_dice": p.dice,
             "val_dice": p.val_dice,
+            "test_dice": p.test_dice,
             "params": p.params,
             "run_id": p.run_id,
             "on_front": id(p) in front_ids,
@@ -183,14 +163,15 @@ def save_frontier(
 ) -> dict[str, Path]:
     """Write ``<stem>.csv``, ``<stem>.json`` and ``<stem>.png`` into ``out_dir``.
 
-    The CSV and JSON hold every point (sorted by parameters): ``test_dice``, ``val_dice``, the
-    per-class columns and ``on_front``; the PNG plots test Dice against parameters (log scale),
-    the front as a step line, baselines with their own marker and a label.
+    The CSV and JSON hold every point (sorted by parameters): ``val_dice`` (the objective),
+    ``test_dice`` (reported), the per-class columns and ``on_front``; the PNG plots validation
+    Dice against parameters (log scale), the front as a step line, each network's test Dice
+    beside it, every kind with its own marker and a label.
 
     Returns:
         ``{"csv": path, "json": path, "png": path}``.
     """
-    from raynas.tracking.plots import plot_frontier
+    from raynas.tracking.plots import frontier_figure
 
     pts = list(points)
     if not pts:
@@ -207,18 +188,27 @@ def save_frontier(
         for row in rows:
             writer.writerow({**row, "run_id": row["run_id"] or ""})
     payload = {
-        "objectives": {"test_dice": "max", "params": "min"},
-        "dice": "test_dice: mean foreground Dice on the held-out test cases",
+        "objectives": {"val_dice": "max", "params": "min"},
+        "val_dice": "mean foreground Dice on the validation cases, best epoch: decides the "
+        "frontier and every pick",
+        "test_dice": "mean foreground Dice of the same weights on the held-out test cases: "
+        "reported only, decides nothing",
         "points": [{k: _finite(v) for k, v in r.items()} for r in rows],
         "front": [r["name"] for r in rows if r["on_front"]],
     }
+    fig, _ = frontier_figure(pts, pareto_front(pts))
+    fig.savefig(paths["png"], format="png")
+    legend = fig.axes[0].get_legend() if fig.axes else None
+    # what pareto.png shows, readable without looking at it
+    payload["plot"] = {"file": paths["png"].name, "y": "val_dice", "legend": (
+        [t.get_text() for t in legend.get_texts()] if legend is not None else [])}
     paths["json"].write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    plot_frontier(pts, pareto_front(pts), paths["png"])
     return paths
 
 
 def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto frontier") -> Table:
-    """A ``rich`` table of all points (front first), for ``raynas pareto``."""
+    """A ``rich`` table of all points (front first), for ``raynas pareto`` and ``raynas search``:
+    the validation Dice that picked them beside the test Dice that only reports."""
     from rich.table import Table
 
     pts = list(points)
@@ -229,22 +219,36 @@ def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto fronti
     table.add_column("front", justify="center")
     table.add_column("name")
     table.add_column("kind")
-    table.add_column("test Dice", justify="right")
-    table.add_column("val Dice", justify="right")
+    table.add_column("val Dice (picks)", justify="right")
+    table.add_column("test Dice (reported)", justify="right")
     table.add_column("params", justify="right")
     table.add_column("run id")
     for p in [*front, *rest]:
-        dice = f"{p.dice:.4f}" if math.isfinite(p.dice) else "-"
+        test = f"{p.test_dice:.4f}" if math.isfinite(p.test_dice) else "-"
         val = f"{p.val_dice:.4f}" if math.isfinite(p.val_dice) else "-"
         if not p.learned:
-            dice = DID_NOT_LEARN
+            test = DID_NOT_LEARN
         table.add_row(
             "*" if id(p) in front_ids else "",
             p.name,
             p.kind,
-            dice,
             val,
+            test,
             f"{p.params:,}",
             p.run_id or "",
         )
+    table.caption = _versus_random(pts)
     return table
+
+
+def _versus_random(points: Sequence[ParetoPoint]) -> str | None:
+    """The table's caption where random controls ran: best searched minus best random control,
+    each best by validation Dice (:func:`raynas.strategy.selection.search_vs_random`)."""
+    from raynas.strategy.selection import search_vs_random
+
+    if not any(p.kind == "random" for p in points):
+        return None
+    diff = search_vs_random(points)
+    text = {k: "n/a" if v is None else f"{v:+.4f}" for k, v in diff.items()}
+    return (f"searched vs random control (best of each by val Dice): val Dice {text['val_dice']}"
+            f", test Dice {text['test_dice']}")

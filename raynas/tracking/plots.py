@@ -1,4 +1,5 @@
-"""The frontier plot: test Dice against parameter count (log scale), front as a step line.
+"""The frontier plot: validation Dice against parameter count (log scale), front as a step line,
+each network's held-out test Dice drawn beside it (reported only: it decides nothing).
 
 Uses matplotlib's object API with the Agg canvas (no ``pyplot``, no global figure state, no
 display needed), so it is safe on headless machines and inside Ray workers.
@@ -6,9 +7,11 @@ display needed), so it is safe on headless machines and inside Ray workers.
 The plot a reader gets: log-x parameters, padded y, the legend outside the data (right of the
 axes), every point labelled with its name and size (labels placed greedily so that they overlap
 neither each other nor a marker, and stay inside the axes), the frontier drawn as a staircase
-(also for a single point), and the Dice in the title and y label: ``test Dice`` when the points
-carry a held-out test Dice (``test_dice``), else ``validation Dice``. A network that did not
-learn (validation Dice 0.00 on every epoch) is a grey cross labelled "did not learn".
+(also for a single point) on **validation Dice** (what chose the frontier), and each network's
+**test Dice** as a small cross joined to its point by a dotted line (legend: "test Dice
+(held-out, reported only)"). Every kind has its own marker in the legend: searched (circle),
+baseline (square), random control (triangle). A network
+that did not learn (validation Dice 0.00 on every epoch) is a grey cross labelled "did not learn".
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class ParetoPoint(Protocol):
     """What the plot reads of a point (:class:`raynas.tracking.pareto.ParetoPoint` has it)."""
 
     name: str
-    dice: float
+    val_dice: float
+    test_dice: float
     params: int
     kind: str
 
@@ -40,6 +44,9 @@ class ParetoPoint(Protocol):
 _SEARCHED = {"marker": "o", "color": "tab:blue", "label": "searched"}
 _BASELINE = {"marker": "s", "color": "tab:orange", "label": "baseline"}
 _NOT_LEARNED = {"marker": "x", "color": "tab:gray", "label": "did not learn"}
+_RANDOM = {"marker": "^", "color": "tab:green", "label": "random control"}
+_KINDS = (("searched", _SEARCHED), ("baseline", _BASELINE), ("random", _RANDOM))
+TEST_LABEL = "test Dice (held-out, reported only)"
 # Label offsets from the point (points): tried in order, the first free one wins.
 _OFFSETS = [
     (7, 6, "left", "bottom"), (7, -6, "left", "top"), (-7, 6, "right", "bottom"),
@@ -53,11 +60,13 @@ _MARKER_PX = 7.0  # half the side of the box kept free around every marker (pixe
 
 
 def point_dice(p: Any) -> float:
-    """The Dice a point is plotted at: its held-out ``test_dice`` when it has one, else ``dice``."""
-    test = getattr(p, "test_dice", None)
-    if test is not None and math.isfinite(float(test)):
-        return float(test)
-    return float(p.dice)
+    """The Dice a point is plotted (and picked) at: its validation Dice."""
+    return float(p.val_dice)
+
+
+def test_dice_of(p: Any) -> float:
+    """A point's held-out test Dice (NaN when it has none): drawn beside, never picked by."""
+    return float(getattr(p, "test_dice", math.nan))
 
 
 def _learned(p: Any) -> bool:
@@ -79,9 +88,8 @@ def point_text(p: Any) -> str:
 
 
 def dice_label(points: Sequence[Any]) -> str:
-    """``'test Dice'`` when any point carries a held-out test Dice, else ``'validation Dice'``."""
-    has_test = any(getattr(p, "test_dice", None) is not None for p in points)
-    return "test Dice" if has_test else "validation Dice"
+    """The frontier's Dice, as titles and tables name it: ``'validation Dice'``."""
+    return "validation Dice"
 
 
 def _overlap(a: Any, b: Any) -> float:
@@ -164,26 +172,31 @@ def frontier_figure(
     ax.set_xscale("log")
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel(label)
-    ax.set_title(title or f"Pareto frontier: {label} (up) vs parameters (down)", fontsize=10)
+    ax.set_title(title or f"Pareto frontier on {label} (up) vs parameters (down); "
+                 "test Dice reported beside", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if not finite:
         ax.text(0.5, 0.5, "no point with a finite Dice", transform=ax.transAxes, ha="center")
         return fig, []
     xs = [max(p.params, 1) for p in finite]
-    ys = [point_dice(p) for p in finite]
+    tests = [(max(p.params, 1), point_dice(p), test_dice_of(p)) for p in finite
+             if math.isfinite(test_dice_of(p))]  # fmt: skip
+    ys = [point_dice(p) for p in finite] + [t for _, _, t in tests]
     (x0, x1), (y0, y1) = _limits(xs, ys)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    groups = (
-        (_SEARCHED, [p for p in finite if p.kind == "searched" and _learned(p)]),
-        (_BASELINE, [p for p in finite if p.kind == "baseline" and _learned(p)]),
-        (_NOT_LEARNED, [p for p in finite if not _learned(p)]),
-    )
+    groups = [(style, [p for p in finite if p.kind == kind and _learned(p)])
+              for kind, style in _KINDS]
+    groups.append((_NOT_LEARNED, [p for p in finite if not _learned(p)]))
     for style, pts in groups:
         if pts:
             ax.scatter([max(p.params, 1) for p in pts], [point_dice(p) for p in pts],
                        marker=style["marker"], color=style["color"], label=style["label"],
                        alpha=0.8, zorder=3)  # fmt: skip
+    for i, (x, val, test) in enumerate(tests):
+        ax.plot([x, x], [val, test], color="grey", linestyle=":", linewidth=0.8, zorder=1)
+        ax.scatter([x], [test], marker="x", color="black", s=22, zorder=3,
+                   label=TEST_LABEL if i == 0 else None)  # fmt: skip
     front_pts = sorted((p for p in front if math.isfinite(point_dice(p))),
                        key=lambda p: (p.params, point_dice(p)))  # fmt: skip
     if front_pts:

@@ -48,7 +48,7 @@ def test_selection_picks_by_validation_and_averages_random_subsets(sv) -> None:
     pairs = [62.5, 37.5, 12.5, 62.5, 12.5, 12.5]
     assert sel["2"]["random_search"] == pytest.approx(sum(pairs) / 6)
     # ties in validation Dice: fewer parameters wins
-    assert sv.chosen_by_val([_row(0.5, 0.1, 200), _row(0.5, 0.9, 100)])["test_dice"] == 0.9
+    assert sv.best_by_val([_row(0.5, 0.1, 200), _row(0.5, 0.9, 100)])["test_dice"] == 0.9
 
 
 def test_summary_reports_selection_by_k(sv) -> None:
@@ -70,3 +70,47 @@ def test_top_k_needs_stage_scope(sv, capsys) -> None:
             sv.parse_args(argv)
         assert exc.value.code == 2
         assert "--top-k" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+# (name, validation Dice, test Dice, params): ties on validation Dice (c, d), a trial without a
+# finite Dice (e), a test Dice that would pick otherwise (b has the best test Dice)
+SAME_RECORDS = [
+    ("a", 0.70, 0.50, 300), ("b", 0.60, 0.95, 100), ("c", 0.80, 0.40, 200),
+    ("d", 0.80, 0.10, 150), ("e", float("nan"), 0.99, 10), ("f", 0.75, 0.70, 120),
+]
+
+
+def _records():
+    from types import SimpleNamespace
+
+    return [SimpleNamespace(candidate=n, trial=f"{n}#0", status="done", best_dice=v, error=None,
+                            last={"params": p, "test_dice": t, "choice_json": "{}",
+                                  "arch_json": "{}"})
+            for n, v, t, p in SAME_RECORDS]
+
+
+def test_pipeline_and_benchmark_make_the_same_picks(sv) -> None:
+    """The same records through the pipeline's path (trial records: coarse ranking, top-k
+    survivors, the retrain stage's best model) and the benchmark's (stand-alone rows) give the
+    same picks: both call raynas.strategy.selection, neither has a copy of a rule."""
+    from raynas.pipeline.results import rank_records
+    from raynas.pipeline.search import _select
+    from raynas.strategy.selection import best_model  # what pipeline.finish_search calls
+    from raynas.tracking import ParetoPoint
+
+    records = _records()
+    rows = [{"key": f"{n}#0", "arch_json": "{}", "val_dice": v, "test_dice": t, "params": p}
+            for n, v, t, p in SAME_RECORDS]
+    # coarse ranking of the clusters (their best Dice, then parameters)
+    finals = {n: {"dice": 0.0, "best_dice": v, "params": p} for n, v, _, p in SAME_RECORDS}
+    pipeline_order = [r.candidate for r in rank_records(records)]
+    assert sv.coarse_ranking(finals) == pipeline_order == ["d", "c", "f", "a", "b"]
+    # survivors (top-k) of a stage
+    for k in (1, 2, 3):
+        chosen = _select("coarse", records, k, {}, "choice_json")
+        assert [r.candidate for r in chosen] == sv.coarse_ranking(finals)[:k]
+    # the retrain stage's best model, over searched networks, and random search's pick
+    points = [ParetoPoint(f"{n}#0", val_dice=v, params=p, test_dice=t, run_id=n)
+              for n, v, t, p in SAME_RECORDS]
+    best = best_model(points)
+    assert sv.retrain_pick(rows)["key"] == sv.best_by_val(rows)["key"] == best.name == "d#0"

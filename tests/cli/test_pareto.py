@@ -67,7 +67,7 @@ def test_pareto_prints_table_and_writes_files(
         path = tmp_path / "front" / f"pareto.{ext}"
         assert path.is_file() and str(path) in out
     csv_text = (tmp_path / "front" / "pareto.csv").read_text()
-    assert "c2f-b,searched,retrain,0.58,0.63,40000," in csv_text
+    assert "c2f-b,searched,retrain,0.63,0.58,40000," in csv_text  # val_dice, test_dice
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     assert [r["on_front"] for r in rows].count("True") == 2
     assert all(r["learned"] == "True" for r in rows)

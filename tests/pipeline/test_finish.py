@@ -1,6 +1,7 @@
 """The end of a retrain trial and of a search, Ray-free: the test Dice a trial measures at its
 end equals the one the driver measures from its saved weights (the fallback for trials ASHA
-stopped), and the best model is chosen among the frontier's searched trials by validation Dice."""
+stopped), and the best model is chosen among the frontier's searched trials by validation Dice
+(the frontier itself on validation Dice; test Dice decides nothing)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from raynas.tracking import ParetoPoint, pareto_front
+from raynas.tracking import ParetoPoint
 
 pytestmark = pytest.mark.slow  # trains a tiny network for one epoch (~20 s on 2 cores)
 
@@ -95,19 +96,26 @@ def test_trial_and_driver_score_the_same_test_cases(tmp_path: Path) -> None:
         ([("a#0", "searched", 0.7, 0.72, 10), ("b#1", "searched", 0.8, 0.9, 20)], "b#1"),
         # the best validation Dice wins, not the best test Dice
         ([("a#0", "searched", 0.8, 0.70, 10), ("a#1", "searched", 0.7, 0.75, 5)], "a#1"),
-        # off the front (dominated on test) never wins while a searched front point exists
-        ([("a#0", "searched", 0.6, 0.99, 30), ("a#1", "searched", 0.7, 0.5, 10)], "a#1"),
+        # a great test Dice does not put a network on the front nor make it the best
+        ([("a#0", "searched", 0.99, 0.6, 30), ("a#1", "searched", 0.1, 0.7, 10)], "a#1"),
+        # off the front (dominated on validation by a baseline) never wins while a searched
+        # front point exists
+        ([("a#0", "searched", 0.6, 0.8, 30), ("u#0", "baseline", 0.1, 0.9, 20),
+          ("a#1", "searched", 0.7, 0.5, 10)], "a#1"),
         # baselines are chosen only where no searched trial exists
         ([("unet#0", "baseline", 0.9, 0.9, 10), ("s#0", "searched", 0.1, 0.1, 99)], "s#0"),
         ([("unet#0", "baseline", 0.9, 0.9, 10)], "unet#0"),
-        # no test Dice at all (NaN): none on the front, still the searched trial by val Dice
+        # no test Dice at all (NaN): still the searched trial by val Dice
         ([("a#0", "searched", math.nan, 0.4, 10), ("a#1", "searched", math.nan, 0.5, 10)], "a#1"),
+        # random controls are never the search's best model
+        ([("random0#0", "random", 0.9, 0.9, 5), ("s#0", "searched", 0.1, 0.1, 99)], "s#0"),
     ],
 )
-def test_choose_best(rows: list[tuple], expected: str) -> None:
-    from raynas.pipeline.finish import choose_best
+def test_best_model(rows: list[tuple], expected: str) -> None:
+    from raynas.strategy.selection import best_model
 
     points = [
-        ParetoPoint(n, dice=t, params=p, kind=k, val_dice=v, run_id=n) for n, k, t, v, p in rows
+        ParetoPoint(n, val_dice=v, params=p, kind=k, test_dice=t, run_id=n)
+        for n, k, t, v, p in rows
     ]
-    assert choose_best(points, pareto_front(points)).name == expected
+    assert best_model(points).name == expected

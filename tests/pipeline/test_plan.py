@@ -210,7 +210,8 @@ def test_coarse_scorings_follow_the_program(tmp_path, monkeypatch, capsys):
 def test_every_retrain_sample_counts(tmp_path, monkeypatch, capsys):
     """retrain.num_samples repeats every candidate (tune.stage.grid_slots), hparams or not."""
     plan = _plan(tmp_path, monkeypatch, capsys, "--set", "retrain.num_samples=2")
-    assert plan["stages"]["retrain"]["trials"] == (1 + 1) * 2  # 1 searched + unet, 2 samples
+    # 1 searched + 1 random control (smoke) + unet, 2 samples each
+    assert plan["stages"]["retrain"]["trials"] == (1 + 1 + 1) * 2
 
 
 def test_gpu_hours_count_the_gpus_the_trials_hold(tmp_path, monkeypatch, capsys):

@@ -137,6 +137,14 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     candidates = sorted({n.split("#")[0] for n in names})
     assert names == sorted(f"{c}#{n}" for c in candidates for n in range(samples))
     assert "baseline-unet" in candidates
+    # the smoke preset's random control (retrain.random_controls: 1): retrained like the others,
+    # kind random in the frontier files and in the plot's legend
+    assert "random0" in candidates
+    assert {r["kind"] for r in rows if r["name"].startswith("random0#")} == {"random"}
+    front_json = json.loads((folder / "frontier.json").read_text())
+    assert {p["kind"] for p in front_json["points"]} >= {"searched", "baseline", "random"}
+    assert "random control" in front_json["plot"]["legend"]
+    assert front_json["objectives"] == {"val_dice": "max", "params": "min"}
     for name in names:  # one weight file per trial
         assert (folder / "models" / f"{name}.pt").is_file(), name
     if samples == 2:  # two trials of one candidate (other learning rates): other weights
@@ -171,13 +179,21 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     assert retrain and all(wanted <= set(r.data.metrics) for r in retrain)
     assert sorted(r.data.tags["trial"] for r in retrain) == names  # one run per trial
     by_trial = {r.data.tags["trial"]: r for r in retrain}
-    for row in rows:  # the frontier's Dice is the run's test Dice, its pareto tag the row's
+    for row in rows:  # the test Dice reported is the run's, its pareto tag the row's
         run = by_trial[row["name"]]
         assert float(row["test_dice"]) == pytest.approx(run.data.metrics["test_dice"])
         assert run.data.tags["pareto"] == row["on_front"].lower()
-    # the best model: a trial of the frontier, and exactly that trial's best weights
+    # the random control's runs: tag kind=random; the parent: search minus random, by validation
+    assert {r.data.tags["kind"] for t, r in by_trial.items() if t.startswith("random0#")} == {
+        "random"}
+    assert "search_vs_random_val_dice" in parent.data.metrics
+    # the best model: a searched trial of the frontier, and exactly that trial's best weights
+    # (off the front only when no searched trial is on it: a random control or a baseline can
+    # dominate every searched network on validation Dice)
     best = parent.data.tags["best_model"]
-    assert best in names and by_trial[best].data.tags["pareto"] == "true"
+    assert best in names and by_trial[best].data.tags["kind"] == "searched"
+    searched_on_front = [r for r in rows if r["kind"] == "searched" and r["on_front"] == "True"]
+    assert by_trial[best].data.tags["pareto"] == ("true" if searched_on_front else "false")
     _check_best_model(tmp_path, folder, parent.data.tags["best_model_uri"], best)
     assert by_trial[best].data.tags["model_uri"] == parent.data.tags["best_model_uri"]
     _check_models(tmp_path, retrain, rows)
@@ -232,7 +248,7 @@ def _check_readable(proc, folder: Path, parent, children: list, workdir: Path) -
     names = [r.info.run_name for r in children]
     assert len(names) == len(set(names)) and max(map(len, names)) <= 40, names
     retrain = [r for r in children if r.data.tags["stage"] == "retrain"]
-    sized = r"(searched\d+|unet|unetpp|dynunet)#\d+ \(\d[\d.]*[kM]?\)"
+    sized = r"(searched\d+|random\d+|unet|unetpp|dynunet)#\d+ \(\d[\d.]*[kM]?\)"
     assert all(re.fullmatch(sized, r.info.run_name) for r in retrain), names
     for run in children:
         stage, metrics = run.data.tags["stage"], run.data.metrics
@@ -251,7 +267,7 @@ def _check_readable(proc, folder: Path, parent, children: list, workdir: Path) -
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
     parent = client.get_run(parent.info.run_id)
     assert "Pareto frontier" in parent.data.tags["mlflow.note.content"]
-    assert {"frontier_size", "best_searched_dice", "best_searched_params"} <= set(
+    assert {"frontier_size", "best_searched_val_dice", "best_searched_params"} <= set(
         parent.data.metrics
     )
     arts = {a.path for a in client.list_artifacts(retrain[0].info.run_id)}

@@ -29,9 +29,9 @@ def _points() -> list[ParetoPoint]:
     test Dice 0.0075 from an all-background net), plus a tiny searched net that did not learn
     (on the front as the smallest network)."""
     return [
-        ParetoPoint("searched0#0", dice=0.41, params=300_000, run_id="s0", val_dice=0.45),
-        ParetoPoint("searched1#0", dice=0.0, params=9_000, run_id="s1", val_dice=0.0),
-        ParetoPoint("baseline-unet#0", dice=0.0075, params=1_411_787, run_id="u",
+        ParetoPoint("searched0#0", test_dice=0.41, params=300_000, run_id="s0", val_dice=0.45),
+        ParetoPoint("searched1#0", test_dice=0.0, params=9_000, run_id="s1", val_dice=0.0),
+        ParetoPoint("baseline-unet#0", test_dice=0.0075, params=1_411_787, run_id="u",
                     kind="baseline", val_dice=0.0),
     ]  # fmt: skip
 
@@ -42,7 +42,7 @@ def _points() -> list[ParetoPoint]:
 )
 def test_learned_is_val_dice_above_zero_to_two_decimals(val_dice: float, expected: bool) -> None:
     assert learned(val_dice) is expected
-    point = ParetoPoint("n", dice=0.1, params=1, val_dice=val_dice)
+    point = ParetoPoint("n", test_dice=0.1, params=1, val_dice=val_dice)
     assert point.learned is expected
 
 
@@ -78,8 +78,8 @@ def test_mlflow_tags_note_and_summary(target: TrackingTarget, experiment_id: str
     for p in _points():
         rid = create_trial_run(target, experiment_id, parent_run_id=parent, run_name=p.name,
                                stage="retrain", trial_id=p.name, params={}, tags={})
-        points.append(ParetoPoint(p.name, dice=p.dice, params=p.params, run_id=rid, kind=p.kind,
-                                  val_dice=p.val_dice))  # fmt: skip
+        points.append(ParetoPoint(p.name, test_dice=p.test_dice, params=p.params, run_id=rid,
+                                  kind=p.kind, val_dice=p.val_dice))  # fmt: skip
     log_frontier(target, parent, points)
     client = MlflowClient(tracking_uri=target.uri)
     tags = {p.name: client.get_run(p.run_id).data.tags for p in points}

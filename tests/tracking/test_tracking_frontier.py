@@ -86,10 +86,10 @@ def test_log_frontier_tags_and_artifacts(target: TrackingTarget, experiment_id: 
         for name in ("a", "b", "c")
     }
     points = [
-        ParetoPoint("a", dice=0.6, params=10, run_id=kids["a"]),
-        ParetoPoint("b", dice=0.5, params=20, run_id=kids["b"]),  # dominated by a
-        ParetoPoint("c", dice=0.8, params=30, run_id=kids["c"]),
-        ParetoPoint("unet", dice=0.7, params=50, run_id=None, kind="baseline"),
+        ParetoPoint("a", val_dice=0.6, params=10, run_id=kids["a"]),
+        ParetoPoint("b", val_dice=0.5, params=20, run_id=kids["b"]),  # dominated by a
+        ParetoPoint("c", val_dice=0.8, params=30, run_id=kids["c"]),
+        ParetoPoint("unet", val_dice=0.7, params=50, run_id=None, kind="baseline"),
     ]
     front = log_frontier(target, parent, points)
     assert [p.name for p in front] == ["a", "c"]
@@ -111,8 +111,8 @@ def test_rebuild_pareto(target: TrackingTarget, experiment_id: str, tmp_path: Pa
     # retrain stage only, and only runs with a test Dice
     assert sorted(by_name) == ["big-worse", "medium", "small", "unet"]
     assert all(p.stage == "retrain" for p in points)
-    assert by_name["medium"].dice == pytest.approx(0.66)  # the frontier's Dice: test Dice
-    assert by_name["medium"].val_dice == pytest.approx(0.70)  # from the dice history
+    assert by_name["medium"].test_dice == pytest.approx(0.66)  # reported beside, decides nothing
+    assert by_name["medium"].val_dice == pytest.approx(0.70)  # the frontier's: dice history
     assert by_name["small"].val_dice == pytest.approx(0.60)  # best_dice, not the last epoch
     assert by_name["small"].per_class == {"test_dice_organ": pytest.approx(0.68)}
     assert by_name["unet"].kind == "baseline" and by_name["unet"].params == 400_000

@@ -71,9 +71,11 @@ def test_short_run_names(stage: str, key: str, kind: str, params, name: str) -> 
 
 def _points() -> list[ParetoPoint]:
     return [
-        ParetoPoint("searched#0 (13k)", dice=0.32, params=13_000, kind="searched", run_id="a"),
-        ParetoPoint("searched#1 (40k)", dice=0.30, params=40_000, kind="searched", run_id="b"),
-        ParetoPoint("unet (1.4M)", dice=0.43, params=1_400_000, kind="baseline", run_id="c"),
+        ParetoPoint("searched#0 (13k)", val_dice=0.32, params=13_000, kind="searched",
+                    run_id="a", test_dice=0.2),
+        ParetoPoint("searched#1 (40k)", val_dice=0.30, params=40_000, kind="searched",
+                    run_id="b", test_dice=0.9),  # the best test Dice: picks nothing
+        ParetoPoint("unet (1.4M)", val_dice=0.43, params=1_400_000, kind="baseline", run_id="c"),
     ]
 
 
@@ -85,10 +87,12 @@ def test_frontier_note_and_summary_metrics() -> None:
     assert [r.split("|")[2].strip() for r in rows] == [
         "searched#0 (13k)", "unet (1.4M)", "searched#1 (40k)"]  # fmt: skip
     assert [r.split("|")[1].strip() for r in rows] == ["*", "*", ""]
+    assert "validation Dice (picks)" in note and "test Dice (reported)" in note
     assert summary_metrics(points, front) == {
-        "frontier_size": 2.0, "networks": 3.0, "best_searched_dice": 0.32,
-        "best_searched_params": 13_000.0, "best_baseline_dice": 0.43,
-        "best_baseline_params": 1_400_000.0, "networks_did_not_learn": 0.0,
+        "frontier_size": 2.0, "networks": 3.0, "best_searched_val_dice": 0.32,
+        "best_searched_test_dice": 0.2, "best_searched_params": 13_000.0,
+        "best_baseline_val_dice": 0.43, "best_baseline_params": 1_400_000.0,
+        "networks_did_not_learn": 0.0,
     }  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""pareto_front on hand-made tables, save_frontier files and the rich table."""
+"""pareto_front on hand-made tables (on validation Dice), save_frontier files and the rich
+table (validation Dice picks, test Dice reported)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rich.console import Console
 
 from raynas.tracking import ParetoPoint, frontier_table, pareto_front, save_frontier
 
-# (name, dice, params) rows -> names on the front, in order (params up, then Dice down)
+# (name, validation Dice, params) rows -> names on the front, in order (params up, then Dice down)
 CASES = {
     "single": ([("a", 0.5, 10)], ["a"]),
     "dominated": ([("a", 0.8, 10), ("b", 0.7, 20)], ["a"]),
@@ -31,20 +32,20 @@ CASES = {
 
 
 def _points(rows: list[tuple[str, float, int]]) -> list[ParetoPoint]:
-    return [ParetoPoint(n, dice=d, params=p, run_id=f"r-{n}") for n, d, p in rows]
+    return [ParetoPoint(n, val_dice=d, params=p, run_id=f"r-{n}") for n, d, p in rows]
 
 
 def _brute_force(points: list[ParetoPoint]) -> set[str]:
     def dominated(p: ParetoPoint) -> bool:
         return any(
             q is not p
-            and q.dice >= p.dice
+            and q.val_dice >= p.val_dice
             and q.params <= p.params
-            and (q.dice > p.dice or q.params < p.params)
+            and (q.val_dice > p.val_dice or q.params < p.params)
             for q in points
         )
 
-    return {p.name for p in points if math.isfinite(p.dice) and not dominated(p)}
+    return {p.name for p in points if math.isfinite(p.val_dice) and not dominated(p)}
 
 
 @pytest.mark.parametrize(("rows", "expected"), CASES.values(), ids=CASES.keys())
@@ -57,29 +58,29 @@ def test_pareto_front(rows: list[tuple[str, float, int]], expected: list[str]) -
 
 
 def test_point_validation() -> None:
-    with pytest.raises(ValueError, match="kind must be one of searched, baseline"):
-        ParetoPoint("a", dice=0.5, params=1, kind="other")
+    with pytest.raises(ValueError, match="kind must be one of searched, baseline, random"):
+        ParetoPoint("a", val_dice=0.5, params=1, kind="other")
     with pytest.raises(ValueError, match="params"):
-        ParetoPoint("a", dice=0.5, params=-1)
+        ParetoPoint("a", val_dice=0.5, params=-1)
     with pytest.raises(ValueError, match="params"):
-        ParetoPoint("a", dice=0.5, params=2.5)
-    assert ParetoPoint("a", dice=1, params=3.0).params == 3
+        ParetoPoint("a", val_dice=0.5, params=2.5)
+    assert ParetoPoint("a", val_dice=1, params=3.0).params == 3
 
 
 def _table() -> list[ParetoPoint]:
     return [
         ParetoPoint(
             "c2f-0#0",
-            dice=0.62,
+            val_dice=0.62,
             params=20_000,
             run_id="r0",
-            val_dice=0.66,
+            test_dice=0.66,
             per_class={"test_dice_organ": 0.7, "val_dice_organ": 0.75},
         ),
-        ParetoPoint("c2f-1", dice=0.70, params=50_000, run_id="r1", val_dice=0.71),
-        ParetoPoint("c2f-2", dice=0.60, params=80_000, run_id="r2"),
-        ParetoPoint("unet", dice=0.72, params=400_000, run_id="r3", kind="baseline"),
-        ParetoPoint("dynunet", dice=0.65, params=900_000, run_id=None, kind="baseline"),
+        ParetoPoint("c2f-1", val_dice=0.70, params=50_000, run_id="r1", test_dice=0.71),
+        ParetoPoint("c2f-2", val_dice=0.60, params=80_000, run_id="r2"),
+        ParetoPoint("unet", val_dice=0.72, params=400_000, run_id="r3", kind="baseline"),
+        ParetoPoint("dynunet", val_dice=0.65, params=900_000, run_id=None, kind="baseline"),
     ]
 
 
@@ -96,8 +97,8 @@ def test_save_frontier_files(tmp_path: Path) -> None:
         "name",
         "kind",
         "stage",
-        "test_dice",
         "val_dice",
+        "test_dice",
         "params",
         "run_id",
         "on_front",
@@ -113,16 +114,17 @@ def test_save_frontier_files(tmp_path: Path) -> None:
         ("dynunet", "False"),
     ]
     assert rows[3]["kind"] == "baseline" and rows[3]["params"] == "400000"
-    assert float(rows[1]["test_dice"]) == 0.70 and rows[4]["run_id"] == ""
-    assert float(rows[0]["val_dice"]) == 0.66 and float(rows[0]["test_dice_organ"]) == 0.7
-    assert rows[1]["val_dice_organ"] == "nan" and rows[3]["val_dice"] == "nan"
+    assert float(rows[1]["val_dice"]) == 0.70 and rows[4]["run_id"] == ""
+    assert float(rows[0]["test_dice"]) == 0.66 and float(rows[0]["test_dice_organ"]) == 0.7
+    assert rows[1]["val_dice_organ"] == "nan" and rows[3]["test_dice"] == "nan"
     data = json.loads(paths["json"].read_text())
     assert data["front"] == ["c2f-0#0", "c2f-1", "unet"]
-    assert data["objectives"] == {"test_dice": "max", "params": "min"}
+    assert data["objectives"] == {"val_dice": "max", "params": "min"}
+    assert "decides nothing" in data["test_dice"]
     assert len(data["points"]) == 5
     first = data["points"][0]
-    assert (first["test_dice"], first["val_dice"], first["val_dice_organ"]) == (0.62, 0.66, 0.75)
-    assert data["points"][3]["val_dice"] is None  # NaN is written as null
+    assert (first["val_dice"], first["test_dice"], first["val_dice_organ"]) == (0.62, 0.66, 0.75)
+    assert data["points"][3]["test_dice"] is None  # NaN is written as null
 
 
 def test_save_frontier_rejects_empty(tmp_path: Path) -> None:
@@ -147,4 +149,18 @@ def test_frontier_table_lists_front_first() -> None:
         ("", "dynunet"),
     ]
     assert "400,000" in text and "0.7200" in text
-    assert "test Dice" in text and "val Dice" in text and "0.6600" in text
+    assert "test Dice (reported)" in text and "val Dice (picks)" in text and "0.6600" in text
+
+
+def test_frontier_table_says_searched_vs_random() -> None:
+    console = Console(width=160, record=True)
+    points = [*_table(), ParetoPoint("random0#0", val_dice=0.5, params=30_000, test_dice=0.71,
+                                     kind="random")]  # fmt: skip
+    console.print(frontier_table(points))
+    text = console.export_text()
+    assert "random0#0" in text and "random" in text
+    # best searched by val: c2f-1 (0.70, test 0.71); random: 0.5 / 0.71
+    assert "val Dice +0.2000, test Dice +0.0000" in text
+    console = Console(width=160, record=True)
+    console.print(frontier_table(_table()))
+    assert "searched vs random" not in console.export_text()

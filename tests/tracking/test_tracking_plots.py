@@ -1,10 +1,10 @@
 """pareto.png a reader can read: labels that do not overlap, legend outside the data, log-x,
-padded y, the frontier drawn even for one point, the Dice named in the title."""
+padded y, the frontier drawn even for one point on validation Dice, each test Dice beside it and
+named as reported only."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from raynas.tracking import ParetoPoint, pareto_front
 from raynas.tracking.names import point_label
 from raynas.tracking.plots import frontier_figure, human_count, plot_frontier
 
-# name, dice, params, kind
+# name, validation Dice, params, kind
 TABLES = {
     # the smoke search: a small searched net and a dominated-or-not U-Net
     "searched_and_unet": [("searched#0", 0.32, 13_000, "searched"),
@@ -31,7 +31,7 @@ TABLES = {
 
 
 def _points(rows: list[tuple[str, float, int, str]]) -> list[ParetoPoint]:
-    return [ParetoPoint(n, dice=d, params=p, kind=k, run_id=f"r{n}") for n, d, p, k in rows]
+    return [ParetoPoint(n, val_dice=d, params=p, kind=k, run_id=f"r{n}") for n, d, p, k in rows]
 
 
 def _overlap(a, b) -> bool:
@@ -61,7 +61,7 @@ def test_labels_legend_axes(rows: list[tuple[str, float, int, str]]) -> None:
     assert legend.x0 >= frame.x1, "the legend must sit outside the data"
     assert ax.get_xscale() == "log"
     lo, hi = ax.get_ylim()
-    dice = [p.dice for p in points]
+    dice = [p.val_dice for p in points]
     assert lo < min(dice) and hi > max(dice)  # padded
     assert min(dice) - lo >= 0.02 and hi - max(dice) >= 0.02
     x_lo, x_hi = ax.get_xlim()
@@ -83,50 +83,35 @@ def test_frontier_staircase_goes_through_every_front_point() -> None:
     fig, _ = frontier_figure(points, front)
     (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label() == "frontier"]
     vertices = set(zip(*line.get_data(), strict=True))
-    assert all((p.params, p.dice) in vertices for p in front)
+    assert all((p.params, p.val_dice) in vertices for p in front)
 
 
-@dataclass(frozen=True)
-class _TestPoint:
-    """A point as the held-out evaluation gives it: the frontier is on test Dice."""
+def test_validation_dice_plotted_test_dice_beside() -> None:
+    """The points (and their labels, and the staircase) sit at their validation Dice; each test
+    Dice is a cross of its own legend entry, "reported only"."""
+    from raynas.tracking.plots import TEST_LABEL
 
-    name: str
-    dice: float
-    params: int
-    test_dice: float | None = None
-    kind: str = "searched"
-
-
-@dataclass(frozen=True)
-class _ValPoint:
-    name: str
-    dice: float
-    params: int
-    kind: str = "searched"
-
-
-def test_test_dice_named_and_plotted() -> None:
-    points = [_TestPoint("a", 0.6, 1000, test_dice=0.55), _TestPoint("b", 0.7, 9000, 0.65)]
-    fig, labels = frontier_figure(points, points)
+    points = [ParetoPoint("a", val_dice=0.6, params=1000, test_dice=0.55),
+              ParetoPoint("b", val_dice=0.7, params=9000, test_dice=0.95),
+              ParetoPoint("r", val_dice=0.5, params=5000, test_dice=0.5, kind="random")]
+    fig, labels = frontier_figure(points, pareto_front(points))
     ax = fig.axes[0]
-    assert ax.get_ylabel() == "test Dice" and "test Dice" in ax.get_title()
-    ys = sorted(t.xy[1] for t in labels)
-    assert ys == [0.55, 0.65]
-    # raynas's ParetoPoint: its Dice is the held-out test Dice
-    real = _points(TABLES["one_point"])
-    fig, _ = frontier_figure(real, real)
-    assert fig.axes[0].get_ylabel() == "test Dice"
-    # a point that carries no test Dice is plotted and named as validation Dice
-    plain = [_ValPoint("a", 0.6, 1000)]
-    fig, _ = frontier_figure(plain, plain)
-    assert fig.axes[0].get_ylabel() == "validation Dice"
+    assert ax.get_ylabel() == "validation Dice" and "validation Dice" in ax.get_title()
+    assert sorted(t.xy[1] for t in labels) == [0.5, 0.6, 0.7]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert TEST_LABEL in legend and "random control" in legend
+    crosses = [c for c in ax.collections if c.get_label() == TEST_LABEL]
+    assert len(crosses) == 1
+    lo, hi = ax.get_ylim()
+    assert lo < 0.5 and hi > 0.95  # the test figures are inside the axes too
 
 
 def test_png_written_and_nan_tolerated(tmp_path: Path) -> None:
-    points = _points(TABLES["searched_and_unet"]) + [ParetoPoint("broken", math.nan, 5)]
+    broken = ParetoPoint("broken", val_dice=math.nan, params=5)
+    points = _points(TABLES["searched_and_unet"]) + [broken]
     path = plot_frontier(points, pareto_front(points), tmp_path / "pareto.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    empty = plot_frontier([ParetoPoint("broken", math.nan, 5)], [], tmp_path / "empty.png")
+    empty = plot_frontier([broken], [], tmp_path / "empty.png")
     assert empty.stat().st_size > 0
 
 
