@@ -71,7 +71,8 @@ def stage_section(spec: TrialSpec) -> Any:
 
 
 def build_trial_data(spec: TrialSpec, *, spatial_dims: int, retrain: bool = False) -> TrialData:
-    """Opens the dataset and builds loaders for a ``spatial_dims``-D network."""
+    """Opens the dataset and builds loaders for a ``spatial_dims``-D network; the held-out
+    test cases' loader only with ``retrain`` (a search stage never loads their volumes)."""
     from raynas.data import build_loaders, open_dataset
 
     preset, _ = stage_section(spec)
@@ -104,5 +105,6 @@ def build_trial_data(spec: TrialSpec, *, spatial_dims: int, retrain: bool = Fals
         test_cases=preset.data.test_cases,
         check=False,  # the driver validated the dataset before the search started
         preprocessed=spec.preprocessed,
+        with_test=retrain,  # only the retrain stage (and evaluate) scores the test cases
     )
     return TrialData(dataset=ds, bundle=bundle, spatial_dims=spatial_dims, roi_size=roi)

@@ -214,3 +214,37 @@ def test_preprocess_reuses_the_index_under_its_root(
     assert preprocess_dataset(dataset, spacing=SPACING, root=tmp_path) == folder
     # no source file hashed again; each cache file verified once
     assert sorted(hashed) == sorted(str(folder / f"{c.name}.pt") for c in dataset.cases)
+
+
+@pytest.mark.parametrize("stage", ["coarse", "retrain"])
+def test_only_the_retrain_stage_loads_the_test_volumes(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    from raynas.config import load_preset
+    from raynas.stages import TrialSpec
+    from raynas.stages.context import build_trial_data
+
+    ds = open_dataset("synthetic", synthetic_root)
+    preset = load_preset("smoke", overrides=["data.folds=3", "data.cache=memory"])
+    folder = preprocess_dataset(ds, spacing=ds.info.target_spacing, root=tmp_path)
+    loaded: list[str] = []
+    original = torch.load
+
+    def load(path, *args, **kwargs):
+        loaded.append(Path(path).stem)
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", load)
+    spec = TrialSpec(stage=stage, space="c2f_small", dataset="synthetic",
+                     data_root=str(synthetic_root), seed=0, preset=preset.model_dump(mode="json"),
+                     preprocessed=str(folder))
+    data = build_trial_data(spec, spatial_dims=3, retrain=stage == "retrain")
+    test_cases = data.bundle.test_cases
+    assert test_cases  # the smoke preset holds out test cases
+    if stage == "coarse":  # a search-stage trial: no test loader, no test volume read or kept
+        assert data.bundle.test is None
+        assert not set(test_cases) & set(loaded)
+        assert set(loaded) == {*data.bundle.train_cases, *data.bundle.val_cases}
+    else:
+        assert data.bundle.test is not None
+        assert set(test_cases) <= set(loaded)
