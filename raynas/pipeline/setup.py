@@ -387,6 +387,8 @@ def prepare_search(options: SearchOptions) -> SearchSetup:
     from raynas.pipeline.fingerprint import search_fingerprint
 
     preset, space, space_ref, dataset, target = _validate(options)
+    # built and verified before the fingerprint, which covers the digests of its files
+    cache = preprocess_cache(options, preset, dataset)
     return open_run(
         options,
         preset=preset,
@@ -396,7 +398,8 @@ def prepare_search(options: SearchOptions) -> SearchSetup:
         target=target,
         name=f"{space.config.name}_{dataset.info.name}_s{preset.seed}",
         tags={"space": space.config.name},
-        fingerprint=search_fingerprint(preset=preset, space=space, dataset=dataset),
+        fingerprint=search_fingerprint(preset=preset, space=space, dataset=dataset, cache=cache),
+        preprocessed=cache,
     )
 
 
@@ -412,6 +415,7 @@ def open_run(
     tags: dict[str, str],
     kind: str = "search",
     fingerprint: dict[str, Any] | None = None,
+    preprocessed: Path | None = None,
 ) -> SearchSetup:
     """Creates the output folder ``<storage>/<experiment>/<name>``, starts (or joins) Ray, sizes
     the trials, checks a worker, and opens (or, on ``--resume``, finds) the parent run.
@@ -420,6 +424,7 @@ def open_run(
     (``search``, ``retrain`` or ``baseline``). ``fingerprint`` (see
     :mod:`raynas.pipeline.fingerprint`) is saved in ``state.json``; on ``--resume`` a folder
     saved with another one stops the run (UserError naming what differs) before Ray starts.
+    ``preprocessed``: the verified preprocess cache folder, built here when not given.
     """
     from raynas.pipeline.split import log_split, run_split, write_split
     from raynas.tracking import ensure_experiment, run_tags, start_parent_run
@@ -456,11 +461,17 @@ def open_run(
     try:
         logger.info("output folder: %s", folder.root)
         # before any trial starts, so every trial reads it instead of re-resampling the dataset
-        setup.preprocessed = str(preprocess_cache(options, preset, dataset))
+        if preprocessed is None:
+            preprocessed = preprocess_cache(options, preset, dataset)
+        else:
+            logger.info("preprocessed cases: %s (verified)", preprocessed)
+        setup.preprocessed = str(preprocessed)
         setup.runtime = init_ray(options.address)
         _resources(setup, options)
         data_root = None if dataset.info.synthetic else dataset.root
-        preflight_on_worker(data_root, target.uri, target.artifact_root)
+        preflight_on_worker(
+            data_root, target.uri, target.artifact_root, cache=setup.preprocessed
+        )
         setup.experiment_id = ensure_experiment(target, experiment)
         parent = folder.state.get("parent_run_id")
         if parent is None:
