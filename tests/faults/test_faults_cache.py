@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -104,7 +105,9 @@ def test_worker_preflight_refuses_a_cache_the_node_cannot_see(
         shutdown_ray(runtime)
 
 
-def _search(work: Path, ray_tmp: Path) -> subprocess.CompletedProcess:
+def _search(work: Path) -> subprocess.CompletedProcess:
+    # short: Ray's unix sockets live under it (108-byte limit on their paths)
+    ray_tmp = Path(tempfile.mkdtemp(prefix="rnc"))
     env = dict(os.environ, RAY_TMPDIR=str(ray_tmp), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.pop("RAY_ADDRESS", None)
     try:
@@ -112,6 +115,7 @@ def _search(work: Path, ray_tmp: Path) -> subprocess.CompletedProcess:
                               timeout=600, stdin=subprocess.DEVNULL)  # fmt: skip
     finally:
         stop_pids(pids_with_marker(str(ray_tmp)))
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -119,7 +123,7 @@ def _search(work: Path, ray_tmp: Path) -> subprocess.CompletedProcess:
 def test_truncated_and_swapped_cache_files_are_rebuilt_by_the_search(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    clean = _search(work, tmp_path / "ray1")
+    clean = _search(work)
     assert clean.returncode == 0, clean.stderr[-3000:]
     assert clean.stderr.strip() == "", clean.stderr[-3000:]
     (cache,) = (work / "raynas_runs" / "cache").glob("synthetic-*")
@@ -129,7 +133,7 @@ def test_truncated_and_swapped_cache_files_are_rebuilt_by_the_search(tmp_path: P
     truncated.write_bytes(good[truncated.name][:100])  # a copy cut short
     swapped.write_bytes(good[donor.name])  # another case's file in its place
 
-    again = _search(work, tmp_path / "ray2")
+    again = _search(work)
     assert again.returncode == 0, again.stderr[-3000:]
     lines = again.stderr.strip().splitlines()
     assert len(lines) == 2, again.stderr[-3000:]
