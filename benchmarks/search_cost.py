@@ -216,7 +216,7 @@ def run_trial(program: Any, device: Any, clock: Clock) -> dict[str, Any]:
     return {
         "step_s": round(seconds["train"] / steps, 4) if steps else None,
         "peak_memory_mib": round(peak, 1) if peak is not None else None,
-        "amp": getattr(program, "amp", False),
+        "amp": program.precision.describe(),
         "source": source,
         "wall_s": round(wall, 3),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},

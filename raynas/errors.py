@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["UserError", "ConfigError", "DataError"]
+__all__ = ["UserError", "ConfigError", "DataError", "RunError"]
 
 
 class UserError(Exception):
@@ -27,3 +27,20 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A dataset on disk is missing, malformed or inconsistent (names the file)."""
+
+
+class RunError(Exception):
+    """The run could not go on for a reason outside the program (a full disk, a tracking store
+    deleted mid-run): printed as one line, exit code 1, no traceback.
+
+    The message names the file at fault and what to do; where the run's state allows it, the
+    stage is marked interrupted first, so ``--resume`` continues once the cause is fixed.
+
+    Example:
+        >>> raise RunError("cannot write /runs/x/state.json (No space left on device)")
+        Traceback (most recent call last):
+        ...
+        raynas.errors.RunError: cannot write /runs/x/state.json (No space left on device)
+    """
+
+    exit_code = 1

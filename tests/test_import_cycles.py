@@ -108,3 +108,33 @@ def test_the_finder_sees_lazy_relative_and_type_checking_imports() -> None:
 def test_no_import_cycle_inside_package(package: str) -> None:
     cycle = find_cycle(package_graph(package))
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def private_imports(source: str) -> list[tuple[int, str, str]]:
+    """``(line, module, name)`` for every ``from raynas... import _name`` in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith(
+                "raynas")):
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append((node.lineno, node.module or ".", alias.name))
+    return found
+
+
+def test_the_private_import_finder() -> None:
+    source = ("from raynas.pipeline.setup import _validate, ok\nfrom .runs import _quote\n"
+              "def f():\n    from raynas.x import __version__, _y\n")
+    assert private_imports(source) == [
+        (1, "raynas.pipeline.setup", "_validate"), (2, "runs", "_quote"), (4, "raynas.x", "_y")]
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """What two modules share gets a public name (and a public home where two layers share it):
+    a ``_name`` is private to the module that defines it."""
+    offenders = [
+        f"{path.relative_to(ROOT.parent)}:{line}: from {module} import {name}"
+        for path in sorted(ROOT.rglob("*.py"))
+        for line, module, name in private_imports(path.read_text(encoding="utf-8"))
+    ]
+    assert not offenders, "private imports:\n" + "\n".join(offenders)

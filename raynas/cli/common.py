@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["where_in_mlflow"]
+__all__ = ["DATASET_HELP", "DATA_ROOT_HELP", "where_in_mlflow"]
+
+DATASET_HELP = (
+    "msd_task01..msd_task10 | synthetic(2d) | PATH: your own MSD or nnU-Net v2 folder, or a MONAI "
+    "datalist .json (spacing, patches and normalisation planned from the data)"
+)
+DATA_ROOT_HELP = "The MSD task folder of an msd_task name; the base folder of a datalist .json."
 
 
 def where_in_mlflow(tracking_uri: str, experiment: str, parent_run_id: str | None) -> str:

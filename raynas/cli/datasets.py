@@ -1,4 +1,5 @@
-"""``raynas datasets``: list the built-in datasets, check a task folder, prepare synthetic data.
+"""``raynas datasets``: list the built-in datasets, check a task folder (or a user's MSD or
+nnU-Net folder, or MONAI datalist), plan a user's dataset from its data, prepare synthetic data.
 
 Listing imports only the metadata (no numpy-heavy work, no torch, no MONAI). Each command is a
 thin wrapper over one function of :mod:`raynas.data`.
@@ -6,6 +7,8 @@ thin wrapper over one function of :mod:`raynas.data`.
 Example:
     $ raynas datasets
     $ raynas datasets check msd_task02 --data-root /data/Task02_Heart
+    $ raynas datasets check /data/Dataset501_Prostate
+    $ raynas datasets plan /data/Dataset501_Prostate --memory-gb 8
     $ raynas datasets prepare synthetic --out ./synthetic --cases 16 --seed 0
 """
 
@@ -17,10 +20,10 @@ import typer
 
 from raynas.errors import DataError
 
-__all__ = ["app", "list_command", "check_command", "prepare_command"]
+__all__ = ["app", "list_command", "check_command", "plan_command", "prepare_command"]
 
 app = typer.Typer(
-    help="Built-in datasets: list them, check a local MSD task folder, prepare synthetic data.",
+    help="Datasets: list the built-in ones, check or plan a folder, prepare synthetic data.",
     no_args_is_help=False,
     invoke_without_command=True,
     add_completion=False,
@@ -53,9 +56,12 @@ def list_command(ctx: typer.Context) -> None:
 
 @app.command("check")
 def check_command(
-    name: str = typer.Argument(..., help="Dataset name (see `raynas datasets`)."),
+    name: str = typer.Argument(
+        ..., help="Dataset name (see `raynas datasets`), or an MSD / nnU-Net folder or a MONAI "
+        "datalist .json."
+    ),
     data_root: Path | None = typer.Option(
-        None, "--data-root", help="The MSD task folder (optional for synthetic datasets)."
+        None, "--data-root", help="The MSD task folder of a name; a datalist's base folder."
     ),
     cases: int | None = typer.Option(None, "--cases", help="Check only the first N cases."),
     seed: int = typer.Option(0, "--seed", help="Seed of a synthetic dataset."),
@@ -81,7 +87,8 @@ def check_command(
         validate="none",
     )
     reports = check_dataset(ds, deep=True, strict=False)
-    table = Table(title=f"{ds.name} ({ds.info.organ}, {ds.modality})")
+    kind = f"{ds.info.organ}, {ds.modality}" if not ds.source else f"{ds.source}, {ds.modality}"
+    table = Table(title=f"{ds.name} ({kind})")
     for col in ("case", "shape", "channels", "spacing (mm)", "label values", "status"):
         table.add_column(col)
     for r in reports:
@@ -105,6 +112,104 @@ def check_command(
     if bad:
         more = f" (and {len(bad) - 1} more bad case(s))" if len(bad) > 1 else ""
         raise DataError(f"{bad[0].problem}{more}")
+
+
+@app.command("plan")
+def plan_command(
+    path: str = typer.Argument(..., help="An MSD or nnU-Net folder, or a MONAI datalist .json."),
+    data_root: Path | None = typer.Option(
+        None, "--data-root", help="The folder a datalist's paths are relative to."
+    ),
+    out: Path = typer.Option(Path("plan.json"), "--out", help="Where to write the plan."),
+    memory_gb: float = typer.Option(
+        8.0, "--memory-gb", help="Activation memory budget per patch batch, GiB."
+    ),
+    space: str = typer.Option(
+        "c2f", "--space", help="The space whose total stride the patches must fit."
+    ),
+    cases: int | None = typer.Option(None, "--cases", help="Plan from the first N cases only."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+) -> None:
+    """Fingerprint a dataset (spacings, shapes, foreground intensities, classes) and plan its
+    target spacing, normalisation and search / retrain patches; print it and write plan.json."""
+    import json
+
+    from raynas.data.layouts import is_path_ref, read_layout
+    from raynas.data.plan import make_plan
+
+    _positive(cases, "--cases")
+    if not (memory_gb > 0):
+        raise DataError(f"--memory-gb must be a positive number, got {memory_gb}")
+    if not is_path_ref(path):
+        raise DataError(f"PATH: {path!r} is not a folder or datalist .json (built-in datasets "
+                        "have their values in raynas/data/tasks.py)")
+    stride = _space_stride(space)
+    layout = read_layout(path, data_root, limit_cases=cases)
+    from raynas.data.userdata import open_user_dataset
+    from raynas.data.validate import check_dataset
+
+    check_dataset(open_user_dataset(path, data_root, limit_cases=cases), deep=True)
+    plan = make_plan(layout, stride=stride, memory_gb=memory_gb)
+    out = out.expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(plan, indent=1) + "\n")
+    if as_json:
+        typer.echo(json.dumps(plan, indent=1))
+        return
+    for line in plan_lines(plan):
+        typer.echo(line)
+    typer.echo(f"wrote {out}")
+
+
+def _space_stride(space: str) -> int:
+    from raynas.pipeline.preflight import space_strides
+    from raynas.spaces import load_stage_space
+
+    return max([s for _, s, _ in space_strides(load_stage_space(space))] or [1])
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def plan_lines(plan: dict) -> list[str]:
+    """The plan as text: what was measured, and what training will use."""
+    sp, patch, norm = plan["spacing"], plan["patch"], plan["normalization"]
+    cases = plan["fingerprint"]["cases"]
+    x = "x".join
+    lines = [
+        f"dataset:   {plan['dataset']} ({plan['layout']} layout, {len(cases)} case(s)) "
+        f"at {plan['source']}",
+        f"channels:  {', '.join(plan['channels'])} -> modality {norm['modality']}",
+        f"classes:   {', '.join(f'{k}={v}' for k, v in plan['labels'].items())}",
+        f"spacing:   median {x(_num(v) for v in sp['median'])} mm -> target "
+        f"{x(_num(v) for v in sp['target'])} mm"
+        + (" (anisotropic: low-resolution axis at its 10th percentile)" if sp["anisotropic"]
+           else ""),
+        f"shape:     median {x(_num(v) for v in plan['median_shape_at_target'])} voxels at the "
+        "target spacing",
+    ]
+    for ch in plan["fingerprint"]["intensity"] or []:
+        f = ch["foreground"]
+        lines.append(
+            f"intensity: {ch['channel']}: foreground mean {_num(f['mean'])}, std {_num(f['std'])}, "
+            f"0.5-99.5% {_num(f['percentile_00_5'])}..{_num(f['percentile_99_5'])} "
+            f"({f['n']} sampled voxels)"
+        )
+    lines.append(f"normalise: {norm['scheme']}")
+    for key, c in (plan["fingerprint"]["classes"] or {}).items():
+        frac = c["voxel_fraction"]
+        lines.append(
+            f"class {key}:   {c['name']}: {'-' if frac is None else f'{100 * frac:.3g}'}% of "
+            f"voxels, in {c['cases_with']} of {len(cases)} case(s)"
+        )
+    lines.append(
+        f"patches:   search {x(map(str, patch['search']))}, retrain "
+        f"{x(map(str, patch['retrain']))} (stride {patch['stride']}, {patch['memory_gb']:g} GiB "
+        f"at {patch['bytes_per_voxel']['search']} / {patch['bytes_per_voxel']['retrain']} "
+        "bytes per voxel)"
+    )
+    return lines
 
 
 @app.command("prepare")

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from raynas.cli.common import DATA_ROOT_HELP, DATASET_HELP
+
 __all__ = ["evaluate"]
 
 
@@ -17,8 +19,8 @@ def evaluate(
     checkpoint: Path = typer.Argument(
         ..., help="models/NAME.pt (with NAME.json beside it) or a Ray checkpoint folder."
     ),
-    dataset: str = typer.Option(..., "--dataset", help="msd_task01..msd_task10 | synthetic(2d)"),
-    data_root: Path | None = typer.Option(None, "--data-root", help="The MSD task folder."),
+    dataset: str = typer.Option(..., "--dataset", help=DATASET_HELP),
+    data_root: Path | None = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
     preset: str | None = typer.Option(None, "--preset", help="smoke | default | NAME"),
     config: Path | None = typer.Option(None, "--config", help="A preset YAML file."),
     seed: int | None = typer.Option(None, "--seed"),

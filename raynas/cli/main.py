@@ -3,7 +3,8 @@
 Heavy imports (torch, MONAI, Ray, MLflow) happen inside the commands, so ``raynas --help`` and
 listing commands stay fast. A :class:`raynas.errors.UserError` and a usage error (unknown or
 missing option, a value of the wrong type, an unknown command) become one line on stderr and exit
-code 2; anything else is a bug and exits 1 with its traceback.
+code 2; a :class:`raynas.errors.RunError` (a full disk, a tracking store deleted mid-run) one
+line and exit code 1; anything else is a bug and exits 1 with its traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import sys
 import typer
 
 from raynas import __version__
-from raynas.errors import UserError
+from raynas.errors import RunError, UserError
 from raynas.interrupts import Interrupted, interrupted_line
 
 __all__ = ["app", "main", "run"]
@@ -122,7 +123,7 @@ _PROG = "raynas"
 def _main(argv: list[str] | None) -> int:
     try:
         code = app(args=argv, prog_name=_PROG, standalone_mode=False)
-    except UserError as exc:
+    except (UserError, RunError) as exc:  # bad input (2); a full disk, a vanished store (1)
         typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
         return exc.exit_code
     except _click_classes("Exit") as exc:

@@ -8,10 +8,12 @@ from typing import Any
 
 import typer
 
+from raynas.cli.common import DATA_ROOT_HELP, DATASET_HELP
+
 __all__ = ["baseline", "retrain"]
 
-_DATASET = typer.Option(..., "--dataset", help="msd_task01..msd_task10 | synthetic(2d)")
-_DATA_ROOT = typer.Option(None, "--data-root", help="The MSD task folder.")
+_DATASET = typer.Option(..., "--dataset", help=DATASET_HELP)
+_DATA_ROOT = typer.Option(None, "--data-root", help=DATA_ROOT_HELP)
 _EPOCHS = typer.Option(None, "--epochs", help="Training epochs (default: the preset's).")
 _WIDTH = typer.Option(None, "--width", help="Base width C (default: the preset's / the JSON's).")
 _GPUS = typer.Option(None, "--gpus", help="GPU budget (default: all visible).")
@@ -31,14 +33,21 @@ def _run(**kwargs: Any) -> None:
 
     from raynas.cli.common import where_in_mlflow
     from raynas.pipeline import RetrainOptions, run_retrain
+    from raynas.tracking.pareto import learned
 
     overrides = list(kwargs.pop("overrides"))
     result = run_retrain(RetrainOptions(**kwargs, overrides=overrides, workdir=Path.cwd()))
     console = Console(soft_wrap=True)
-    console.print(
-        f"{result.name}: test Dice {result.dice:.4f} (held-out cases; validation Dice "
-        f"{result.val_dice:.4f}, best of {result.epochs} epochs)"
-    )
+    if not learned(result.val_dice):
+        console.print(
+            f"{result.name}: did not learn (validation Dice {result.val_dice:.4f}, 0.00 on every "
+            f"one of {result.epochs} epochs; its test Dice {result.dice:.4f} is no result)"
+        )
+    else:
+        console.print(
+            f"{result.name}: test Dice {result.dice:.4f} (held-out cases; validation Dice "
+            f"{result.val_dice:.4f}, best of {result.epochs} epochs)"
+        )
     for label, value in result.per_class.items():
         console.print(f"  {label}: {value:.4f} (test)")
     console.print(f"params:   {result.params:,}")

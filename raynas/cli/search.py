@@ -7,13 +7,15 @@ from pathlib import Path
 
 import typer
 
+from raynas.cli.common import DATA_ROOT_HELP, DATASET_HELP
+
 __all__ = ["search"]
 
 
 def search(
     space: str = typer.Option(..., "--space", help="c2f | thrifty | a space YAML file"),
-    dataset: str = typer.Option(..., "--dataset", help="msd_task01..msd_task10 | synthetic(2d)"),
-    data_root: Path | None = typer.Option(None, "--data-root", help="The MSD task folder."),
+    dataset: str = typer.Option(..., "--dataset", help=DATASET_HELP),
+    data_root: Path | None = typer.Option(None, "--data-root", help=DATA_ROOT_HELP),
     gpus: int | None = typer.Option(None, "--gpus", help="GPU budget (default: all visible)."),
     cpus_per_trial: float | None = typer.Option(None, "--cpus-per-trial"),
     preset: str | None = typer.Option(None, "--preset", help="smoke | default | NAME"),

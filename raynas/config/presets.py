@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from raynas.config.loader import apply_overrides, deep_merge, read_yaml, validate_model
 from raynas.config.resources import builtin_file, builtin_names
@@ -46,7 +54,11 @@ class Strict(BaseModel):
     """Base for config sections: unknown keys are errors, numbers are strict (``true`` is no
     number, nor is ``"3"``; an int is a valid float) and finite (no ``.nan`` / ``.inf``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+    # a field's docstring (the string literal under it) is its description: the generated
+    # reference (docs/reference/presets.md) shows it
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, allow_inf_nan=False, use_attribute_docstrings=True
+    )
 
 
 class Distribution(Strict):
@@ -119,7 +131,11 @@ class _Scoring(Strict):
     """How a search stage scores: the cached patch proxy or whole-volume sliding window."""
 
     scoring: Literal["patches", "sliding_window"] = "patches"
-    patches_per_case: PositiveInt = 8  # foreground-centred validation patches per case
+    patches_per_case: PositiveInt = 8  # validation patches per case
+    # share of those patches centred on a background voxel (the rest on foreground, classes in
+    # turn), so false positives away from the organs cost score too; 0.5 ranked a supernet's
+    # topologies by loss closest to sliding window (benchmarks/results/proxy_agreement.json)
+    background_share: float = Field(default=0.5, ge=0, lt=1)
     eval_every: PositiveInt = 1  # score every N epochs (and at ASHA rungs and the last epoch)
 
 
@@ -160,6 +176,9 @@ class FineSection(_Training, _Scoring):
 
 
 class RetrainSection(_Training):
+    # epochs of linear learning-rate warm-up before ``schedule``, for every retrained network
+    # alike; capped at ``epochs - 1`` (a 2-epoch retrain warms up for 1)
+    lr_warmup_epochs: int = Field(default=0, ge=0)
     baselines: list[Literal["unet", "unetpp", "dynunet"]] = []
     num_samples: PositiveInt = 1  # Optuna samples per architecture when hparams are declared
     hparams: dict[Literal["lr", "weight_decay", "optimizer"], Distribution] = {}
@@ -182,13 +201,25 @@ class Preset(Strict):
     name: str
     description: str = ""
     seed: int = Field(default=0, ge=0, le=SEED_MAX)
-    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16); off on CPU
+    # mixed precision (raynas.engine.amp): auto = bf16 on CUDA where supported, else fp16 with a
+    # grad scaler, float32 on CPU; bf16 / fp16 on any device; off = float32. Old booleans map:
+    # true = auto, false = off.
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    # cuDNN: deterministic kernels and no autotuning (a resumed trial continues exactly), or
+    # false = autotuned kernels (cudnn.benchmark: faster convolutions, reruns may differ)
+    deterministic: bool = True
     data: DataSection = Field(default_factory=DataSection)
     coarse: CoarseSection = Field(default_factory=CoarseSection)
     fine: FineSection = Field(default_factory=FineSection)
     retrain: RetrainSection = Field(default_factory=RetrainSection)
     resources: ResourcesSection = Field(default_factory=ResourcesSection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_from_bool(cls, value: Any) -> Any:
+        """The old boolean setting: ``true`` = ``auto``, ``false`` = ``off``."""
+        return {True: "auto", False: "off"}[value] if isinstance(value, bool) else value
 
 
 def _locate(ref: str, *, relative_to: Path | None) -> Path:

@@ -34,15 +34,25 @@ class ClusterRule(Strict):
     """How topologies are grouped: ``rule`` names a registered rule; ``count`` clusters."""
 
     rule: Literal["depth_profile", "canonical_order"] = "depth_profile"
+    """How topologies are ordered before they are cut into ``count`` contiguous groups:
+    ``depth_profile`` by deepest level, then cells per level; ``canonical_order`` by their
+    string."""
     count: PositiveInt = 8
+    """Number of clusters: one coarse trial each (``coarse.clusters`` in a preset overrides it)."""
 
 
 class _SpaceBase(Strict):
     name: str
+    """The space's name (a built-in is called by it)."""
     description: str = ""
+    """One line shown by ``raynas spaces``."""
     spatial_dims: Literal[2, 3] = 3
+    """2 (slices) or 3 (volumes)."""
     ops: list[str] = Field(min_length=1)
-    pc_k: PositiveInt = 4  # PC-DARTS partial-channel factor: 1/K of the channels are searched
+    """The candidate operations of the fine (PC-DARTS) search, by registered name (see
+    Operations below); each listed once."""
+    pc_k: PositiveInt = 4
+    """PC-DARTS partial-channel factor: 1/K of the channels go through the mixed operation."""
 
     @model_validator(mode="after")
     def _unique_ops(self) -> _SpaceBase:
@@ -55,10 +65,15 @@ class C2FSpaceConfig(_SpaceBase):
     """C2FNAS macro space: a U-shaped path of ``cells`` cells over ``levels`` resolutions."""
 
     type: Literal["c2f"]
+    """``c2f``: a C2FNAS U-shaped macro space."""
     cells: int = Field(default=12, ge=2, le=64)
+    """Cells on the path (the topology's length)."""
     levels: int = Field(default=4, ge=2, le=8)
-    min_depth: int = Field(default=1, ge=0)  # the path must reach at least this level
-    coarse_op: str = "conv3"  # the fixed operation of every cell in the coarse supernet
+    """Resolution levels: level d works at 1/2**(d+1) of the input, width C * 2**d."""
+    min_depth: int = Field(default=1, ge=0)
+    """The path must reach at least this level."""
+    coarse_op: str = "conv3"
+    """The fixed operation of every cell in the coarse supernet."""
     clusters: ClusterRule = Field(default_factory=ClusterRule)
 
     @model_validator(mode="after")
@@ -74,13 +89,21 @@ class ThriftySpaceConfig(_SpaceBase):
     """Thrifty NAS: UNet++-like grid of DN/UP cells of ``nodes`` nodes, width ``width``."""
 
     type: Literal["thrifty"]
+    """``thrifty``: a Thrifty NAS dense grid of DN/UP cells."""
     spatial_dims: Literal[2, 3] = 2
-    depth: int = Field(default=4, ge=1, le=6)  # number of DN cells X[0][0..depth-1]
-    width: PositiveInt = 32  # C, the same in every cell
+    """2 (slices, the paper's setting) or 3 (volumes)."""
+    depth: int = Field(default=4, ge=1, le=6)
+    """Number of DN cells ``X[0][0..depth-1]`` (the fine stage's grid when no coarse pick)."""
+    width: PositiveInt = 32
+    """C, the same in every cell."""
     nodes: PositiveInt = 2
-    keep_edges: PositiveInt = 2  # strongest input edges kept per node at derivation
-    candidates_depth: list[Annotated[int, Field(ge=1, le=6)]] = [3, 4]  # coarse candidates
+    """Nodes per cell; their outputs are concatenated and filtered back to C by a 1x1 conv."""
+    keep_edges: PositiveInt = 2
+    """Strongest input edges kept per node at derivation (1 or 2)."""
+    candidates_depth: list[Annotated[int, Field(ge=1, le=6)]] = [3, 4]
+    """Grid depths the coarse stage tries (one trial per depth x width)."""
     candidates_width: list[PositiveInt] = [16, 32]
+    """Widths C the coarse stage tries."""
 
     @model_validator(mode="after")
     def _check(self) -> ThriftySpaceConfig:

@@ -129,6 +129,7 @@ def build_loaders(
     check: bool = True,
     preprocessed: Path | str | None = None,
     with_test: bool = True,
+    pin_memory: bool = False,
 ) -> DataBundle:
     """Splits ``ds`` (held-out test cases, fold ``fold`` of ``folds`` of the rest, then
     weights/arch halves) and builds loaders.
@@ -151,6 +152,8 @@ def build_loaders(
         with_test: build the loader of the held-out test cases (``test``); False for a search
             trial, which never scores them: their volumes are then neither read nor kept
             (``test_cases`` still names them).
+        pin_memory: page-locked batches, for a consumer that trains on CUDA (the trial's
+            device decides, not whether this machine has a GPU).
 
     Raises:
         ValueError: a bad option (names it and the allowed values).
@@ -195,6 +198,7 @@ def build_loaders(
         "spacing": spacing,
         "hu_window": ds.info.hu_window,
         "preprocessed": preprocessed is not None,
+        "ct_zscore": ds.info.ct_zscore,
     }
     train_t = train_transforms(
         **common, patch_size=crop, mode=mode, samples_per_case=samples_per_case
@@ -205,6 +209,7 @@ def build_loaders(
     items = _items(ds, preprocessed, spacing)
     if cache == "disk":
         key = {"modality": ds.modality, "spacing": spacing, "hu": ds.info.hu_window,
+               "ct_zscore": ds.info.ct_zscore,
                "preprocessed": str(preprocessed) if preprocessed else None}
         tdir = _disk_cache_dir(ds, cache_dir, {**key, "pad": crop})
         vdir = _disk_cache_dir(ds, cache_dir, {**key, "pad": None})
@@ -221,7 +226,7 @@ def build_loaders(
         import torch
 
         gen = torch.Generator().manual_seed(seed * 1000 + salt)
-        # Training loaders keep their workers between epochs; pinned memory only helps CUDA.
+        # Training loaders keep their workers between epochs.
         return DataLoader(
             dataset,
             batch_size=bs,
@@ -230,7 +235,7 @@ def build_loaders(
             drop_last=False,
             generator=gen,
             persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=bool(pin_memory),
         )
 
     # Cached validation volumes need no worker processes (forking them per evaluation costs more).

@@ -18,20 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from raynas.data.cases import Case, MSDDataset
-from raynas.data.tasks import DatasetInfo, get_dataset_info
+from raynas.data.layouts import msd_cases
+from raynas.data.tasks import DATASETS, DatasetInfo, get_dataset_info
 from raynas.errors import DataError
 
-__all__ = ["Case", "MSDDataset", "read_msd", "open_dataset", "REQUIRED_KEYS"]
+__all__ = ["Case", "MSDDataset", "read_msd", "msd_cases", "open_dataset", "REQUIRED_KEYS"]
 
 REQUIRED_KEYS = ("training", "modality", "labels")
-
-
-def _case_name(path: str) -> str:
-    base = Path(path).name
-    for ext in (".nii.gz", ".nii"):
-        if base.endswith(ext):
-            return base[: -len(ext)]
-    return base
 
 
 def _int_keys(mapping: Any, key: str, where: Path) -> dict[int, str]:
@@ -91,26 +84,7 @@ def read_msd(root: Path | str, *, info: DatasetInfo, limit_cases: int | None = N
             f"{jpath}: 'modality' lists {len(channels)} channel(s) {list(channels)}, but "
             f"{info.name} ({info.task_folder}) has {info.in_channels}: wrong --data-root?"
         )
-    training = data["training"]
-    if not isinstance(training, list) or not training:
-        raise DataError(f"{jpath}: 'training' must be a non-empty list")
-    if limit_cases is not None:
-        if limit_cases <= 0:
-            raise DataError(f"--cases must be a positive number, got {limit_cases}")
-        training = training[:limit_cases]
-    cases = []
-    for i, entry in enumerate(training):
-        if not isinstance(entry, dict) or not all(
-            isinstance(entry.get(k), str) for k in ("image", "label")
-        ):
-            raise DataError(f"{jpath}: training[{i}] needs string 'image' and 'label' paths")
-        if Path(entry["image"]).name.startswith("._"):
-            continue  # AppleDouble metadata, never a case
-        image, label = root / entry["image"], root / entry["label"]
-        for kind, path in (("image", image), ("label", label)):
-            if not path.is_file():
-                raise DataError(f"{path}: {kind} listed in {jpath} (training[{i}]) not found")
-        cases.append(Case(image=image, label=label, name=_case_name(entry["image"])))
+    cases = msd_cases(root, data, jpath, limit_cases=limit_cases)
     return MSDDataset(root=root, cases=cases, labels=labels, channels=channels, info=info)
 
 
@@ -123,8 +97,18 @@ def open_dataset(
     cache_dir: Path | str | None = None,
     limit_cases: int | None = None,
     validate: Literal["none", "header", "full"] = "header",
+    plan: Path | str | None = None,
+    plan_cache: Path | str | None = None,
+    write_plan: bool = True,
 ) -> MSDDataset:
-    """Opens a built-in dataset by name.
+    """Opens a built-in dataset by name, or a user's folder or datalist by path.
+
+    A ``name`` that is not a built-in one but a path (an MSD or nnU-Net v2 folder, or a MONAI
+    datalist ``.json`` whose paths are relative to ``data_root``) is read by
+    :func:`raynas.data.layouts.read_layout`; its spacing, patches and normalisation come from
+    its plan (:mod:`raynas.data.plan`): the ``plan`` file, else the full plan cached under
+    ``plan_cache`` (computed there once; with ``write_plan=False`` written later by
+    :func:`raynas.data.plan.save_plan`), else a header-only plan (no intensity statistics).
 
     MSD tasks are read from ``data_root``. ``synthetic`` / ``synthetic2d`` are generated on first
     use into the cache (``cache_dir``, else ``$RAYNAS_CACHE_DIR/synthetic``, else
@@ -141,6 +125,15 @@ def open_dataset(
     """
     if validate not in ("none", "header", "full"):
         raise ValueError(f"validate must be 'none', 'header' or 'full', got {validate!r}")
+    from raynas.data.layouts import is_path_ref
+
+    if name not in DATASETS and is_path_ref(name):
+        from raynas.data.userdata import open_user_dataset
+
+        return open_user_dataset(
+            name, data_root, limit_cases=limit_cases, plan=plan, plan_cache=plan_cache,
+            write_plan=write_plan, validate=validate,
+        )
     info = get_dataset_info(name)
     if synthetic_cases <= 0:
         raise DataError(f"--cases must be a positive number, got {synthetic_cases}")

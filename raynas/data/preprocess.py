@@ -126,6 +126,8 @@ def settings_of(ds: MSDDataset, spacing: Sequence[float]) -> dict[str, Any]:
         "modality": ds.modality,
         "spacing": [float(s) for s in spacing],
         "hu_window": [float(v) for v in hu] if hu is not None else None,
+        # a planned CT dataset's z-score (only then, so other caches keep their digests)
+        **({"ct_zscore": list(ds.info.ct_zscore)} if ds.info.ct_zscore is not None else {}),
         "channels": list(ds.channels),
     }
 
@@ -137,9 +139,11 @@ def cache_digest(
     ``index``: see :func:`file_digests`."""
     h = hashlib.sha256(json.dumps(settings_of(ds, spacing), sort_keys=True).encode())
     cases = sorted(ds.cases, key=lambda c: c.name)
-    digests = file_digests([p for c in cases for p in (c.image, c.label)], index=index)
-    for i, case in enumerate(cases):
-        h.update(f"{case.name}:{digests[2 * i]}:{digests[2 * i + 1]};".encode())
+    paths = [[*c.images, c.label] for c in cases]  # one image file per channel too
+    digests = iter(file_digests([p for files in paths for p in files], index=index))
+    for case, files in zip(cases, paths, strict=True):
+        images = ",".join(next(digests) for _ in files[:-1])
+        h.update(f"{case.name}:{images}:{next(digests)};".encode())
     return h.hexdigest()[:16]
 
 
@@ -251,7 +255,10 @@ def _build(
 
     folder.mkdir(exist_ok=True)
     load = Compose(
-        base_transforms(modality=ds.modality, spacing=spacing, hu_window=ds.info.hu_window)
+        base_transforms(
+            modality=ds.modality, spacing=spacing, hu_window=ds.info.hu_window,
+            ct_zscore=ds.info.ct_zscore,
+        )
     )
     cases = _manifest_cases(folder) or {}
     for case in ds.cases:

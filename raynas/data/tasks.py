@@ -38,6 +38,9 @@ class DatasetInfo:
         hu_window: CT intensity window (low, high) in HU; ``None`` for MRI.
         synthetic: generated locally instead of read from a user's folder.
         default_mode: ``"3d"`` or ``"2d"`` (axial slices).
+        ct_zscore: CT only, planned from the data (:mod:`raynas.data.plan`): the foreground
+            (mean, std); with it, intensities are clipped to ``hu_window`` and z-scored
+            instead of scaled to [0, 1].
 
     Example:
         >>> DATASETS.get("synthetic").search_patch
@@ -56,6 +59,7 @@ class DatasetInfo:
     hu_window: tuple[float, float] | None = None
     synthetic: bool = False
     default_mode: str = "3d"
+    ct_zscore: tuple[float, float] | None = None
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +69,8 @@ class DatasetInfo:
             raise ValueError(f"default_mode must be '3d' or '2d', got {self.default_mode!r}")
         if self.modality == "CT" and self.hu_window is None:
             raise ValueError(f"{self.name}: a CT dataset needs hu_window")
+        if self.ct_zscore is not None and (self.modality != "CT" or not self.ct_zscore[1] > 0):
+            raise ValueError(f"{self.name}: ct_zscore needs a CT dataset and a std > 0")
         if sorted(self.labels) != list(range(len(self.labels))) or len(self.labels) < 2:
             raise ValueError(f"{self.name}: labels must be 0..K-1 with K >= 2")
         for patch in (self.search_patch, self.retrain_patch):
@@ -203,5 +209,8 @@ def list_datasets(pattern: str = "*") -> list[DatasetInfo]:
 def get_dataset_info(name: str, *, option: str = "--dataset") -> DatasetInfo:
     """The metadata of a built-in dataset; a :class:`DataError` lists the valid names."""
     if name not in DATASETS:
-        raise DataError(f"{option}: unknown dataset {name!r}; valid: {', '.join(DATASETS.list())}")
+        raise DataError(
+            f"{option}: unknown dataset {name!r}; valid: {', '.join(DATASETS.list())}, or the "
+            "path of an MSD or nnU-Net folder or a MONAI datalist .json"
+        )
     return DATASETS.get(name)

@@ -73,15 +73,23 @@ def crop_size(patch_size: Sequence[int], mode: str) -> tuple[int, int, int]:
     return (p[0], p[1], 1)
 
 
-def _intensity(modality: str, hu_window: Sequence[float] | None) -> list[Any]:
+def _intensity(
+    modality: str, hu_window: Sequence[float] | None, ct_zscore: Sequence[float] | None = None
+) -> list[Any]:
     from monai.transforms import NormalizeIntensityd, ScaleIntensityRanged
 
     if modality == "CT":
         if hu_window is None:
             raise ValueError("a CT dataset needs hu_window=(low, high)")
         low, high = (float(v) for v in hu_window)
+        b_min, b_max = 0.0, 1.0
+        if ct_zscore is not None:  # clip to the window, then (x - mean) / std: one affine map
+            mean, std = (float(v) for v in ct_zscore)
+            b_min, b_max = (low - mean) / std, (high - mean) / std
         return [
-            ScaleIntensityRanged("image", a_min=low, a_max=high, b_min=0.0, b_max=1.0, clip=True)
+            ScaleIntensityRanged(
+                "image", a_min=low, a_max=high, b_min=b_min, b_max=b_max, clip=True
+            )
         ]
     if modality == "MRI":
         return [NormalizeIntensityd("image", nonzero=True, channel_wise=True)]
@@ -95,11 +103,15 @@ def base_transforms(
     hu_window: Sequence[float] | None = None,
     pad_to: Sequence[int] | None = None,
     preprocessed: bool = False,
+    ct_zscore: Sequence[float] | None = None,
 ) -> list[Any]:
     """The deterministic transforms (a list, so callers can extend it before composing).
 
     With ``preprocessed``, items name a cached case (``{"preprocessed": path}``) whose
-    resampling and normalisation are already done: only the pad is left.
+    resampling and normalisation are already done: only the pad is left. ``ct_zscore``: a
+    planned CT dataset's foreground (mean, std) (see :func:`_intensity`). Images are read by
+    MONAI's reader for their ending (nibabel for NIfTI, pynrrd for ``.nrrd``, ITK for ``.mha``);
+    a list of files (one per channel) is stacked into channels.
     """
     from monai.transforms import (
         EnsureChannelFirstd,
@@ -122,12 +134,12 @@ def base_transforms(
             out.append(SpatialPadd(KEYS, spatial_size=tuple(int(v) for v in pad_to)))
         return out
     out = [
-        LoadImaged(KEYS, reader="NibabelReader", image_only=True),
+        LoadImaged(KEYS, reader=None, image_only=True),
         EnsureChannelFirstd(KEYS),
         EnsureTyped("image", dtype="float32"),
         Orientationd(KEYS, axcodes="RAS", labels=None),
         Spacingd(KEYS, pixdim=tuple(float(s) for s in spacing), mode=("bilinear", "nearest")),
-        *_intensity(modality, hu_window),
+        *_intensity(modality, hu_window, ct_zscore),
     ]
     if pad_to is not None:
         out.append(SpatialPadd(KEYS, spatial_size=tuple(int(v) for v in pad_to)))
@@ -153,6 +165,7 @@ def train_transforms(
     samples_per_case: int = 1,
     hu_window: Sequence[float] | None = None,
     preprocessed: bool = False,
+    ct_zscore: Sequence[float] | None = None,
 ) -> Any:
     """Composed training pipeline: each case gives ``samples_per_case`` random patches.
 
@@ -177,7 +190,7 @@ def train_transforms(
     crop = crop_size(patch_size, mode)
     ts = base_transforms(
         modality=modality, spacing=spacing, hu_window=hu_window, pad_to=crop,
-        preprocessed=preprocessed,
+        preprocessed=preprocessed, ct_zscore=ct_zscore,
     )
     # The voxel indices are computed once per case (in the cached, deterministic part); the crop
     # pops them, so they never reach a batch.
@@ -215,11 +228,13 @@ def val_transforms(
     spacing: Sequence[float],
     hu_window: Sequence[float] | None = None,
     preprocessed: bool = False,
+    ct_zscore: Sequence[float] | None = None,
 ) -> Any:
     """Composed validation pipeline: whole resampled, normalised 3D volumes (no crop, no pad)."""
     from monai.transforms import Compose
 
     base = base_transforms(
-        modality=modality, spacing=spacing, hu_window=hu_window, preprocessed=preprocessed
+        modality=modality, spacing=spacing, hu_window=hu_window, preprocessed=preprocessed,
+        ct_zscore=ct_zscore,
     )
     return Compose([*base, *_finish()])

@@ -11,22 +11,18 @@ Example:
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from raynas.data.readers import ImageHeader, read_header, read_voxels
 from raynas.errors import DataError
 
 if TYPE_CHECKING:
     from raynas.data.cases import Case, MSDDataset
 
 __all__ = ["CaseReport", "check_case", "check_dataset"]
-
-_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, gzip.BadGzipFile)
 
 
 @dataclass(frozen=True)
@@ -45,25 +41,39 @@ class CaseReport:
         return self.problem is None
 
 
-def _load(path: Path) -> Any:
-    import nibabel as nib
-
-    try:
-        return nib.load(str(path))
-    except Exception as exc:  # nibabel raises many types for a bad header
-        raise DataError(f"{path}: unreadable or truncated NIfTI ({_why(exc, path)})") from None
+def _affine_close(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.allclose(a, b, atol=1e-3, rtol=1e-4))
 
 
-def _why(exc: BaseException, path: Path) -> str:
-    msg = (str(exc).splitlines() or [""])[0].replace(f'"{path}"', "it").replace(str(path), "it")
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+def _diag(affine: np.ndarray) -> list[float]:
+    return np.round(np.diag(affine)[:3], 4).tolist()
 
 
-def _read(img: Any, path: Path) -> np.ndarray:
-    try:
-        return np.asanyarray(img.dataobj)
-    except _READ_ERRORS as exc:
-        raise DataError(f"{path}: unreadable or truncated NIfTI ({_why(exc, path)})") from None
+def _image_header(case: Case, channels: int) -> tuple[ImageHeader, int]:
+    """The header of the case's image; one file per channel must agree on shape and affine."""
+    files = case.images
+    first = read_header(files[0])
+    if len(files) == 1:
+        ishape = first.shape
+        nchan = ishape[3] if len(ishape) == 4 else 1
+        if len(ishape) not in (3, 4) or (len(ishape) == 4 and channels == 1 and nchan != 1):
+            raise DataError(f"{files[0]}: image shape {ishape} is not 3D (or 4D with channels)")
+        return first, nchan
+    for path in files[1:]:
+        other = read_header(path)
+        if other.shape != first.shape:
+            raise DataError(
+                f"{path}: channel shape {other.shape} differs from {files[0].name}'s "
+                f"{first.shape} in case {case.name}"
+            )
+        if not _affine_close(other.affine, first.affine):
+            raise DataError(
+                f"{path}: channel spacing/affine differs from {files[0].name}'s in case "
+                f"{case.name} (spacing {list(other.spacing)} vs {list(first.spacing)})"
+            )
+    if len(first.shape) != 3:
+        raise DataError(f"{files[0]}: a per-channel image must be 3D, got shape {first.shape}")
+    return first, len(files)
 
 
 def check_case(
@@ -71,39 +81,37 @@ def check_case(
 ) -> CaseReport:
     """Checks one case; raises :class:`DataError` naming the file at the first problem.
 
-    Header: image is 3D (or 4D with ``channels`` on the last axis), label is 3D with the image's
-    spatial shape and the same affine. With ``deep``: no NaN/inf voxels, label values declared.
+    Header: image is 3D (or 4D with ``channels`` on the last axis, or one 3D file per channel
+    with equal shapes and affines), label is 3D with the image's spatial shape and the same
+    affine. With ``deep``: no NaN/inf voxels, label values declared.
     """
-    image, label = _load(case.image), _load(case.label)
-    ishape, lshape = tuple(int(s) for s in image.shape), tuple(int(s) for s in label.shape)
+    image, nchan = _image_header(case, channels)
+    label = read_header(case.label)
+    ishape, lshape = image.shape, label.shape
     spatial = ishape[:3]
-    nchan = ishape[3] if len(ishape) == 4 else 1
-    if len(ishape) not in (3, 4) or (len(ishape) == 4 and channels == 1 and nchan != 1):
-        raise DataError(f"{case.image}: image shape {ishape} is not 3D (or 4D with channels)")
+    where = case.images[0]
     if nchan != channels:
-        raise DataError(
-            f"{case.image}: {nchan} channel(s) but dataset.json 'modality' lists {channels}"
-        )
+        raise DataError(f"{where}: {nchan} channel(s) but the dataset declares {channels}")
     lspatial = lshape[:3] if len(lshape) == 4 and lshape[3] == 1 else lshape
     if lspatial != spatial:
         raise DataError(
             f"{case.label}: label shape {lshape} differs from image shape {ishape} "
-            f"({case.image.name})"
+            f"({where.name})"
         )
-    if not np.allclose(image.affine, label.affine, atol=1e-3, rtol=1e-4):
+    if not _affine_close(image.affine, label.affine):
         raise DataError(
-            f"{case.label}: label affine differs from the image's ({case.image.name}); "
-            f"image diag {np.round(np.diag(image.affine)[:3], 4).tolist()}, "
-            f"label diag {np.round(np.diag(label.affine)[:3], 4).tolist()}"
+            f"{case.label}: label affine differs from the image's ({where.name}); "
+            f"image diag {_diag(image.affine)}, label diag {_diag(label.affine)}"
         )
-    spacing = tuple(round(float(z), 4) for z in image.header.get_zooms()[:3])
+    spacing = tuple(round(float(z), 4) for z in image.spacing)
     values: tuple[int, ...] | None = None
     if deep:
-        idata = _read(image, case.image)
-        if not np.isfinite(idata).all():
-            bad = int(np.size(idata) - np.count_nonzero(np.isfinite(idata)))
-            raise DataError(f"{case.image}: {bad} NaN or infinite voxel(s)")
-        ldata = _read(label, case.label)
+        for path in case.images:
+            idata = read_voxels(path)
+            if not np.isfinite(idata).all():
+                bad = int(np.size(idata) - np.count_nonzero(np.isfinite(idata)))
+                raise DataError(f"{path}: {bad} NaN or infinite voxel(s)")
+        ldata = read_voxels(case.label)
         if not np.isfinite(ldata).all():
             raise DataError(f"{case.label}: NaN or infinite label voxel(s)")
         uniq = np.unique(ldata)

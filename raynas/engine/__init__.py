@@ -18,7 +18,6 @@ from raynas.engine.evaluate import AXIAL_DIM, EvalResult, evaluate, make_inferer
 from raynas.engine.loops import (
     EpochStats,
     NonFiniteLossError,
-    amp_enabled,
     bilevel_epoch,
     supernet_epoch,
     to_device,
@@ -46,7 +45,6 @@ __all__ = [
     "NonFiniteLossError",
     "PatchSet",
     "Precision",
-    "amp_enabled",
     "bilevel_epoch",
     "build_patch_set",
     "check_disjoint",

@@ -131,7 +131,7 @@ def evaluate(
     sw_batch_size: int = 2,
     overlap: float = 0.25,
     max_cases: int | None = None,
-    amp: bool = False,
+    amp: str | bool | Precision = "off",
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> EvalResult:
     """Sliding-window Dice of ``model`` on whole validation volumes.

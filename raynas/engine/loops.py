@@ -3,9 +3,10 @@
 Each loop runs one epoch and returns an ``EpochStats``: one pass over the loader, or exactly
 ``max_steps`` batches when given (the loader is cycled, a fresh shuffle per pass, when it holds
 fewer). Batches are dicts ``{"image": (B, C, *spatial) float, "label": (B, 1, *spatial) integer
-classes}``. Mixed precision follows :class:`raynas.engine.amp.Precision`: ``amp=True`` is bf16
-autocast on CUDA where supported, else fp16 with a ``GradScaler``, and nothing on CPU;
-``amp="bf16"`` forces bf16 autocast on any device.
+classes}``. Mixed precision follows :class:`raynas.engine.amp.Precision` (``amp``: ``"auto"``,
+``"bf16"``, ``"fp16"``, ``"off"`` or a resolved ``Precision``): fp16 steps go through the
+optimiser's ``GradScaler`` (:func:`raynas.engine.amp.grad_scaler`), which lives as long as the
+optimiser, so its loss scale carries across epochs and into checkpoints.
 
 Losses are summed on the device and read once at the end of the epoch, so a CUDA step does not
 wait for the host. A NaN or infinite loss raises ``NonFiniteLossError`` naming the step: on CPU
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from raynas.engine.amp import Precision
+from raynas.engine.amp import Precision, grad_scaler
 from raynas.engine.optim import check_disjoint
 
 __all__ = [
@@ -40,17 +40,11 @@ __all__ = [
     "supernet_epoch",
     "bilevel_epoch",
     "to_device",
-    "amp_enabled",
     "Precision",
 ]
 
 DEFAULT_GRAD_CLIP = 12.0  # nnU-Net's gradient-norm clip
 CHECK_EVERY_CUDA = 50  # steps between non-finite checks on CUDA (each is one host sync)
-
-# One GradScaler per optimiser, kept across epochs so the loss scale stays calibrated.
-_SCALERS: weakref.WeakKeyDictionary[torch.optim.Optimizer, torch.amp.GradScaler] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 @dataclass(frozen=True)
@@ -114,11 +108,6 @@ class NonFiniteLossError(RuntimeError):
             f"non-finite training loss {loss} at {where} ({phase} step); the run diverged: "
             "lower the learning rate or check the data"
         )
-
-
-def amp_enabled(amp: bool | str, device: torch.device) -> bool:
-    """Whether ``amp`` turns autocast on for ``device`` (``True`` only does on CUDA)."""
-    return Precision.resolve(device, amp).enabled
 
 
 def _plain(x: torch.Tensor) -> torch.Tensor:
@@ -197,10 +186,8 @@ def _step(
         loss = loss_fn(model(image), label)
     losses.add(loss, step)  # on CPU: checked here, before any backward pass
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    if precision.scaled:
-        scaler = _SCALERS.get(optimizer)
-        if scaler is None:
-            scaler = _SCALERS[optimizer] = torch.amp.GradScaler("cuda")
+    scaler = grad_scaler(optimizer, precision)
+    if scaler is not None:
         scaler.scale(loss).backward()
         if grad_clip is not None:
             scaler.unscale_(optimizer)
@@ -259,7 +246,7 @@ def train_epoch(
     *,
     device: torch.device,
     max_steps: int | None = None,
-    amp: bool = False,
+    amp: str | bool | Precision = "off",
     grad_clip: float | None = DEFAULT_GRAD_CLIP,
     before_step: Callable[[int], Any] | None = None,
     epoch: int | None = None,
@@ -273,7 +260,8 @@ def train_epoch(
         loss_fn: ``loss_fn(logits, label) -> scalar``, e.g. ``make_loss()``.
         device: where batches go.
         max_steps: steps this epoch (None = one pass over the loader).
-        amp: mixed precision (see :class:`~raynas.engine.amp.Precision`; True is off on CPU).
+        amp: mixed precision (see :class:`~raynas.engine.amp.Precision`; ``"auto"`` is off on
+            CPU).
         grad_clip: max gradient norm (None = no clipping).
         before_step: called with the step index before each step (e.g. to pick a supernet path).
         epoch: only used to name the epoch in ``NonFiniteLossError``.
@@ -316,7 +304,7 @@ def supernet_epoch(
     sample: Callable[[], Any],
     device: torch.device,
     max_steps: int | None = None,
-    amp: bool = False,
+    amp: str | bool | Precision = "off",
     grad_clip: float | None = DEFAULT_GRAD_CLIP,
     epoch: int | None = None,
 ) -> EpochStats:
@@ -363,7 +351,7 @@ def bilevel_epoch(
     update_arch: bool,
     device: torch.device,
     max_steps: int | None = None,
-    amp: bool = False,
+    amp: str | bool | Precision = "off",
     grad_clip: float | None = DEFAULT_GRAD_CLIP,
     epoch: int | None = None,
 ) -> EpochStats:

@@ -9,7 +9,8 @@ Choices, written down once:
 * Architecture optimiser (PC-DARTS): Adam, by default lr 6e-4, betas (0.5, 0.999), weight decay
   1e-3; it must never share a parameter with the weights optimiser (``check_disjoint``).
 * Schedules are stepped once per epoch: ``cosine`` anneals to 0 at ``epochs``, ``poly`` is
-  nnU-Net's ``(1 - epoch / epochs) ** 0.9``, ``constant`` keeps the base lr.
+  nnU-Net's ``(1 - epoch / epochs) ** 0.9``, ``constant`` keeps the base lr; an optional linear
+  warm-up of ``warmup_epochs`` comes first (the retrain stage's ``retrain.lr_warmup_epochs``).
 
 Example:
     >>> import torch
@@ -20,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -35,6 +37,7 @@ __all__ = [
     "make_optimizer",
     "make_arch_optimizer",
     "make_scheduler",
+    "warmup_factor",
     "check_disjoint",
     "current_lr",
 ]
@@ -105,16 +108,53 @@ def make_arch_optimizer(
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, *, name: str, epochs: int) -> LRScheduler:
-    """A per-epoch schedule: call ``scheduler.step()`` once after each epoch.
+def _factor(name: str, done: float) -> float:
+    """The schedule's lr factor after ``done`` (0..1) of its epochs."""
+    if name == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * done))
+    if name == "poly":
+        return max(0.0, 1.0 - done) ** POLY_EXPONENT
+    return 1.0
+
+
+def warmup_factor(epoch: int, *, name: str, epochs: int, warmup_epochs: int) -> float:
+    """The lr factor epoch ``epoch`` (from 0) trains at: ``(epoch + 1) / (warmup_epochs + 1)``
+    during the warm-up, then ``name`` over the remaining ``epochs - warmup_epochs`` epochs.
+
+    Example:
+        >>> [round(warmup_factor(e, name="cosine", epochs=6, warmup_epochs=2), 2)
+        ...  for e in range(6)]
+        [0.33, 0.67, 1.0, 0.85, 0.5, 0.15]
+    """
+    if epoch < warmup_epochs:
+        return (epoch + 1) / (warmup_epochs + 1)
+    return _factor(name, (epoch - warmup_epochs) / (epochs - warmup_epochs))
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, *, name: str, epochs: int, warmup_epochs: int = 0
+) -> LRScheduler:
+    """A per-epoch schedule: call ``scheduler.step()`` once after each epoch. With
+    ``warmup_epochs`` W > 0 the lr first rises linearly (``lr / (W + 1)``, ``2 lr / (W + 1)``,
+    ...; :func:`warmup_factor`), then follows ``name`` over the other ``epochs - W`` epochs.
 
     Raises:
-        ValueError: unknown name (lists the valid ones) or ``epochs < 1``.
+        ValueError: unknown name (lists the valid ones), ``epochs < 1`` or a warm-up that is
+            negative or not shorter than ``epochs``.
     """
     if name not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {name!r}")
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or not (
+        0 <= warmup_epochs < epochs
+    ):
+        raise ValueError(
+            f"warmup_epochs must be an integer in [0, {epochs}), got {warmup_epochs!r}"
+        )
+    if warmup_epochs:
+        return LambdaLR(optimizer, lambda e: warmup_factor(
+            e, name=name, epochs=epochs, warmup_epochs=warmup_epochs))
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=0.0)
     if name == "poly":

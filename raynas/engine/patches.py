@@ -1,19 +1,24 @@
-"""The search stages' scoring proxy: a fixed set of foreground-centred validation patches.
+"""The search stages' scoring proxy: a fixed set of validation patches, scored by patch Dice.
 
 Sliding-window Dice over whole volumes costs hundreds of window forwards per scoring; a search
 stage scores many times per epoch (C2F: every evaluated topology). :func:`build_patch_set` crops
 ``patches_per_case`` patches of the training patch size from each validation volume once per
-trial, each centred on a foreground voxel (classes taken in turn, so small classes get patches
-too), chosen by a generator seeded with ``(seed, case index)``: the same seed gives the same
-patches, so scores are comparable between topologies and epochs. :func:`evaluate_patches` runs
-the network once per patch (no blending) and aggregates Dice per class over all patches
-(``2 * sum(TP) / (sum(pred) + sum(label))``; NaN for a class absent from every patch's label;
-the headline ``dice`` is the NaN-safe mean over classes). Retraining and final evaluation keep
-sliding-window Dice (:func:`raynas.engine.evaluate`).
+trial: a share ``background_share`` of them (rounded) centred on a background voxel, so false
+positives away from the organs cost score, the rest each centred on a foreground voxel (classes
+taken in turn, so small classes get patches too). Centres are drawn by a generator seeded with
+``(seed, case index)``: the same seed gives the same patches, so scores are comparable between
+topologies and epochs. :func:`evaluate_patches` runs the network once per patch (no blending)
+and aggregates Dice per class over all patches (``2 * sum(TP) / (sum(pred) + sum(label))``).
+A class absent from every patch's label is scored as MONAI's ``DiceMetric(ignore_empty=False)``
+scores an empty ground truth: 1.0 when it is predicted nowhere, 0.0 when it is predicted
+anywhere (a false positive); ``ignore_empty=True`` gives NaN instead (left out of the mean, as
+before). The headline ``dice`` is the NaN-safe mean over classes. Retraining and final
+evaluation keep sliding-window Dice (:func:`raynas.engine.evaluate`).
 
 Example:
     >>> patches = build_patch_set(bundle.val, roi_size=(32, 32, 16), spatial_dims=3,
-    ...                           num_classes=3, patches_per_case=4, seed=0)
+    ...                           num_classes=3, patches_per_case=4, background_share=0.25,
+    ...                           seed=0)
     >>> evaluate_patches(net, patches, num_classes=3, device=torch.device("cpu")).dice
 """
 
@@ -22,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -39,12 +44,14 @@ __all__ = ["PatchSet", "build_patch_set", "evaluate_patches"]
 @dataclass(frozen=True)
 class PatchSet:
     """Validation patches held in memory (CPU): ``images`` (N, C, *roi) float32, ``labels``
-    (N, 1, *roi) uint8, ``centres`` the (case, x, y, z) of each patch, ``cases`` volumes used."""
+    (N, 1, *roi) uint8, ``centres`` the (case, x, y, z) of each patch, ``cases`` volumes used,
+    ``background`` whether each patch was centred on background."""
 
     images: torch.Tensor
     labels: torch.Tensor
     centres: list[tuple[int, int, int, int]]
     cases: int
+    background: list[bool] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -77,9 +84,11 @@ def build_patch_set(
     spatial_dims: int,
     num_classes: int,
     patches_per_case: int = 8,
+    background_share: float = 0.0,
     seed: int = 0,
 ) -> PatchSet:
-    """Crops ``patches_per_case`` foreground-centred patches from each validation volume.
+    """Crops ``patches_per_case`` patches from each validation volume, a share of them centred
+    on background and the rest on foreground.
 
     Args:
         val_loader: yields whole volumes ``{"image": (1, C, X, Y, Z), "label": (1, 1, X, Y, Z)}``.
@@ -90,6 +99,10 @@ def build_patch_set(
             of foreground class ``1 + k % (num_classes - 1)`` (the next present class if that
             one is absent; a random voxel if the case has no foreground).
         patches_per_case: patches per volume (>= 1).
+        background_share: in [0, 1): ``patches_per_case * background_share`` patches of each
+            case (rounded half up, leaving at least one foreground patch; its last ones) are
+            centred on a random background voxel (a random voxel if the case has none); the
+            others follow the foreground rule above.
         seed: with the case index, seeds the choice of centres.
 
     Raises:
@@ -99,8 +112,12 @@ def build_patch_set(
         raise ValueError(f"patches_per_case must be >= 1, got {patches_per_case!r}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if isinstance(background_share, bool) or not 0 <= background_share < 1:
+        raise ValueError(f"background_share must be in [0, 1), got {background_share!r}")
     crop = _crop3d(roi_size, spatial_dims)
-    images, labels, centres = [], [], []
+    # at least one foreground patch per case; the background count is rounded half up
+    n_fg = max(1, patches_per_case - math.floor(patches_per_case * background_share + 0.5))
+    images, labels, centres, background = [], [], [], []
     cases = 0
     for case, batch in enumerate(val_loader):
         image, label = to_device(batch, torch.device("cpu"))
@@ -112,8 +129,11 @@ def build_patch_set(
         by_class = {c: (label[0] == c).nonzero() for c in range(1, num_classes)}
         present = [c for c in range(1, num_classes) if len(by_class[c])]
         shape = label.shape[1:]
+        back = (label[0] == 0).nonzero() if n_fg < patches_per_case else None
         for k in range(patches_per_case):
-            if present:
+            if k >= n_fg and back is not None and len(back):
+                centre = back[int(torch.randint(len(back), (1,), generator=gen))].tolist()
+            elif present and k < n_fg:
                 want = 1 + k % (num_classes - 1)
                 cls = want if want in present else present[k % len(present)]
                 voxels = by_class[cls]
@@ -128,6 +148,7 @@ def build_patch_set(
             images.append(image[(slice(None), *window)].clone())
             labels.append(label[(slice(None), *window)].clone())
             centres.append((case, *(int(c) - lo for c, lo in zip(centre, lows, strict=True))))
+            background.append(k >= n_fg)
         cases += 1
     if cases == 0:
         raise ValueError("the validation loader yielded no volumes")
@@ -136,7 +157,15 @@ def build_patch_set(
     if spatial_dims == 2:  # (N, C, X, Y, 1) -> axial slices (N, C, X, Y)
         stacked_images = stacked_images.squeeze(2 + AXIAL_DIM)
         stacked_labels = stacked_labels.squeeze(2 + AXIAL_DIM)
-    return PatchSet(stacked_images, stacked_labels, centres, cases)
+    return PatchSet(stacked_images, stacked_labels, centres, cases, background)
+
+
+def _empty_truth(predicted: float, ignore_empty: bool) -> float:
+    """Dice of a class with no voxel in the ground truth, as MONAI's ``DiceMetric`` scores it:
+    NaN (left out) with ``ignore_empty``, else 1.0 for no prediction and 0.0 for any."""
+    if ignore_empty:
+        return math.nan
+    return 1.0 if predicted == 0 else 0.0
 
 
 @torch.no_grad()
@@ -147,13 +176,16 @@ def evaluate_patches(
     num_classes: int,
     device: torch.device,
     batch_size: int = 4,
-    amp: bool | str = False,
+    amp: str | bool | Precision = "off",
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ignore_empty: bool = False,
 ) -> EvalResult:
     """Patch-level Dice of ``model`` on ``patches``, aggregated per class over all patches.
 
     The sums stay on ``device`` until the end (one host sync per scoring). With ``loss_fn``
     (logits, integer labels; a batch mean) the result's ``loss`` is its mean over the patches.
+    A class absent from every patch's label scores 1.0 if predicted nowhere, else 0.0 (MONAI's
+    ``ignore_empty=False``); with ``ignore_empty`` it is NaN and left out of ``dice``.
 
     Raises:
         ValueError: ``num_classes`` < 2 or ``batch_size`` < 1.
@@ -191,7 +223,7 @@ def evaluate_patches(
         model.train(was_training)
     inter_c, pred_c, label_c = (v.cpu().tolist() for v in (inter, pred_sum, label_sum))
     per_class = [
-        2.0 * i / (p + t) if t > 0 else math.nan
+        2.0 * i / (p + t) if t > 0 else _empty_truth(p, ignore_empty)
         for i, p, t in zip(inter_c, pred_c, label_c, strict=True)
     ]
     kept = [v for v in per_class if not math.isnan(v)]

@@ -41,13 +41,14 @@ __all__ = [
     "find_random_states",
     "reseed",
     "resolve_device",
+    "set_cudnn_mode",
     "DEVICE_NAMES",
 ]
 
 DEVICE_NAMES = ("auto", "cpu", "cuda")
 
 
-def seed_everything(seed: int, *, deterministic: bool = False) -> int:
+def seed_everything(seed: int, *, deterministic: bool | None = None) -> int:
     """Seeds Python's ``random``, NumPy and torch (CPU and every CUDA device).
 
     ``torch.use_deterministic_algorithms`` is deliberately not touched: some 3D ops have no
@@ -55,9 +56,10 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
 
     Args:
         seed: a non-negative integer.
-        deterministic: also set ``cudnn.deterministic = True`` and ``cudnn.benchmark = False``
-            (slower convolutions on CUDA, bit-identical reruns). When False the cuDNN flags are
-            left as they are.
+        deterministic: the cuDNN mode (:func:`set_cudnn_mode`): True = deterministic kernels and
+            no autotuning (bit-identical reruns and resumes, slower convolutions), False =
+            autotuned kernels (``cudnn.benchmark``; reruns may differ). None leaves the flags
+            as they are.
 
     Returns:
         The seed, for logging.
@@ -71,10 +73,23 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> int:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
-    if deterministic:
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
+    if deterministic is not None:
+        set_cudnn_mode(deterministic=deterministic)
     return seed
+
+
+def set_cudnn_mode(*, deterministic: bool) -> str:
+    """Sets ``cudnn.deterministic = deterministic`` and ``cudnn.benchmark = not deterministic``
+    and says which mode is on (for the log).
+
+    Autotuning (``benchmark``) picks the fastest kernel per convolution shape by timing several,
+    and may pick another one in another process: a resumed run would then not continue exactly,
+    so it is on only where determinism is off.
+    """
+    torch.backends.cudnn.deterministic = bool(deterministic)
+    torch.backends.cudnn.benchmark = not deterministic
+    return ("cuDNN deterministic (benchmark off)" if deterministic
+            else "cuDNN autotuned (benchmark on; reruns may differ)")
 
 
 def derive_seed(seed: int, key: str) -> int:

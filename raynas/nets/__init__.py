@@ -13,7 +13,6 @@ from raynas.nets.architecture import (
     build_network,
     load_architecture,
     named_architecture,
-    named_models,
     register_architecture,
     register_named_model,
 )
@@ -73,7 +72,6 @@ __all__ = [
     "make_op",
     "model_cost",
     "named_architecture",
-    "named_models",
     "op_names",
     "parse_topology",
     "register_architecture",

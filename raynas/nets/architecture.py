@@ -39,7 +39,6 @@ __all__ = [
     "architecture_spaces",
     "register_named_model",
     "named_architecture",
-    "named_models",
 ]
 
 SCHEMA_VERSION = 1
@@ -163,10 +162,6 @@ def register_named_model(name: str, factory: Callable[..., Architecture]) -> Non
     """Registers a model name (``unet``) -> ``factory(*, spatial_dims, in_channels,
     out_channels, width=None) -> Architecture``, for ``raynas summary NAME`` and baselines."""
     _NAMED.register(name, factory)
-
-
-def named_models() -> list[str]:
-    return _NAMED.list()
 
 
 def named_architecture(

@@ -154,8 +154,9 @@ def score_network(
     spec = TrialSpec(
         stage="retrain",
         space=arch.space,
-        dataset=dataset.info.name,
+        dataset=dataset.ref,
         data_root=None if dataset.info.synthetic else str(dataset.root),
+        plan=dataset.plan_file,
         seed=preset.seed,
         preset=preset.model_dump(mode="json"),
     )

@@ -54,13 +54,16 @@ def make_fingerprint(parts: dict[str, Any]) -> dict[str, Any]:
 def _case_files(case: Any, root: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"name": case.name}
     for what in ("image", "label"):
-        path = Path(getattr(case, what))
-        try:
-            rel = str(path.relative_to(root))
-        except ValueError:
-            rel = str(path)
-        out[what] = rel
-        out[f"{what}_bytes"] = path.stat().st_size if path.is_file() else None
+        value = getattr(case, what)
+        rels, sizes = [], []
+        for path in map(Path, value if isinstance(value, tuple) else (value,)):  # per channel
+            try:
+                rels.append(str(path.relative_to(root)))
+            except ValueError:
+                rels.append(str(path))
+            sizes.append(path.stat().st_size if path.is_file() else None)
+        out[what] = rels[0] if len(rels) == 1 else rels
+        out[f"{what}_bytes"] = sizes[0] if len(sizes) == 1 else sizes
     return out
 
 

@@ -15,21 +15,48 @@ Layout (``<storage>/<experiment>/<space>_<dataset>_s<seed>/``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["SearchFolder", "slug"]
+__all__ = ["SearchFolder", "atomic_write", "slug"]
 
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80] or "x"
+
+
+def atomic_write(path: Path, data: str | bytes | Callable[[Path], Any]) -> Path:
+    """Writes ``path`` whole or not at all: into ``.tmp-<name>`` beside it, then renamed over
+    it. On any failure (a full disk: ``OSError``) the temporary file is removed and the error
+    raised; the file at ``path``, if any, is left as it was.
+
+    Args:
+        data: The text or bytes, or a function that writes the file it is given.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    try:
+        if callable(data):
+            data(tmp)
+        elif isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 class SearchFolder:
@@ -60,9 +87,7 @@ class SearchFolder:
         now = time.time()  # when this search was created / last written (``--resume`` order)
         self.state.setdefault("created", now)
         self.state["updated"] = now
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True))
-        tmp.replace(self.state_file)
+        atomic_write(self.state_file, json.dumps(self.state, indent=1, sort_keys=True))
 
     def stage_done(self, stage: str) -> bool:
         return stage in self.state.get("done", [])
@@ -94,18 +119,21 @@ class SearchFolder:
         self.save_state()
 
     def write_table(self, stage: str, rows: list[dict[str, Any]]) -> Path:
-        path = self.root / f"{stage}.csv"
-        pd.DataFrame(rows).to_csv(path, index=False)
-        return path
+        frame = pd.DataFrame(rows)
+        return atomic_write(self.root / f"{stage}.csv", lambda tmp: frame.to_csv(tmp, index=False))
 
     def write_architecture(self, name: str, arch_json: str) -> Path:
         """Writes ``architectures/<name>.json`` and its picture ``architectures/<name>.png``."""
-        path = self.root / "architectures" / f"{slug(name)}.json"
-        path.write_text(arch_json)
+        path = atomic_write(self.root / "architectures" / f"{slug(name)}.json", arch_json)
         from raynas.nets.drawing import save_architecture_png
 
         try:
-            save_architecture_png(arch_json, path.with_suffix(".png"), name=name)
+            atomic_write(
+                path.with_suffix(".png"),
+                lambda tmp: save_architecture_png(arch_json, tmp, name=name),
+            )
+        except OSError:  # a full disk is the run's error, not a missing picture
+            raise
         except Exception as exc:  # noqa: BLE001 - a picture must never stop a run
             logging.getLogger("raynas.search").warning("%s: no picture (%s)", path, exc)
         return path

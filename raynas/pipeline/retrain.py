@@ -156,8 +156,10 @@ def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, k
     )
     from raynas.pipeline.results import rank_records
     from raynas.tracking import find_trial_run, finish_run, log_metrics, set_tags
+    from raynas.tracking.frontier import learned_tags
     from raynas.tracking.names import point_label
     from raynas.tracking.notes import log_network_summary
+    from raynas.tracking.pareto import learned
 
     ranked = rank_records(records)  # by validation Dice: the test cases choose nothing
     if not ranked:
@@ -174,7 +176,11 @@ def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, k
     target, parent = setup.target, setup.parent_run_id
     summary = {"best_dice": best.best_dice, "params": params, **scores}
     log_metrics(target, parent, summary, step=0)
-    set_tags(target, parent, {"model_path": str(path) if path else "", "trial": best.trial})
+    learnt = learned_tags(learned(best.best_dice))  # "did not learn": Dice 0.00 every epoch
+    set_tags(target, parent, {"model_path": str(path) if path else "", "trial": best.trial,
+                              **learnt})  # fmt: skip
+    if run_id:
+        set_tags(target, run_id, learnt)
     uri = None
     if path is not None:
         figures = {**scores, "params": float(params)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from raynas.pipeline.faults import trial_fault
 from raynas.pipeline.setup import SearchSetup
 
 __all__ = ["run_tracked_stage", "stage_time_split"]
@@ -94,6 +95,8 @@ def run_tracked_stage(
     )
     logger.info("%s stage: %d candidates", stage, len(candidates))
     records = run_stage(request)
+    if (fault := trial_fault(records, setup.folder.root)) is not None:  # a full disk: no result
+        raise fault
     setup.folder.write_table(stage, _rows(records, labels))
     from raynas.stages.timing import format_split
 

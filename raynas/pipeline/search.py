@@ -8,10 +8,11 @@ import logging
 from typing import Any
 
 from raynas.interrupts import InterruptGuard, active_guard
+from raynas.pipeline.faults import run_fault, stop_on_fault
 from raynas.pipeline.outputs import slug
 from raynas.pipeline.results import SearchResult, rank_records
 from raynas.pipeline.running import run_tracked_stage, stage_time_split
-from raynas.pipeline.setup import SearchOptions, SearchSetup, prepare_search
+from raynas.pipeline.setup import SearchOptions, SearchSetup, prepare_search, storage_root
 
 __all__ = ["SearchOptions", "SearchResult", "run_search", "rank_records"]
 
@@ -75,6 +76,11 @@ def run_search(options: SearchOptions) -> SearchResult:
             return _search(options)
         except KeyboardInterrupt:  # SignalReceived, or Ray's own after a signal
             raise guard.interrupted() from None
+        except Exception as exc:  # a full disk or a vanished store: one line (exit 1)
+            fault = run_fault(exc, storage_root(options))
+            if fault is not None and fault is not exc:
+                raise fault from None
+            raise
 
 
 def _mark_interrupted(setup: SearchSetup, signum: int) -> None:
@@ -155,6 +161,10 @@ def _search(options: SearchOptions) -> SearchResult:
         _mark_interrupted(setup, (guard.signum if guard else None) or 2)
         setup.close(failed=False)
         raise
-    except BaseException:
+    except BaseException as exc:
+        fault = run_fault(exc, setup.folder.root)
+        if fault is not None:  # the stage marked interrupted, its runs KILLED, Ray stopped
+            stop_on_fault(setup, fault)
+            raise fault from None
         setup.close(failed=True)
         raise

@@ -5,6 +5,7 @@ steps and :func:`open_run` are shared with :mod:`raynas.pipeline.retrain`."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -91,9 +92,10 @@ class SearchSetup:
         return {
             "stage": stage,
             "space": self.space_ref,
-            "dataset": info.name,
+            "dataset": self.dataset.ref,  # a built-in name, or a user's folder / datalist path
             # Synthetic data is regenerated (deterministically) on each worker.
             "data_root": None if info.synthetic else str(self.dataset.root),
+            "plan": self.dataset.plan_file,  # a user dataset's plan (raynas.data.plan)
             "seed": self.seed,
             "preset": self.preset.model_dump(mode="json"),
             "device": "auto" if self.gpus_per_trial > 0 else "cpu",
@@ -215,6 +217,23 @@ def _check_resume_fingerprint(folder: SearchFolder, fingerprint: dict[str, Any])
         )
 
 
+def _check_parent_run(target: Any, folder: SearchFolder) -> None:
+    """On ``--resume``: the parent run recorded in ``state.json`` is in the store (a store that
+    was deleted and recreated, or another ``--tracking-uri``, does not hold it)."""
+    from mlflow.exceptions import MlflowException
+
+    from raynas.tracking import client_for
+
+    parent = folder.state["parent_run_id"]
+    try:
+        client_for(target).get_run(parent)
+    except MlflowException:
+        raise UserError(
+            f"--resume: the MLflow store {target.uri} has no run {parent} (the parent run of "
+            f"{folder.root}): put back the store this search used, or give its --tracking-uri"
+        ) from None
+
+
 def _resources(setup: SearchSetup, options: RunOptions) -> None:
     runtime = setup.runtime
     cpus = options.cpus_per_trial
@@ -259,7 +278,11 @@ def _check_address(address: str | None, timeout: float = 5.0) -> None:
     if not host or not port.isdigit():
         raise UserError(f"--address {address}: expected ray://HOST:PORT (e.g. ray://head:10001)")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            if sock.getsockname() == sock.getpeername():
+                # a connect to a free local port of the ephemeral range can meet itself (TCP
+                # simultaneous open): nothing listens there
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UserError(
@@ -306,22 +329,48 @@ def load_run_preset(options: RunOptions, extra_overrides: list[str] | None = Non
 
 def open_run_dataset(options: RunOptions, preset: Any, *, validate: str = "full") -> Any:
     """Opens (and by default fully validates) ``--dataset`` / ``--data-root``."""
-    from raynas.data import get_dataset_info, open_dataset
+    from raynas.data import DATASETS, get_dataset_info, open_dataset
+    from raynas.data.layouts import is_path_ref
 
-    info = get_dataset_info(options.dataset)
-    if not info.synthetic and options.data_root is None:
-        raise UserError(f"--data-root: required for {info.name} (the {info.task_folder} folder)")
+    ref, plan_cache = options.dataset, None
+    workdir = getattr(options, "workdir", None) or Path.cwd()  # evaluate's options have none
     data_root = options.data_root
     if data_root is not None:  # absolute: Ray workers run in other working directories
-        data_root = Path(options.workdir, Path(data_root).expanduser())
-    return open_dataset(
-        info.name,
+        data_root = Path(workdir, Path(data_root).expanduser())
+    if ref not in DATASETS and is_path_ref(ref):  # a user's folder or datalist: planned
+        ref = str(Path(workdir, Path(ref).expanduser()))
+        plan_cache = plan_cache_dir(options)
+    else:
+        info = get_dataset_info(ref)
+        if not info.synthetic and options.data_root is None:
+            raise UserError(
+                f"--data-root: required for {info.name} (the {info.task_folder} folder)"
+            )
+        ref = info.name
+    ds = open_dataset(
+        ref,
         data_root,
         seed=preset.seed,
         synthetic_cases=preset.data.synthetic_cases,
         limit_cases=preset.data.cases,
         validate=validate,  # shapes, affines, labels, NaN: every case, before any trial starts
+        plan_cache=plan_cache,
+        # a run command writes the plan once every option has passed (see open_run)
+        write_plan=not hasattr(options, "storage_path"),
     )
+    if ds.plan_file:
+        logger.info("dataset plan: %s", ds.plan_file)
+    return ds
+
+
+def plan_cache_dir(options: Any) -> Path:
+    """Where a user dataset's plan is cached: beside the preprocess cache (``<storage>/cache``)
+    for the run commands, the raynas cache (``$RAYNAS_CACHE_DIR/plans``) for the others."""
+    if hasattr(options, "storage_path"):
+        return storage_root(options) / "cache"
+    from raynas.data.synthetic import cache_root
+
+    return cache_root() / "plans"
 
 
 def resolve_run_target(options: RunOptions) -> Any:
@@ -350,8 +399,16 @@ def _validate(options: SearchOptions) -> tuple[Any, Any, str, Any, Any]:
     return preset, space, space_ref, dataset, target
 
 
+class _RunLog(logging.FileHandler):
+    """``search.log``: a line that cannot be written (a full disk) is dropped, not printed on
+    stderr as logging's own traceback; the run's error says what failed."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        return
+
+
 def _log_to_file(folder: SearchFolder) -> logging.Handler:
-    handler = logging.FileHandler(folder.root / "search.log")
+    handler = _RunLog(folder.root / "search.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("raynas")
     root.setLevel(logging.INFO)
@@ -427,25 +484,41 @@ def open_run(
     ``preprocessed``: the verified preprocess cache folder, built here when not given.
     """
     from raynas.pipeline.split import log_split, run_split, write_split
-    from raynas.tracking import ensure_experiment, run_tags, start_parent_run
-    from raynas.tune import init_ray, preflight_on_worker
+    from raynas.tracking import ensure_experiment, prepare_store, run_tags, start_parent_run
+    from raynas.tune import init_ray, preflight_on_worker, shutdown_ray
 
     split = run_split(dataset, preset)  # DataError (exit 2) before any folder or Ray
     experiment = options.experiment or preset.tracking.experiment
     check_storage(storage_root(options))
     folder = _folder(options, experiment, name)
-    if getattr(options, "resume", False):
+    resume = getattr(options, "resume", False)
+    if resume:
         from raynas.tune.guard import verify_search
 
         verify_search(folder.ray_dir)  # Ray's pickles, before anything could load them
     if fingerprint is not None:
         _check_resume_fingerprint(folder, fingerprint)
-    folder.create()
-    if fingerprint is not None and folder.state.get("fingerprint") != fingerprint:
-        folder.state["fingerprint"] = fingerprint
-        folder.save_state()
-    write_split(folder.root, split)
+    # a cluster given by --address is joined before anything is written (a wrong address
+    # leaves no store and no output folder); a local Ray starts below, once the output folder
+    # logs it
+    runtime = init_ray(options.address) if options.address else None
+    try:
+        # the store created (once, under its lock) or refused before the local Ray starts; a
+        # resumed search's parent run must be in it
+        target = prepare_store(target, create=not resume)
+        if resume and folder.state.get("parent_run_id"):
+            _check_parent_run(target, folder)
+        folder.create()
+        if fingerprint is not None and folder.state.get("fingerprint") != fingerprint:
+            folder.state["fingerprint"] = fingerprint
+            folder.save_state()
+        write_split(folder.root, split)
+    except BaseException:
+        if runtime is not None:
+            shutdown_ray(runtime)
+        raise
     setup = SearchSetup(
+        runtime=runtime,
         options=options,
         preset=preset,
         space=space,
@@ -460,13 +533,16 @@ def open_run(
     setup.log_handler = _log_to_file(folder)
     try:
         logger.info("output folder: %s", folder.root)
+        from raynas.data.plan import save_plan
+
+        save_plan(dataset)  # a user dataset's plan.json, beside the preprocess cache
         # before any trial starts, so every trial reads it instead of re-resampling the dataset
         if preprocessed is None:
             preprocessed = preprocess_cache(options, preset, dataset)
         else:
             logger.info("preprocessed cases: %s (verified)", preprocessed)
         setup.preprocessed = str(preprocessed)
-        setup.runtime = init_ray(options.address)
+        setup.runtime = runtime or init_ray(options.address)
         _resources(setup, options)
         data_root = None if dataset.info.synthetic else dataset.root
         preflight_on_worker(

@@ -244,7 +244,7 @@ def _cell_count(nodes: int, keep_edges: int, n_ops: int) -> int:
 class ThriftySpace(SearchSpace):
     """The Thrifty space of a ``type: thrifty`` YAML.
 
-    Example:
+    Examples:
         >>> from raynas.spaces import load_space
         >>> space = load_space("thrifty")
         >>> [c.key for c in space.coarse_candidates()]

@@ -5,7 +5,15 @@ checkpoints its :meth:`StageProgram.state_dict` when :meth:`StageProgram.wants_c
 so (every ``checkpoint_every`` epochs, at ASHA's rungs and at the end). State dicts hold only
 tensors and plain containers, so they load with ``torch.load(..., weights_only=True)``; they
 include every RNG the program draws from (Python, NumPy, torch CPU/CUDA, the loaders' generators,
-MONAI transforms), so a program restored from epoch k continues exactly as if it had never stopped.
+MONAI transforms) and, under fp16, the ``GradScaler`` state of every optimiser, so a program
+restored from epoch k continues exactly as if it had never stopped (on CPU bit for bit; on CUDA
+with the preset's ``deterministic: true``, which turns cuDNN autotuning off, up to the kernels
+that have no deterministic version: ``benchmarks/resume_check.py`` measures it).
+
+Precision and cuDNN mode are decided once per trial from the preset and the trial's device
+(:class:`raynas.engine.amp.Precision`, :func:`raynas.engine.seeding.set_cudnn_mode`); a trial's
+first epoch carries them as ``precision`` (e.g. ``"cuda: bf16 autocast; cuDNN
+deterministic (benchmark off)"``), and they are logged.
 
 Each trial is seeded with its own seed, derived from the search seed and its trial key
 (:attr:`TrialSpec.trial_seed`); the data split still comes from the search seed, so every trial
@@ -19,6 +27,7 @@ checkpoint), ``time_other_s`` and ``time_epoch_s``, and the trial's running tota
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from abc import ABC, abstractmethod
@@ -30,6 +39,8 @@ from raynas.stages.context import TrialData, TrialSpec, build_trial_data, stage_
 from raynas.stages.timing import EpochClock, asha_milestones
 
 __all__ = ["StageProgram"]
+
+logger = logging.getLogger("raynas.trial")
 
 
 class StageProgram(ABC):
@@ -43,8 +54,8 @@ class StageProgram(ABC):
     retrain_data = False
 
     def __init__(self, spec: TrialSpec, *, spatial_dims: int) -> None:
-        from raynas.engine import make_loss, resolve_device, seed_everything
-        from raynas.engine.seeding import reseed
+        from raynas.engine import Precision, make_loss, resolve_device, seed_everything
+        from raynas.engine.seeding import reseed, set_cudnn_mode
 
         self.spec = spec
         self.preset, self.section = stage_section(spec)
@@ -52,7 +63,8 @@ class StageProgram(ABC):
         seed_everything(self.seed)
         self.device = resolve_device(spec.device)
         self.data: TrialData = build_trial_data(
-            spec, spatial_dims=spatial_dims, retrain=self.retrain_data
+            spec, spatial_dims=spatial_dims, retrain=self.retrain_data,
+            pin_memory=self.device.type == "cuda",
         )
         # the loaders were seeded with the search seed (split, shuffles, crops): this trial's own
         reseed(self.seed, **self._rng_sources())
@@ -64,9 +76,12 @@ class StageProgram(ABC):
         self.optimizer: torch.optim.Optimizer
         self.scheduler: Any = None
         self.clock = EpochClock()
-        self.amp = bool(getattr(self.preset, "amp", True)) and self.device.type == "cuda"
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        self.precision = Precision.resolve(self.device, self.preset.amp)
+        self.amp = self.precision  # what the engine's ``amp=`` takes
+        cudnn = set_cudnn_mode(deterministic=self.preset.deterministic)
+        self.setup = f"{self.device}: {self.precision.describe()}; {cudnn}"
+        logger.info("%s trial %s: %s (amp: %s)", spec.stage, spec.trial_key, self.setup,
+                    self.preset.amp)
         self._patches: Any = None  # the cached validation patches of the scoring proxy
         asha = getattr(self.section, "asha", None)
         self.milestones = (
@@ -124,6 +139,7 @@ class StageProgram(ABC):
                     spatial_dims=self.data.spatial_dims,
                     num_classes=self.num_classes,
                     patches_per_case=int(getattr(self.section, "patches_per_case", 8)),
+                    background_share=float(getattr(self.section, "background_share", 0.0)),
                     seed=self.spec.seed,
                 )
         return self._patches
@@ -174,6 +190,8 @@ class StageProgram(ABC):
         self.epoch += 1
         self.best_dice = max(self.best_dice, float(metrics["dice"]))
         metrics.update(epoch=self.epoch, best_dice=self.best_dice)
+        if self.epoch == 1:  # a trial's first report says what it runs on
+            metrics["precision"] = self.setup
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         metrics.update(self.clock.finish(time.perf_counter() - start))
@@ -207,6 +225,42 @@ class StageProgram(ABC):
         states = find_random_states(*(loader.dataset for loader in loaders))
         return {"generators": generators, "random_states": states}
 
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The program's optimisers by name (``weights``, and ``arch`` where there is one)."""
+        found = {"weights": self.optimizer}
+        arch = getattr(self, "arch_optimizer", None)
+        if arch is not None:
+            found["arch"] = arch
+        return found
+
+    def scaler_state(self) -> dict[str, Any]:
+        """The ``GradScaler`` state of each optimiser (empty unless the precision scales)."""
+        from raynas.engine.amp import grad_scaler
+
+        states = {}
+        for name, optimizer in self._optimizers().items():
+            scaler = grad_scaler(optimizer, self.precision)
+            if scaler is not None:
+                states[name] = scaler.state_dict()
+        return states
+
+    def load_scaler_state(self, states: dict[str, Any], saved_precision: str | None) -> None:
+        """Restores :meth:`scaler_state`. A checkpoint written under another precision (e.g. a
+        search resumed on another GPU type) cannot continue exactly: its scalers are not
+        applied, and the log says so."""
+        from raynas.engine.amp import grad_scaler
+
+        ours = self.precision.describe()
+        if saved_precision is not None and saved_precision != ours:
+            logger.warning("%s trial %s: checkpoint written with %s, resumed with %s: the run "
+                           "does not continue exactly", self.spec.stage, self.spec.trial_key,
+                           saved_precision, ours)
+            return
+        for name, optimizer in self._optimizers().items():
+            scaler = grad_scaler(optimizer, self.precision)
+            if scaler is not None and name in states:
+                scaler.load_state_dict(states[name])
+
     def extra_state(self) -> dict[str, Any]:
         return {}
 
@@ -225,6 +279,8 @@ class StageProgram(ABC):
             "rng": rng_state(**self._rng_sources()),
             "extra": self.extra_state(),
             "timing": self.clock.state_dict(),
+            "precision": self.precision.describe(),
+            "scalers": self.scaler_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -243,6 +299,8 @@ class StageProgram(ABC):
             set_rng_state(rng, **self._rng_sources())
         self.load_extra_state(state["extra"])
         self.clock.load_state_dict(state.get("timing", {}))
+        # a checkpoint from before the scalers were saved starts them afresh
+        self.load_scaler_state(state.get("scalers", {}), state.get("precision"))
 
     def artifacts(self) -> dict[str, str]:
         """Text files saved beside the state in each checkpoint (e.g. ``architecture.json``)."""

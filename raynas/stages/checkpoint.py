@@ -1,4 +1,8 @@
-"""Writing a program's checkpoint folder: ``state.pt``, its artifacts and ``metrics.json``.
+"""A program's checkpoint folder: ``state.pt``, its artifacts and ``metrics.json``.
+
+``state.pt`` holds the program's :meth:`~raynas.stages.StageProgram.state_dict`: weights,
+optimisers, scheduler, every RNG, the precision it ran with and its ``GradScaler`` states
+(``scalers``, fp16 only). :func:`read_state` loads it back with ``weights_only=True``.
 
 Ray-free, so the trainable (:mod:`raynas.tune.trainables`) and the benchmarks write the same
 files. :func:`write_checkpoint` times itself and books the seconds into the epoch's metrics
@@ -14,7 +18,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["STATE_FILE", "write_checkpoint"]
+__all__ = ["STATE_FILE", "read_state", "write_checkpoint"]
 
 STATE_FILE = "state.pt"
 
@@ -34,3 +38,16 @@ def write_checkpoint(
     program.note_checkpoint(metrics, seconds)
     (folder / "metrics.json").write_text(json.dumps(metrics, default=str))
     return seconds
+
+
+def read_state(folder: Path | str) -> dict[str, Any]:
+    """The program state saved in ``folder`` by :func:`write_checkpoint` (tensors and plain
+    containers only: loaded with ``weights_only=True``, onto the CPU).
+
+    Raises:
+        FileNotFoundError: ``folder`` holds no ``state.pt``.
+    """
+    path = Path(folder) / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint state here")
+    return torch.load(path, map_location="cpu", weights_only=True)

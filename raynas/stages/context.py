@@ -32,6 +32,8 @@ class TrialSpec:
     device: str = "auto"
     # the search's shared preprocessed cache (raynas.data.preprocess), None = read the NIfTI files
     preprocessed: str | None = None
+    # a user dataset's plan.json (raynas.data.plan): its spacing, patches and normalisation
+    plan: str | None = None
 
     @property
     def trial_key(self) -> str:
@@ -70,9 +72,12 @@ def stage_section(spec: TrialSpec) -> Any:
     return preset, getattr(preset, spec.stage)
 
 
-def build_trial_data(spec: TrialSpec, *, spatial_dims: int, retrain: bool = False) -> TrialData:
-    """Opens the dataset and builds loaders for a ``spatial_dims``-D network; the held-out
-    test cases' loader only with ``retrain`` (a search stage never loads their volumes)."""
+def build_trial_data(
+    spec: TrialSpec, *, spatial_dims: int, retrain: bool = False, pin_memory: bool = False
+) -> TrialData:
+    """Opens the dataset and builds loaders for a ``spatial_dims``-D network (``pin_memory``:
+    for a trial that trains on CUDA); the held-out test cases' loader only with ``retrain`` (a
+    search stage never loads their volumes)."""
     from raynas.data import build_loaders, open_dataset
 
     preset, _ = stage_section(spec)
@@ -82,6 +87,7 @@ def build_trial_data(spec: TrialSpec, *, spatial_dims: int, retrain: bool = Fals
         seed=spec.seed,
         synthetic_cases=preset.data.synthetic_cases,
         limit_cases=preset.data.cases,
+        plan=spec.plan,
     )
     info = ds.info
     patch = preset.data.retrain_patch_size if retrain else preset.data.patch_size
@@ -106,5 +112,6 @@ def build_trial_data(spec: TrialSpec, *, spatial_dims: int, retrain: bool = Fals
         check=False,  # the driver validated the dataset before the search started
         preprocessed=spec.preprocessed,
         with_test=retrain,  # only the retrain stage (and evaluate) scores the test cases
+        pin_memory=pin_memory,
     )
     return TrialData(dataset=ds, bundle=bundle, spatial_dims=spatial_dims, roi_size=roi)

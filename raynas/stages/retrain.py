@@ -20,7 +20,7 @@ from typing import Any
 from raynas.stages.base import StageProgram
 from raynas.stages.context import TrialSpec
 
-__all__ = ["RetrainProgram", "class_keys", "split_metrics"]
+__all__ = ["RetrainProgram", "class_keys", "split_metrics", "warmup_epochs"]
 
 
 def class_keys(labels: Mapping[Any, str], num_classes: int) -> list[str]:
@@ -37,6 +37,17 @@ def class_keys(labels: Mapping[Any, str], num_classes: int) -> list[str]:
         key = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") or f"class_{i}"
         keys.append(key if key not in keys else f"{key}_{i}")
     return keys
+
+
+def warmup_epochs(lr_warmup_epochs: int, epochs: int) -> int:
+    """The retrain's lr warm-up (``retrain.lr_warmup_epochs``), capped at ``epochs - 1`` so a
+    short retrain (``--epochs 2``) still reaches its full learning rate.
+
+    Example:
+        >>> warmup_epochs(5, 40), warmup_epochs(5, 2), warmup_epochs(5, 1)
+        (5, 1, 0)
+    """
+    return max(0, min(int(lr_warmup_epochs), int(epochs) - 1))
 
 
 def split_metrics(prefix: str, dice: float, per_class: list[float], keys: list[str]) -> dict:
@@ -72,6 +83,14 @@ class RetrainProgram(StageProgram):
         self.best_val: list[float] = []  # per-class validation Dice of the best epoch
         self.test: dict[str, float] = {}  # the test metrics, once measured
         self.keys = class_keys(self.data.dataset.labels, self.num_classes)
+
+    def _make_schedule(self) -> None:
+        from raynas.engine import make_scheduler
+
+        self.scheduler = make_scheduler(
+            self.optimizer, name=self.section.schedule, epochs=self.epochs,
+            warmup_epochs=warmup_epochs(int(self.section.lr_warmup_epochs), self.epochs),
+        )  # fmt: skip
 
     def train_and_score(self, epoch: int) -> dict[str, Any]:
         from raynas.engine import train_epoch

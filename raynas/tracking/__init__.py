@@ -52,12 +52,16 @@ from raynas.tracking.runs import (
     set_tags,
     start_parent_run,
 )
+from raynas.tracking.store import StoreVanished, check_store, prepare_store
 from raynas.tracking.uri import TrackingTarget, check_tracking_reachable, resolve_tracking_uri
 
 __all__ = [
     "TrackingTarget",
     "resolve_tracking_uri",
     "check_tracking_reachable",
+    "prepare_store",
+    "check_store",
+    "StoreVanished",
     "client_for",
     "ensure_experiment",
     "start_parent_run",

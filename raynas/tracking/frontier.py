@@ -2,7 +2,8 @@
 
 :func:`log_frontier` writes ``pareto.csv``, ``pareto.json`` and ``pareto.png`` as artifacts of
 the search's parent run and tags every point's run ``pareto=true`` or ``pareto=false``, so the
-MLflow UI can filter the frontier (``tags.pareto = "true"``).
+MLflow UI can filter the frontier (``tags.pareto = "true"``), and ``learned=true|false``
+(:func:`learned_tags`; a network that did not learn also gets ``result="did not learn"``).
 
 :func:`rebuild_pareto` (behind ``raynas pareto``) reads the retrain-stage runs of an
 experiment back: the trial runs of one parent (``stage=retrain``, latest parent by default) plus
@@ -25,7 +26,7 @@ from pathlib import Path
 from mlflow.entities import Run
 
 from raynas.errors import UserError
-from raynas.tracking.pareto import ParetoPoint, pareto_front, save_frontier
+from raynas.tracking.pareto import DID_NOT_LEARN, ParetoPoint, pareto_front, save_frontier
 from raynas.tracking.runs import (
     KIND_TAG,
     PARENT_TAG,
@@ -36,7 +37,7 @@ from raynas.tracking.runs import (
 )
 from raynas.tracking.uri import TrackingTarget
 
-__all__ = ["ARTIFACT_STEM", "log_frontier", "rebuild_pareto", "points_from_runs"]
+__all__ = ["ARTIFACT_STEM", "log_frontier", "learned_tags", "rebuild_pareto", "points_from_runs"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +60,23 @@ def log_frontier(
         for path in paths.values():
             log_artifact_file(target, parent_run_id, path)
     front_runs = {p.run_id for p in front if p.run_id}
-    for run_id in sorted({p.run_id for p in pts if p.run_id}):
-        set_tags(target, run_id, {"pareto": "true" if run_id in front_runs else "false"})
+    learned = {p.run_id: p.learned for p in pts if p.run_id}
+    for run_id in sorted(learned):
+        set_tags(target, run_id, {"pareto": "true" if run_id in front_runs else "false",
+                                  **learned_tags(learned[run_id])})  # fmt: skip
     set_tags(target, parent_run_id, {"pareto.size": str(len(front))})
     from raynas.tracking.notes import log_search_summary
 
     log_search_summary(target, parent_run_id, pts, front)  # metrics + description of the parent
     return front
+
+
+def learned_tags(learned: bool) -> dict[str, str]:
+    """The tags of a retrained network's run: ``learned=true|false`` and, where it did not
+    learn, ``result="did not learn"`` (so the runs table says it; filter ``tags.learned``)."""
+    if learned:
+        return {"learned": "true"}
+    return {"learned": "false", "result": DID_NOT_LEARN}
 
 
 def _best_dice(target: TrackingTarget, run: Run) -> float | None:

@@ -105,7 +105,8 @@ def frontier_note(points: Sequence[Any], front: Sequence[Any], *, dice_label: st
     for p in rows:
         mark = "*" if id(p) in on_front else ""
         label = point_label(p.name, p.params, p.kind)
-        lines.append(f"| {mark} | {label} | {p.kind} | {_fmt(_dice(p))} | {p.params:,} |")
+        dice = _fmt(_dice(p)) if getattr(p, "learned", True) else "did not learn"
+        lines.append(f"| {mark} | {label} | {p.kind} | {dice} | {p.params:,} |")
     lines += ["", "Files: `pareto.png`, `pareto.csv`, `pareto.json`. Compare the networks in the "
               "runs table filtered with `tags.stage = \"retrain\"`."]  # fmt: skip
     return "\n".join(lines)
@@ -113,8 +114,10 @@ def frontier_note(points: Sequence[Any], front: Sequence[Any], *, dice_label: st
 
 def summary_metrics(points: Sequence[Any], front: Sequence[Any]) -> dict[str, float]:
     """``best_searched_dice`` / ``best_searched_params``, ``best_baseline_dice`` /
-    ``best_baseline_params``, ``frontier_size`` and ``networks`` of a search."""
+    ``best_baseline_params``, ``frontier_size``, ``networks`` and ``networks_did_not_learn`` (see
+    :func:`raynas.tracking.pareto.learned`) of a search."""
     out: dict[str, float] = {"frontier_size": float(len(front)), "networks": float(len(points))}
+    out["networks_did_not_learn"] = float(sum(not getattr(p, "learned", True) for p in points))
     for kind in ("searched", "baseline"):
         pts = [p for p in points if p.kind == kind and math.isfinite(_dice(p))]
         if pts:

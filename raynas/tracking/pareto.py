@@ -12,7 +12,9 @@ parent run lives in :mod:`raynas.tracking.frontier`.
 
 A point is on the front iff no other point has ``dice >=`` and ``params <=`` with at least one
 of the two strict. Exact duplicates (same Dice, same parameter count) do not dominate each
-other, so both stay on the front; points with a non-finite Dice are never on it.
+other, so both stay on the front; points with a non-finite Dice are never on it. A network that
+did not learn (:func:`learned`: validation Dice 0.00 on every epoch) keeps its place in the
+files, but the table, the plot and MLflow say "did not learn" for it instead of its Dice.
 """
 
 from __future__ import annotations
@@ -35,10 +37,32 @@ __all__ = [
     "sort_points",
     "save_frontier",
     "frontier_table",
+    "learned",
+    "DID_NOT_LEARN",
+    "LEARNED_MIN_DICE",
 ]
 
 POINT_KINDS = ("searched", "baseline")
-CSV_COLUMNS = ("name", "kind", "stage", "test_dice", "val_dice", "params", "run_id", "on_front")
+CSV_COLUMNS = (
+    "name", "kind", "stage", "test_dice", "val_dice", "params", "run_id", "on_front", "learned",
+)  # fmt: skip
+DID_NOT_LEARN = "did not learn"
+LEARNED_MIN_DICE = 0.01  # best validation Dice below this on every epoch: "did not learn"
+
+
+def learned(val_dice: float) -> bool:
+    """Whether a network learnt: False when its best validation Dice stayed at 0 (below
+    :data:`LEARNED_MIN_DICE`, i.e. 0.00 to two decimals) on every epoch, so its other figures
+    are no result; a NaN Dice (never validated) is not judged, True.
+
+    A network that learnt nothing still scores noise above 0 (the U-Net before the fix peaked at
+    0.007 on ``synthetic`` while predicting background), hence the margin over exact 0.
+
+    Example:
+        >>> learned(0.0), learned(0.007), learned(0.31), learned(float("nan"))
+        (False, False, True, True)
+    """
+    return not (math.isfinite(val_dice) and val_dice < LEARNED_MIN_DICE)
 
 
 @dataclass(frozen=True)
@@ -64,6 +88,12 @@ class ParetoPoint:
     @property
     def test_dice(self) -> float:
         return self.dice
+
+    @property
+    def learned(self) -> bool:
+        """False when its validation Dice stayed at 0.00 on every epoch (:func:`learned`): the
+        table, plot and MLflow then say "did not learn" instead of its Dice."""
+        return learned(self.val_dice)
 
     def __post_init__(self) -> None:
         if self.kind not in POINT_KINDS:
@@ -137,6 +167,7 @@ def _rows(points: Sequence[ParetoPoint]) -> list[dict]:
             "params": p.params,
             "run_id": p.run_id,
             "on_front": id(p) in front_ids,
+            "learned": p.learned,
         }
         row.update({k: p.per_class.get(k, math.nan) for k in extra})
         rows.append(row)
@@ -205,6 +236,8 @@ def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto fronti
     for p in [*front, *rest]:
         dice = f"{p.dice:.4f}" if math.isfinite(p.dice) else "-"
         val = f"{p.val_dice:.4f}" if math.isfinite(p.val_dice) else "-"
+        if not p.learned:
+            dice = DID_NOT_LEARN
         table.add_row(
             "*" if id(p) in front_ids else "",
             p.name,

@@ -7,7 +7,8 @@ The plot a reader gets: log-x parameters, padded y, the legend outside the data 
 axes), every point labelled with its name and size (labels placed greedily so that they overlap
 neither each other nor a marker, and stay inside the axes), the frontier drawn as a staircase
 (also for a single point), and the Dice in the title and y label: ``test Dice`` when the points
-carry a held-out test Dice (``test_dice``), else ``validation Dice``.
+carry a held-out test Dice (``test_dice``), else ``validation Dice``. A network that did not
+learn (validation Dice 0.00 on every epoch) is a grey cross labelled "did not learn".
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
 
 from raynas.tracking.names import human_count, point_label
 
-__all__ = ["plot_frontier", "frontier_figure", "point_dice", "dice_label", "human_count"]
+__all__ = [
+    "plot_frontier", "frontier_figure", "point_dice", "point_text", "dice_label", "human_count",
+]  # fmt: skip
 
 
 class ParetoPoint(Protocol):
@@ -36,6 +39,7 @@ class ParetoPoint(Protocol):
 
 _SEARCHED = {"marker": "o", "color": "tab:blue", "label": "searched"}
 _BASELINE = {"marker": "s", "color": "tab:orange", "label": "baseline"}
+_NOT_LEARNED = {"marker": "x", "color": "tab:gray", "label": "did not learn"}
 # Label offsets from the point (points): tried in order, the first free one wins.
 _OFFSETS = [
     (7, 6, "left", "bottom"), (7, -6, "left", "top"), (-7, 6, "right", "bottom"),
@@ -54,6 +58,24 @@ def point_dice(p: Any) -> float:
     if test is not None and math.isfinite(float(test)):
         return float(test)
     return float(p.dice)
+
+
+def _learned(p: Any) -> bool:
+    return bool(getattr(p, "learned", True))
+
+
+def point_text(p: Any) -> str:
+    """A point's label on the plot: its name and size, and ``did not learn`` where it did not
+    (:attr:`raynas.tracking.pareto.ParetoPoint.learned`).
+
+    Example:
+        >>> from raynas.tracking.pareto import ParetoPoint
+        >>> point_text(ParetoPoint("baseline-unet#0", dice=0.0, params=1_411_787,
+        ...                        kind="baseline", val_dice=0.0))
+        'unet#0 (1.4M): did not learn'
+    """
+    text = point_label(p.name, p.params, p.kind)
+    return text if _learned(p) else f"{text}: did not learn"
 
 
 def dice_label(points: Sequence[Any]) -> str:
@@ -152,8 +174,12 @@ def frontier_figure(
     (x0, x1), (y0, y1) = _limits(xs, ys)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
-    for kind, style in (("searched", _SEARCHED), ("baseline", _BASELINE)):
-        pts = [p for p in finite if p.kind == kind]
+    groups = (
+        (_SEARCHED, [p for p in finite if p.kind == "searched" and _learned(p)]),
+        (_BASELINE, [p for p in finite if p.kind == "baseline" and _learned(p)]),
+        (_NOT_LEARNED, [p for p in finite if not _learned(p)]),
+    )
+    for style, pts in groups:
         if pts:
             ax.scatter([max(p.params, 1) for p in pts], [point_dice(p) for p in pts],
                        marker=style["marker"], color=style["color"], label=style["label"],
@@ -177,8 +203,7 @@ def frontier_figure(
         ax.scatter(fx, fy, facecolors="none", edgecolors="tab:red", s=110, zorder=4)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8,
               frameon=False)
-    items = [(max(p.params, 1), point_dice(p), point_label(p.name, p.params, p.kind))
-             for p in finite]  # fmt: skip
+    items = [(max(p.params, 1), point_dice(p), point_text(p)) for p in finite]
     return fig, _place_labels(fig, ax, items)
 
 

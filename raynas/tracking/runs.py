@@ -42,6 +42,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from raynas.errors import UserError
+from raynas.tracking.store import check_store
 from raynas.tracking.uri import TrackingTarget
 
 __all__ = [
@@ -78,7 +79,12 @@ _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /:]")
 
 
 def client_for(target: TrackingTarget) -> MlflowClient:
-    """An explicit client for ``target`` (no global tracking URI is set)."""
+    """An explicit client for ``target`` (no global tracking URI is set).
+
+    Raises:
+        StoreVanished: If the SQLite file the run opened was deleted or replaced since.
+    """
+    check_store(target)
     return MlflowClient(tracking_uri=target.uri)
 
 

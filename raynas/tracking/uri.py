@@ -51,6 +51,9 @@ class TrackingTarget:
         uri: The tracking URI handed to ``MlflowClient(tracking_uri=...)``.
         artifact_root: Absolute folder that holds the artifacts of a SQLite store; ``None`` where
             the server (or MLflow's own default) decides.
+        store_id: ``(device, inode)`` of the SQLite file once
+            :func:`raynas.tracking.store.prepare_store` opened it (every later MLflow call
+            checks the file is still that one); ``None`` before, and for other stores.
 
     Example:
         >>> t = resolve_tracking_uri(None, workdir=Path("/tmp/run"))
@@ -60,6 +63,7 @@ class TrackingTarget:
 
     uri: str
     artifact_root: Path | None = None
+    store_id: tuple[int, int] | None = None
 
     @property
     def is_server(self) -> bool:
@@ -184,9 +188,15 @@ def _check_server(target: TrackingTarget, timeout: float) -> None:
 
 
 def _check_writable(target: TrackingTarget, folder: Path) -> None:
+    """A probe file in ``folder``, or in its nearest existing ancestor: nothing is created
+    (the store is made by :func:`raynas.tracking.store.prepare_store`, once a run starts)."""
+    probe_in = folder
+    while not probe_in.exists() and probe_in.parent != probe_in:
+        probe_in = probe_in.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".raynas-write-check-"):
+        if not probe_in.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", str(probe_in))
+        with tempfile.NamedTemporaryFile(dir=probe_in, prefix=".raynas-write-check-"):
             pass
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -199,7 +209,8 @@ def check_tracking_reachable(target: TrackingTarget, *, timeout: float = 5.0) ->
     """Fail early, with one line, if the tracking store cannot be used from this process.
 
     An ``http(s)`` server must answer ``GET /health`` with 200 within ``timeout`` seconds; a
-    SQLite store's folder (and its artifact folder) must exist or be creatable, and be writable.
+    SQLite store's folder (and its artifact folder) must be writable, or creatable where they
+    do not exist yet (a probe file in the nearest existing folder; nothing else is written).
     Pure function (no global state): call it on the driver and inside Ray workers alike.
 
     Args:

@@ -162,8 +162,12 @@ def sign_files(folder: Path, files: dict[str, Path], key: bytes | None = None) -
     if changed:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".tmp-{DIGEST_FILE}"
-        tmp.write_text(json.dumps({"version": 1, "files": manifest}, indent=1, sort_keys=True))
-        tmp.replace(folder / DIGEST_FILE)
+        try:
+            tmp.write_text(json.dumps({"version": 1, "files": manifest}, indent=1, sort_keys=True))
+            tmp.replace(folder / DIGEST_FILE)
+        except BaseException:  # a full disk: no partial temporary file left behind
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def verify_stage(folder: Path, key: bytes | None = None) -> None:

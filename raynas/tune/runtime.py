@@ -6,7 +6,6 @@ import contextlib
 import fnmatch
 import logging
 import os
-import re
 import signal
 import time
 import warnings
@@ -16,6 +15,13 @@ from typing import Any
 
 from raynas.errors import UserError
 from raynas.interrupts import SignalReceived, active_guard
+from raynas.tune.processes import (
+    _alive,
+    _kill,
+    _session_processes,
+    record_session,
+    stop_orphaned_sessions,
+)
 
 __all__ = [
     "RayRuntime",
@@ -24,6 +30,7 @@ __all__ = [
     "keep_secrets_from_trials",
     "prepare_ray_env",
     "shutdown_ray",
+    "stop_orphaned_sessions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -233,12 +240,15 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
     guard = active_guard()
     if address is None and guard is not None:
         guard.on_force_exit(lambda: _kill(_session_processes(), signal.SIGKILL))
+    if address is None:
+        stop_orphaned_sessions()  # of a driver killed earlier (kill -9): before Ray starts
     try:
         if address is None:
             with _without_secrets() as removed:
                 if removed:
                     logger.info("local Ray started without %s", ", ".join(removed))
                 ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+            record_session()
         elif address.startswith("ray://"):
             _connect_client(ray, address)
         else:
@@ -261,68 +271,6 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
             guard.install()  # ray.init replaced the SIGTERM handler
     res = ray.cluster_resources()
     return RayRuntime(address, float(res.get("CPU", 0.0)), float(res.get("GPU", 0.0)), True)
-
-
-def _proc_table() -> dict[int, tuple[int, str, str]]:
-    """pid -> (parent pid, start time, command line) of every process we can read."""
-    table = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                stat = handle.read().decode(errors="replace")
-            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
-                cmd = handle.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        table[int(entry.name)] = (int(fields[1]), fields[19], cmd)
-    return table
-
-
-def _session_processes() -> list[tuple[int, str]]:
-    """``(pid, start time)`` of the processes of the local Ray session this driver started:
-    those whose command line names the session (its name ends with the driver's pid: gcs,
-    raylet, monitors) and everything below them (agents, workers)."""
-    if not os.path.isdir("/proc"):
-        return []
-    me = os.getpid()
-    marker = re.compile(rf"session_[0-9_-]+_{me}\b")
-    table = _proc_table()
-    roots = {pid for pid, (_, _, cmd) in table.items() if pid != me and marker.search(cmd)}
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = set(), list(roots)
-    while todo:
-        pid = todo.pop()
-        if pid in found or pid == me:
-            continue
-        found.add(pid)
-        todo.extend(children.get(pid, []))
-    return [(pid, table[pid][1]) for pid in sorted(found)]
-
-
-def _alive(procs: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """The processes of ``procs`` still running (same pid and start time, not a zombie)."""
-    out = []
-    for pid, start in procs:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                stat = handle.read().decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[19] == start and fields[0] != "Z":
-            out.append((pid, start))
-    return out
-
-
-def _kill(procs: list[tuple[int, str]], sig: int) -> None:
-    for pid, _ in _alive(procs):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
 
 
 def _stop_local_ray(grace: float = 5.0) -> None:

@@ -262,6 +262,7 @@ def run_stage(request: StageRequest) -> list[TrialRecord]:
     own = InterruptGuard() if active_guard() is None else contextlib.nullcontext()
     tune_log = logging.getLogger("ray.tune")
     level = tune_log.level
+    failed = True
     try:
         with own:
             guard = active_guard()
@@ -270,7 +271,13 @@ def run_stage(request: StageRequest) -> list[TrialRecord]:
             with guard.stopping(_tune_stopper()):
                 grid = tuner.fit()
             guard.check()
+        failed = False
     finally:
         tune_log.setLevel(level)
-        sign_staged(folder)
+        try:
+            sign_staged(folder)
+        except OSError as exc:  # a full disk: never in place of the error that stopped fit()
+            if not failed:
+                raise
+            logger.info("%s stage: could not sign %s (%s)", request.stage, folder, exc)
     return [_record(result, request.epochs) for result in grid]

@@ -32,7 +32,18 @@ def _split_ok(run: dict) -> bool:
         ("pcdarts_memory.py", lambda d: {r["k"] for r in d["runs"]} >= {1, 4}),
         ("thrifty_vs_baselines.py", lambda d: len(d["models"]) >= 3),
         ("search_cost.py", lambda d: _split_ok(d["after"])),
-        ("gpu_check.sh", lambda d: d["pcdarts"]["runs"] and _split_ok(d["trials"]["amp_on"])),
+        ("baselines_learn.py", lambda d: len(d["after"]["rows"]) == 4
+         and all(len(r["per_epoch"]) == 2 for r in d["after"]["rows"])),
+        ("gpu_check.sh", lambda d: d["pcdarts"]["runs"] and _split_ok(d["trials"]["amp_on"])
+         and d["resume"]["fp16"]["verdict"] == "exact"),
+        ("proxy_agreement.py", lambda d: d["commit"] and d["per_seed"][0]["topologies"] >= 2
+         and {"before", "share_0.25"} <= set(d["summary"])
+         and all(v[c]["n_valid"] + (v[c]["mean"] is None) >= 1 for v in d["summary"].values()
+                 for c in ("loss", "dice"))
+         and d["per_seed"][0]["patches"]["share_0.25"]["background"] >= 1),
+        ("resume_check.py", lambda d: d["verdict"] == "exact" and d["rerun_exact"]
+         and d["setup"].startswith("cpu: fp16 autocast + grad scaler")
+         and d["config"]["stage"] == "fine" and d["scalers_in_checkpoint"]["weights"] < 2.0**16),
     ],
 )
 def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:

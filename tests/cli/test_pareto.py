@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import sys
 from pathlib import Path
@@ -66,7 +68,9 @@ def test_pareto_prints_table_and_writes_files(
         assert path.is_file() and str(path) in out
     csv_text = (tmp_path / "front" / "pareto.csv").read_text()
     assert "c2f-b,searched,retrain,0.58,0.63,40000," in csv_text
-    assert csv_text.count("True") == 2
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert [r["on_front"] for r in rows].count("True") == 2
+    assert all(r["learned"] == "True" for r in rows)
 
 
 def test_pareto_default_store_in_cwd(

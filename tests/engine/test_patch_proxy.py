@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from engine_fakes import OneHotFromInput, TinyNet, make_volumes
+from torch import nn
 
 from raynas.engine import build_patch_set, evaluate_patches
 
@@ -58,10 +59,55 @@ def test_perfect_predictor_scores_one_and_a_shifted_one_less(spatial_dims, roi):
     assert 0.0 <= bad.dice < 0.95
 
 
-def test_a_class_absent_from_every_patch_is_nan_and_left_out():
-    patches = _patches(0, classes=2)
-    result = evaluate_patches(OneHotFromInput(classes=3), patches, num_classes=3, device=CPU)
-    assert math.isnan(result.per_class[1]) and result.dice == pytest.approx(result.per_class[0])
+class _Plus(OneHotFromInput):
+    """Predicts the label (input channel 1) and also class ``extra`` in a corner box of every
+    patch: false positives, wherever the patch is centred."""
+
+    def __init__(self, *, classes: int, extra: int) -> None:
+        super().__init__(classes=classes)
+        self.extra = extra
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        label = x[:, 1].round().long().clamp(0, self.classes - 1)
+        label[(slice(None), *(slice(0, 2) for _ in range(label.ndim - 1)))] = self.extra
+        return nn.functional.one_hot(label, self.classes).movedim(-1, 1).float() * 10.0
+
+
+def test_an_absent_class_scores_as_monai_dice_with_ignore_empty_false():
+    patches = _patches(0, classes=2)  # class 2 is in no label
+    right = evaluate_patches(OneHotFromInput(classes=3), patches, num_classes=3, device=CPU)
+    assert right.per_class[1] == 1.0 and right.dice == pytest.approx((right.per_class[0] + 1) / 2)
+    wrong = evaluate_patches(_Plus(classes=3, extra=2), patches, num_classes=3, device=CPU)
+    assert wrong.per_class[1] == 0.0 and wrong.dice < right.dice  # a false positive costs
+    old = evaluate_patches(_Plus(classes=3, extra=2), patches, num_classes=3, device=CPU,
+                           ignore_empty=True)  # the rule of MONAI's ignore_empty=True
+    assert math.isnan(old.per_class[1]) and old.dice == pytest.approx(old.per_class[0])
+
+
+def test_a_share_of_patches_is_centred_on_background_and_costs_false_positives():
+    volumes = make_volumes(n=3, shape=VOLUME, classes=3, seed=7)
+    mixed = build_patch_set(volumes, roi_size=(8, 8, 4), spatial_dims=3, num_classes=3,
+                            patches_per_case=5, background_share=0.4, seed=0)
+    assert mixed.background == [False, False, False, True, True] * 3
+    for i, (case, x, y, z) in enumerate(mixed.centres):
+        centre = int(volumes[case]["label"][0, 0, x, y, z])
+        assert (centre == 0) == mixed.background[i]
+        if not mixed.background[i]:
+            assert centre == 1 + (i % 5) % 2  # the foreground patches keep their rule
+    fg_only = _patches(0)
+    assert fg_only.background == [False] * 15
+    # a predictor that paints class 1 into a corner of every patch: the background patches
+    # add false positives the foreground-only proxy does not see all of
+    plus = _Plus(classes=3, extra=1)
+    fg_score = evaluate_patches(plus, fg_only, num_classes=3, device=CPU).per_class[0]
+    mixed_score = evaluate_patches(plus, mixed, num_classes=3, device=CPU).per_class[0]
+    assert mixed_score < fg_score
+    with pytest.raises(ValueError, match="background_share"):
+        build_patch_set(volumes, roi_size=(8, 8, 4), spatial_dims=3, num_classes=3,
+                        background_share=1.0)
+    one = build_patch_set(volumes, roi_size=(8, 8, 4), spatial_dims=3, num_classes=3,
+                          patches_per_case=1, background_share=0.9)
+    assert one.background == [False] * 3  # at least one foreground patch per case
 
 
 def test_bad_options():

@@ -301,23 +301,51 @@ def test_search_submitted_as_a_ray_job(tmp_path: Path) -> None:
 
 
 def test_closed_client_port_fails_fast(tmp_path: Path) -> None:
-    port = free_port()  # nothing listens there
-    start = time.monotonic()
-    proc = _search(
-        tmp_path,
-        {},
-        *SMALL_SEARCH,
-        "--address",
-        f"ray://127.0.0.1:{port}",
-        timeout=120,
-    )
-    elapsed = time.monotonic() - start
+    """A port that is bound but not listening: refused for as long as the test holds it (a port
+    only looked up free could be taken by another process before the search connects, which
+    then passed the address check and wrote its output folder on a loaded machine)."""
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))  # never listen(): every connect is refused
+        port = held.getsockname()[1]
+        start = time.monotonic()
+        proc = _search(
+            tmp_path,
+            {},
+            *SMALL_SEARCH,
+            "--address",
+            f"ray://127.0.0.1:{port}",
+            timeout=120,
+        )
+        elapsed = time.monotonic() - start
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and f"ray://127.0.0.1:{port}" in lines[0], proc.stderr
     # before any work: no output folder, no Ray, and not Ray Client's ~30 s of retries
     assert not (tmp_path / "raynas_runs").exists()
     assert elapsed < 60, elapsed
+
+
+def test_address_taken_by_another_program_writes_nothing(tmp_path: Path) -> None:
+    """What made test_closed_client_port_fails_fast flaky under load: another process listens
+    on the port (here: a plain socket that accepts and never answers). The connect check
+    passes; the search must still write no store and no output folder before Ray has
+    accepted the address (it used to create ``raynas_runs/`` and the preprocessed cache)."""
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        port = server.getsockname()[1]
+        proc = _search(
+            tmp_path, {"RAYNAS_RAY_CLIENT_ATTEMPTS": "1", **_QUICK_CLIENT}, *SMALL_SEARCH,
+            "--address", f"ray://127.0.0.1:{port}", timeout=180,
+        )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"ray://127.0.0.1:{port}" in lines[0], proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], list(tmp_path.iterdir())
 
 
 def test_client_server_that_never_comes_up_is_retried_then_explained(

@@ -88,7 +88,7 @@ def test_frontier_note_and_summary_metrics() -> None:
     assert summary_metrics(points, front) == {
         "frontier_size": 2.0, "networks": 3.0, "best_searched_dice": 0.32,
         "best_searched_params": 13_000.0, "best_baseline_dice": 0.43,
-        "best_baseline_params": 1_400_000.0,
+        "best_baseline_params": 1_400_000.0, "networks_did_not_learn": 0.0,
     }  # fmt: skip
 
 

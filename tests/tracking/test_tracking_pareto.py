@@ -101,6 +101,7 @@ def test_save_frontier_files(tmp_path: Path) -> None:
         "params",
         "run_id",
         "on_front",
+        "learned",
         "test_dice_organ",
         "val_dice_organ",
     ]

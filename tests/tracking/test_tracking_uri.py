@@ -128,12 +128,17 @@ def test_unhealthy_server_fails(sick_server: str) -> None:
         check_tracking_reachable(target, timeout=2.0)
 
 
-def test_sqlite_folder_is_created(tmp_path: Path) -> None:
+def test_sqlite_folder_is_checked_then_created_by_the_run(tmp_path: Path) -> None:
+    """The check writes nothing (a run refused later leaves no folder); the store's folder is
+    made when a run opens the store."""
+    from raynas.tracking import prepare_store
+
     target = resolve_tracking_uri("deep/er/store", workdir=tmp_path)
     check_tracking_reachable(target)
-    assert (tmp_path / "deep/er/store").is_dir()
-    assert (tmp_path / "deep/er/store/mlartifacts").is_dir()
-    assert list((tmp_path / "deep/er/store").iterdir()) == [tmp_path / "deep/er/store/mlartifacts"]
+    assert list(tmp_path.iterdir()) == []
+    prepare_store(target)
+    names = sorted(p.name for p in (tmp_path / "deep/er/store").iterdir())
+    assert names == ["mlflow.db", "mlflow.db.lock"]
 
 
 def test_sqlite_folder_not_writable(tmp_path: Path) -> None:
