@@ -128,6 +128,7 @@ def build_loaders(
     cache_dir: Path | str | None = None,
     check: bool = True,
     preprocessed: Path | str | None = None,
+    with_test: bool = True,
     pin_memory: bool = False,
 ) -> DataBundle:
     """Splits ``ds`` (held-out test cases, fold ``fold`` of ``folds`` of the rest, then
@@ -148,6 +149,9 @@ def build_loaders(
         preprocessed: a folder written by :func:`raynas.data.preprocess.preprocess_dataset` for
             ``ds`` at ``spacing``: cases are read from it (no NIfTI reading, resampling or
             normalisation here); ``cache`` still decides what the trial keeps in memory.
+        with_test: build the loader of the held-out test cases (``test``); False for a search
+            trial, which never scores them: their volumes are then neither read nor kept
+            (``test_cases`` still names them).
         pin_memory: page-locked batches, for a consumer that trains on CUDA (the trial's
             device decides, not whether this machine has a GPU).
 
@@ -212,7 +216,9 @@ def build_loaders(
     train_ds = _make_dataset([items[c.name] for c in train_cases], train_t, cache, tdir)
     val_ds = _make_dataset([items[c.name] for c in val_cases], val_t, cache, vdir)
     test_ds = (
-        _make_dataset([items[c.name] for c in held_out], val_t, cache, vdir) if held_out else None
+        _make_dataset([items[c.name] for c in held_out], val_t, cache, vdir)
+        if held_out and with_test
+        else None
     )
     index = {id(c): i for i, c in enumerate(train_cases)}
 

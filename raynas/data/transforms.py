@@ -125,7 +125,11 @@ def base_transforms(
     if len(spacing) != 3 or any(float(s) <= 0 for s in spacing):
         raise ValueError(f"spacing must be 3 positive numbers (mm), got {tuple(spacing)}")
     if preprocessed:
-        out: list[Any] = [LoadPreprocessedd()]
+        from monai.transforms import Lambda
+
+        # a MONAI Transform, so CacheDataset keeps its result ("memory" cache): CacheDataset
+        # caches nothing past the first callable that is not one
+        out: list[Any] = [Lambda(LoadPreprocessedd())]
         if pad_to is not None:
             out.append(SpatialPadd(KEYS, spatial_size=tuple(int(v) for v in pad_to)))
         return out

@@ -3,8 +3,9 @@ never mixes two configurations.
 
 A fingerprint has one readable part per source (``preset``: the resolved preset less what only
 places trials; ``space``: the resolved space; ``dataset``: name, root, case names and a digest of
-the case files; ``split``: the folds and the cases of each side), a SHA-256 of each part and one
-of the whole. :func:`fingerprint_differences` names what differs, down to the preset keys.
+the case files and, for a search, ``cache``: one digest of the verified preprocess cache's files,
+the data the trials read; ``split``: the folds and the cases of each side), a SHA-256 of each part
+and one of the whole. :func:`fingerprint_differences` names what differs, down to the preset keys.
 
 Example:
     >>> a = make_fingerprint({"preset": {"seed": 0, "coarse": {"epochs": 3}}})
@@ -66,6 +67,12 @@ def _case_files(case: Any, root: Path) -> dict[str, Any]:
     return out
 
 
+def _cache_digest(folder: Path | str) -> str:
+    from raynas.data.preprocess import cache_files_digest
+
+    return cache_files_digest(folder)
+
+
 def _split(preset: Any, dataset: Any) -> dict[str, Any]:
     """The cases of each side of the split every trial uses: held-out test, train, validation
     (:func:`raynas.pipeline.split.run_split`, the split written to ``split.json``)."""
@@ -74,8 +81,12 @@ def _split(preset: Any, dataset: Any) -> dict[str, Any]:
     return run_split(dataset, preset)
 
 
-def search_fingerprint(*, preset: Any, space: Any, dataset: Any) -> dict[str, Any]:
-    """The fingerprint of a search: resolved preset, space, dataset and split."""
+def search_fingerprint(
+    *, preset: Any, space: Any, dataset: Any, cache: Path | str | None = None
+) -> dict[str, Any]:
+    """The fingerprint of a search: resolved preset, space, dataset and split; ``cache``: the
+    preprocess cache folder (verified by :func:`raynas.data.preprocess.preprocess_dataset`),
+    whose files' digests the dataset part then covers."""
     info = dataset.info
     root = Path(dataset.root)
     cases = [_case_files(c, root) for c in dataset.cases]
@@ -91,6 +102,7 @@ def search_fingerprint(*, preset: Any, space: Any, dataset: Any) -> dict[str, An
             "root": None if info.synthetic else str(root),
             "cases": [c["name"] for c in cases],
             "digest": _digest(cases),
+            **({"cache": _cache_digest(cache)} if cache is not None else {}),
         },
         "split": _split(preset, dataset),
     })

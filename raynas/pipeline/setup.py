@@ -453,6 +453,8 @@ def prepare_search(options: SearchOptions) -> SearchSetup:
     from raynas.pipeline.fingerprint import search_fingerprint
 
     preset, space, space_ref, dataset, target = validate_search(options)
+    # built and verified before the fingerprint, which covers the digests of its files
+    cache = preprocess_cache(options, preset, dataset)
     return open_run(
         options,
         preset=preset,
@@ -462,7 +464,8 @@ def prepare_search(options: SearchOptions) -> SearchSetup:
         target=target,
         name=f"{space.config.name}_{dataset.info.name}_s{preset.seed}",
         tags={"space": space.config.name},
-        fingerprint=search_fingerprint(preset=preset, space=space, dataset=dataset),
+        fingerprint=search_fingerprint(preset=preset, space=space, dataset=dataset, cache=cache),
+        preprocessed=cache,
     )
 
 
@@ -478,6 +481,7 @@ def open_run(
     tags: dict[str, str],
     kind: str = "search",
     fingerprint: dict[str, Any] | None = None,
+    preprocessed: Path | None = None,
 ) -> SearchSetup:
     """Creates the output folder ``<storage>/<experiment>/<name>``, starts (or joins) Ray, sizes
     the trials, checks a worker, and opens (or, on ``--resume``, finds) the parent run.
@@ -486,6 +490,7 @@ def open_run(
     (``search``, ``retrain`` or ``baseline``). ``fingerprint`` (see
     :mod:`raynas.pipeline.fingerprint`) is saved in ``state.json``; on ``--resume`` a folder
     saved with another one stops the run (UserError naming what differs) before Ray starts.
+    ``preprocessed``: the verified preprocess cache folder, built here when not given.
     """
     from raynas.pipeline.split import log_split, run_split, write_split
     from raynas.tracking import ensure_experiment, prepare_store, run_tags, start_parent_run
@@ -544,11 +549,17 @@ def open_run(
 
         save_plan(dataset)  # a user dataset's plan.json, beside the preprocess cache
         # before any trial starts, so every trial reads it instead of re-resampling the dataset
-        setup.preprocessed = str(preprocess_cache(options, preset, dataset))
+        if preprocessed is None:
+            preprocessed = preprocess_cache(options, preset, dataset)
+        else:
+            logger.info("preprocessed cases: %s (verified)", preprocessed)
+        setup.preprocessed = str(preprocessed)
         setup.runtime = runtime or init_ray(options.address)
         _resources(setup, options)
         data_root = None if dataset.info.synthetic else dataset.root
-        preflight_on_worker(data_root, target.uri, target.artifact_root)
+        preflight_on_worker(
+            data_root, target.uri, target.artifact_root, cache=setup.preprocessed
+        )
         setup.experiment_id = ensure_experiment(target, experiment)
         parent = folder.state.get("parent_run_id")
         if parent is None:

@@ -76,7 +76,8 @@ def build_trial_data(
     spec: TrialSpec, *, spatial_dims: int, retrain: bool = False, pin_memory: bool = False
 ) -> TrialData:
     """Opens the dataset and builds loaders for a ``spatial_dims``-D network (``pin_memory``:
-    for a trial that trains on CUDA)."""
+    for a trial that trains on CUDA); the held-out test cases' loader only with ``retrain`` (a
+    search stage never loads their volumes)."""
     from raynas.data import build_loaders, open_dataset
 
     preset, _ = stage_section(spec)
@@ -110,6 +111,7 @@ def build_trial_data(
         test_cases=preset.data.test_cases,
         check=False,  # the driver validated the dataset before the search started
         preprocessed=spec.preprocessed,
+        with_test=retrain,  # only the retrain stage (and evaluate) scores the test cases
         pin_memory=pin_memory,
     )
     return TrialData(dataset=ds, bundle=bundle, spatial_dims=spatial_dims, roi_size=roi)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from raynas.tune.runtime import (
     RayRuntime,
     init_ray,
-    preflight_on_worker,
     prepare_ray_env,
     shutdown_ray,
 )
@@ -14,6 +13,7 @@ from raynas.tune.runtime import (
 prepare_ray_env()
 
 from raynas.tune.callbacks import MlflowTrialCallback, ProgressCallback  # noqa: E402
+from raynas.tune.preflight import preflight_on_worker  # noqa: E402
 from raynas.tune.stage import StageRequest, TrialRecord, run_stage, trial_name  # noqa: E402
 from raynas.tune.trainables import load_checkpoint_state, stage_trainable  # noqa: E402
 

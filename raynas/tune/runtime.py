@@ -11,7 +11,6 @@ import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from raynas.errors import UserError
@@ -29,7 +28,6 @@ __all__ = [
     "init_ray",
     "is_secret_name",
     "keep_secrets_from_trials",
-    "preflight_on_worker",
     "prepare_ray_env",
     "shutdown_ray",
     "stop_orphaned_sessions",
@@ -314,40 +312,3 @@ def shutdown_ray(runtime: RayRuntime) -> None:
         ray.shutdown()
     if runtime.cleanup is not None:
         runtime.cleanup.remove()
-
-
-def _check_worker(data_root: str | None, tracking_uri: str, artifact_root: str | None) -> str:
-    """Runs on a worker: returns "" if the data and the tracking store are reachable there."""
-    from raynas.errors import UserError as _UserError
-    from raynas.tracking import TrackingTarget, check_tracking_reachable
-
-    if data_root is not None and not Path(data_root).is_dir():
-        return f"--data-root {data_root}: not found on the Ray worker (use shared storage)"
-    target = TrackingTarget(tracking_uri, Path(artifact_root) if artifact_root else None)
-    try:
-        check_tracking_reachable(target, timeout=10.0)
-    except _UserError as exc:
-        return f"{exc} (checked from a Ray worker)"
-    return ""
-
-
-def preflight_on_worker(
-    data_root: Path | None, tracking_uri: str, artifact_root: Path | None, *, timeout: float = 120
-) -> None:
-    """Checks from a Ray worker that the data root and the tracking URI are reachable there."""
-    import ray
-
-    task = ray.remote(num_cpus=0)(_check_worker)
-    ref = task.remote(
-        str(data_root) if data_root else None,
-        tracking_uri,
-        str(artifact_root) if artifact_root else None,
-    )
-    try:
-        problem = ray.get(ref, timeout=timeout)
-    except ray.exceptions.GetTimeoutError:
-        raise UserError(
-            f"pre-flight check on a Ray worker timed out after {timeout:.0f} s"
-        ) from None
-    if problem:
-        raise UserError(problem)

@@ -127,3 +127,124 @@ def test_trial_spec_sends_trials_to_the_cache(
     next(iter(data.bundle.train))
     next(iter(data.bundle.val))
     assert nifti_reads == []
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Counts the files the cache hashes (every whole-file SHA-256 goes through one function)."""
+    from raynas.data import preprocess
+
+    calls: list[str] = []
+    original = preprocess._file_digest
+
+    def digest(path):
+        calls.append(str(path))
+        return original(path)
+
+    monkeypatch.setattr(preprocess, "_file_digest", digest)
+    return calls
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("fault", ["truncated", "swapped"])
+def test_a_bad_cache_file_is_rebuilt_with_one_warning_naming_it(
+    dataset, tmp_path: Path, caplog: pytest.LogCaptureFixture, fault: str
+) -> None:
+    from raynas.data.preprocess import cache_files_digest, check_cache_files
+
+    folder = preprocess_dataset(dataset, spacing=SPACING, root=tmp_path)
+    first, second = (folder / f"{c.name}.pt" for c in dataset.cases[:2])
+    clean = {p.name: p.read_bytes() for p in folder.glob("*.pt")}
+    clean_digest = cache_files_digest(folder)
+    if fault == "truncated":
+        first.write_bytes(clean[first.name][:100])
+    else:  # another case's (valid) file in its place
+        first.write_bytes(clean[second.name])
+    names = {c.name for c in dataset.cases}
+    assert set(check_cache_files(folder, names)) == {dataset.cases[0].name}
+
+    caplog.set_level("WARNING", logger="raynas")
+    assert preprocess_dataset(dataset, spacing=SPACING, root=tmp_path) == folder
+    (line,) = _warnings(caplog)
+    assert str(first) in line and "rebuilt" in line
+    assert {p.name: p.read_bytes() for p in folder.glob("*.pt")} == clean  # the same bytes
+    assert cache_files_digest(folder) == clean_digest
+    assert check_cache_files(folder, names) == {}
+    caplog.clear()
+    preprocess_dataset(dataset, spacing=SPACING, root=tmp_path)
+    assert _warnings(caplog) == []  # nothing left to rebuild
+
+
+def test_cache_bytes_do_not_depend_on_the_build(dataset, tmp_path: Path) -> None:
+    from raynas.data.preprocess import cache_files_digest
+
+    one = preprocess_dataset(dataset, spacing=SPACING, root=tmp_path / "a")
+    two = preprocess_dataset(dataset, spacing=SPACING, root=tmp_path / "b")
+    assert cache_files_digest(one) == cache_files_digest(two)
+    assert read_manifest(one)["cases"] == read_manifest(two)["cases"]
+
+
+def test_unchanged_source_files_are_not_hashed_again(
+    dataset, tmp_path: Path, hashed: list[str]
+) -> None:
+    index = tmp_path / "index.json"
+    key = cache_digest(dataset, SPACING, index=index)
+    assert len(hashed) == 2 * len(dataset)  # every image and label once
+    hashed.clear()
+    assert cache_digest(dataset, SPACING, index=index) == key
+    assert hashed == []  # the second open hashes nothing
+    # a file edited in place (same size) is hashed again, and the digest follows it
+    label = dataset.cases[0].label
+    data = bytearray(label.read_bytes())
+    data[-1] ^= 0xFF
+    label.write_bytes(bytes(data))
+    changed = cache_digest(dataset, SPACING, index=index)
+    assert changed != key and hashed == [str(label)]
+    assert cache_digest(dataset, SPACING) == changed  # the same as without an index
+
+
+def test_preprocess_reuses_the_index_under_its_root(
+    dataset, tmp_path: Path, hashed: list[str]
+) -> None:
+    folder = preprocess_dataset(dataset, spacing=SPACING, root=tmp_path)
+    hashed.clear()
+    assert preprocess_dataset(dataset, spacing=SPACING, root=tmp_path) == folder
+    # no source file hashed again; each cache file verified once
+    assert sorted(hashed) == sorted(str(folder / f"{c.name}.pt") for c in dataset.cases)
+
+
+@pytest.mark.parametrize("stage", ["coarse", "retrain"])
+def test_only_the_retrain_stage_loads_the_test_volumes(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    from raynas.config import load_preset
+    from raynas.stages import TrialSpec
+    from raynas.stages.context import build_trial_data
+
+    ds = open_dataset("synthetic", synthetic_root)
+    preset = load_preset("smoke", overrides=["data.folds=3", "data.cache=memory"])
+    folder = preprocess_dataset(ds, spacing=ds.info.target_spacing, root=tmp_path)
+    loaded: list[str] = []
+    original = torch.load
+
+    def load(path, *args, **kwargs):
+        loaded.append(Path(path).stem)
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", load)
+    spec = TrialSpec(stage=stage, space="c2f_small", dataset="synthetic",
+                     data_root=str(synthetic_root), seed=0, preset=preset.model_dump(mode="json"),
+                     preprocessed=str(folder))
+    data = build_trial_data(spec, spatial_dims=3, retrain=stage == "retrain")
+    test_cases = data.bundle.test_cases
+    assert test_cases  # the smoke preset holds out test cases
+    if stage == "coarse":  # a search-stage trial: no test loader, no test volume read or kept
+        assert data.bundle.test is None
+        assert not set(test_cases) & set(loaded)
+        assert set(loaded) == {*data.bundle.train_cases, *data.bundle.val_cases}
+    else:
+        assert data.bundle.test is not None
+        assert set(test_cases) <= set(loaded)
