@@ -151,9 +151,9 @@ def trial_scores(
     scores = _split_metrics(record.last)
     if "test_dice" in scores:
         return scores
+    from raynas.engine.dice_names import class_keys, split_metrics
     from raynas.nets import build_network, load_architecture
     from raynas.pipeline.evaluate import score_network
-    from raynas.stages.retrain import class_keys, split_metrics
     from raynas.tracking import log_metrics
 
     keys = class_keys(setup.dataset.labels, setup.dataset.num_classes)

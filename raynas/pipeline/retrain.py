@@ -138,7 +138,7 @@ def _validate(options: RetrainOptions) -> tuple[Any, Any, Any, str, Any]:
 
 
 def _per_class(scores: dict[str, float], labels: dict[Any, str], n: int) -> dict[str, float]:
-    from raynas.stages.retrain import class_keys
+    from raynas.engine.dice_names import class_keys
 
     out = {}
     for i, key in enumerate(class_keys(labels, n), start=1):

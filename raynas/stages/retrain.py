@@ -5,7 +5,8 @@ travel in every checkpoint, so the last checkpoint always holds the best model.
 After the last epoch, the best-epoch weights are scored once on the held-out test cases (whole
 volumes, sliding window), on the trial's own device; the last report then carries
 ``test_dice``, ``test_dice_<class>``, and the validation Dice of the best epoch beside it
-(``val_dice``, ``val_dice_<class>``); ``<class>`` is the label name (see :func:`class_keys`).
+(``val_dice``, ``val_dice_<class>``); ``<class>`` is the label name
+(:func:`raynas.engine.dice_names.class_keys`).
 """
 
 from __future__ import annotations
@@ -13,30 +14,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import re
-from collections.abc import Mapping
 from typing import Any
 
+from raynas.engine.dice_names import class_keys, split_metrics
 from raynas.stages.base import StageProgram
 from raynas.stages.context import TrialSpec
 
-__all__ = ["RetrainProgram", "class_keys", "split_metrics", "warmup_epochs"]
-
-
-def class_keys(labels: Mapping[Any, str], num_classes: int) -> list[str]:
-    """Metric-key names of the foreground classes ``1..num_classes-1``: the label names made
-    safe (``"left atrium"`` -> ``left_atrium``), else ``class_<i>``; unique.
-
-    Example:
-        >>> class_keys({0: "background", 1: "organ", 2: "non-enhancing tumor"}, 3)
-        ['organ', 'non_enhancing_tumor']
-    """
-    keys: list[str] = []
-    for i in range(1, num_classes):
-        name = str(labels.get(i, labels.get(str(i), "")))  # type: ignore[call-overload]
-        key = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") or f"class_{i}"
-        keys.append(key if key not in keys else f"{key}_{i}")
-    return keys
+__all__ = ["RetrainProgram", "warmup_epochs"]
 
 
 def warmup_epochs(lr_warmup_epochs: int, epochs: int) -> int:
@@ -48,14 +32,6 @@ def warmup_epochs(lr_warmup_epochs: int, epochs: int) -> int:
         (5, 1, 0)
     """
     return max(0, min(int(lr_warmup_epochs), int(epochs) - 1))
-
-
-def split_metrics(prefix: str, dice: float, per_class: list[float], keys: list[str]) -> dict:
-    """``{"<prefix>_dice": dice, "<prefix>_dice_<class>": ...}`` (NaN kept as NaN)."""
-    out: dict[str, float] = {f"{prefix}_dice": float(dice)}
-    for key, value in zip(keys, per_class, strict=False):
-        out[f"{prefix}_dice_{key}"] = float(value)
-    return out
 
 
 class RetrainProgram(StageProgram):

@@ -37,9 +37,9 @@ from raynas.tracking.pareto import (
 from raynas.tracking.runs import (
     KIND_TAG,
     PARENT_TAG,
-    _quote,
     client_for,
     log_artifact_file,
+    quote_value,
     set_tags,
 )
 from raynas.tracking.uri import TrackingTarget
@@ -203,7 +203,7 @@ def rebuild_pareto(
             parent_run_id = parents[-1].info.run_id
     runs: dict[str, Run] = {}
     if parent_run_id is not None:
-        query = f"tags.`{PARENT_TAG}` = {_quote(parent_run_id)} and tags.stage = 'retrain'"
+        query = f"tags.`{PARENT_TAG}` = {quote_value(parent_run_id)} and tags.stage = 'retrain'"
         runs.update((r.info.run_id, r) for r in _search(target, experiment_id, query))
     baseline_query = "tags.stage = 'retrain' and tags.kind = 'baseline'"
     # `raynas baseline` runs nest their trial under a parent of their own (raynas.kind=baseline)

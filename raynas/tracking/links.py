@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from raynas.tracking.runs import KIND_TAG, PARENT_TAG, _quote, client_for
+from raynas.tracking.runs import KIND_TAG, PARENT_TAG, client_for, quote_value
 from raynas.tracking.uri import TrackingTarget, resolve_tracking_uri
 
 __all__ = [
@@ -50,7 +50,7 @@ _SECTION = "raynas-compare"
 
 def compare_filter(parent_run_id: str) -> str:
     """The runs filter of the networks a search compares: its retrain runs."""
-    return f"tags.stage = 'retrain' and tags.`{PARENT_TAG}` = {_quote(parent_run_id)}"
+    return f"tags.stage = 'retrain' and tags.`{PARENT_TAG}` = {quote_value(parent_run_id)}"
 
 
 def _scatter(uuid: str, x: str, y: str, title: str) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from raynas.tracking.store import check_store
 from raynas.tracking.uri import TrackingTarget
 
 __all__ = [
+    "quote_value",
     "KIND_TAG",
     "PARENT_TAG",
     "RUN_STATUSES",
@@ -271,7 +272,8 @@ def create_trial_run(
     return run.info.run_id
 
 
-def _quote(value: str) -> str:
+def quote_value(value: str) -> str:
+    """``value`` as a quoted string literal of MLflow's search filter syntax."""
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -284,9 +286,10 @@ def find_trial_run(
     stage: str | None = None,
 ) -> str | None:
     """The id of the (oldest) run of ``trial_id`` under ``parent_run_id``, or ``None``."""
-    query = f"tags.`{PARENT_TAG}` = {_quote(parent_run_id)} and tags.trial_id = {_quote(trial_id)}"
+    query = (f"tags.`{PARENT_TAG}` = {quote_value(parent_run_id)} "
+             f"and tags.trial_id = {quote_value(trial_id)}")
     if stage is not None:
-        query += f" and tags.stage = {_quote(stage)}"
+        query += f" and tags.stage = {quote_value(stage)}"
     runs = client_for(target).search_runs(
         [experiment_id], filter_string=query, max_results=1, order_by=["attributes.start_time ASC"]
     )
@@ -367,7 +370,7 @@ def kill_open_runs(target: TrackingTarget, experiment_id: str, parent_run_id: st
     """Marks the parent run and every nested run under it that is still RUNNING as KILLED
     (an interrupted search); returns how many runs it marked."""
     client = client_for(target)
-    query = f"tags.`{PARENT_TAG}` = {_quote(parent_run_id)} and attributes.status = 'RUNNING'"
+    query = f"tags.`{PARENT_TAG}` = {quote_value(parent_run_id)} and attributes.status = 'RUNNING'"
     runs = client.search_runs([experiment_id], filter_string=query, max_results=10000)
     ids = [r.info.run_id for r in runs]
     if client.get_run(parent_run_id).info.status == "RUNNING":

@@ -26,7 +26,14 @@ import signal
 import time
 from pathlib import Path
 
-__all__ = ["DRIVER_FILE", "record_session", "stop_orphaned_sessions"]
+__all__ = [
+    "DRIVER_FILE",
+    "alive_processes",
+    "kill_processes",
+    "record_session",
+    "session_processes",
+    "stop_orphaned_sessions",
+]
 
 logger = logging.getLogger("raynas.tune.runtime")
 
@@ -51,7 +58,7 @@ def _proc_table() -> dict[int, tuple[int, str, str]]:
     return table
 
 
-def _session_processes() -> list[tuple[int, str]]:
+def session_processes() -> list[tuple[int, str]]:
     """``(pid, start time)`` of the processes of the local Ray session this driver started:
     those whose command line names the session (its name ends with the driver's pid: gcs,
     raylet, monitors) and everything below them (agents, workers)."""
@@ -74,7 +81,7 @@ def _session_processes() -> list[tuple[int, str]]:
     return [(pid, table[pid][1]) for pid in sorted(found)]
 
 
-def _alive(procs: list[tuple[int, str]]) -> list[tuple[int, str]]:
+def alive_processes(procs: list[tuple[int, str]]) -> list[tuple[int, str]]:
     """The processes of ``procs`` still running (same pid and start time, not a zombie)."""
     out = []
     for pid, start in procs:
@@ -89,8 +96,8 @@ def _alive(procs: list[tuple[int, str]]) -> list[tuple[int, str]]:
     return out
 
 
-def _kill(procs: list[tuple[int, str]], sig: int) -> None:
-    for pid, _ in _alive(procs):
+def kill_processes(procs: list[tuple[int, str]], sig: int) -> None:
+    for pid, _ in alive_processes(procs):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, sig)
 
@@ -111,7 +118,7 @@ def record_session() -> None:
         node = ray._private.worker._global_node  # noqa: SLF001 - the only way to the folder
         folder = Path(node.get_session_dir_path())
         me = os.getpid()
-        record = {"pid": me, "start": _proc_table()[me][1], "procs": _session_processes()}
+        record = {"pid": me, "start": _proc_table()[me][1], "procs": session_processes()}
         (folder / DRIVER_FILE).write_text(json.dumps(record))
     except Exception as exc:  # noqa: BLE001 - a missing record only loses the clean-up
         logger.info("could not record the Ray session of this driver (%s)", exc)
@@ -134,18 +141,18 @@ def stop_orphaned_sessions(temp_root: Path | None = None, grace: float = 5.0) ->
             recorded = [(int(pid), str(start)) for pid, start in record["procs"]]
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if _alive([driver]):
+        if alive_processes([driver]):
             continue  # a running search's session
-        procs = _alive(recorded + _named(record_file.parent.name))
+        procs = alive_processes(recorded + _named(record_file.parent.name))
         if procs:
             logger.info(
                 "stopping %d Ray processes left by a killed driver (pid %d, %s)",
                 len(procs), driver[0], record_file.parent,
             )  # fmt: skip
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            _kill(procs, sig)
+            kill_processes(procs, sig)
             deadline = time.monotonic() + grace
-            while _alive(procs) and time.monotonic() < deadline:
+            while alive_processes(procs) and time.monotonic() < deadline:
                 time.sleep(0.1)
         stopped += [pid for pid, _ in procs]
         with contextlib.suppress(OSError):

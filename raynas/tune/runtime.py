@@ -16,10 +16,10 @@ from typing import Any
 from raynas.errors import UserError
 from raynas.interrupts import SignalReceived, active_guard
 from raynas.tune.processes import (
-    _alive,
-    _kill,
-    _session_processes,
+    alive_processes,
+    kill_processes,
     record_session,
+    session_processes,
     stop_orphaned_sessions,
 )
 
@@ -243,7 +243,7 @@ def init_ray(address: str | None, *, num_cpus: int | None = None) -> RayRuntime:
     cleanup = None
     if address is None and guard is not None:
         cleanup = guard.on_force_exit(
-            lambda: _kill(_session_processes(), signal.SIGKILL), name="kill local Ray"
+            lambda: kill_processes(session_processes(), signal.SIGKILL), name="kill local Ray"
         )
     if address is None:
         stop_orphaned_sessions()  # of a driver killed earlier (kill -9): before Ray starts
@@ -289,16 +289,16 @@ def _stop_local_ray(grace: float = 5.0) -> None:
     linger for minutes."""
     import ray
 
-    procs = _session_processes()
+    procs = session_processes()
     with contextlib.suppress(Exception):
         if ray.is_initialized():
             ray.shutdown()
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        _kill(procs, sig)
+        kill_processes(procs, sig)
         deadline = time.monotonic() + grace
-        while _alive(procs) and time.monotonic() < deadline:
+        while alive_processes(procs) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if not _alive(procs):
+        if not alive_processes(procs):
             return
 
 
