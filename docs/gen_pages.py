@@ -358,6 +358,11 @@ def bench_page(path: Path) -> str:
     targets = _targets(data)
     if targets:
         parts.append(_table(["target", "value", "target value", "met"], targets) + "\n")
+    stages = data.get("stages")
+    if isinstance(stages, dict) and _matrix(stages) is not None:
+        parts.append(_matrix(stages) + "\n")
+        if "target_met" in data:
+            parts.append(f"Target met: **{_num(data['target_met'])}**.\n\n")
     headline = data.get("headline")
     parts.append(_summary_tables(headline if isinstance(headline, dict) else data.get("summary")))
     return "".join(parts).rstrip() + "\n"
