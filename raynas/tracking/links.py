@@ -11,10 +11,11 @@ The MLflow 3.17 UI (its JS bundle, ``mlflow/server/js/build``) reads, from the h
   the UI state (``compareRunCharts``, ``compareRunSections``, ...). The UI ignores the saved
   view when the URL carries a search facet itself, so the filter lives in the saved view.
 
-The saved view filters ``tags.stage = 'retrain'`` under the search's parent run and holds one
-scatter of ``test_dice`` (else ``val_dice``) against ``log10_params`` (the UI's scatter has no
-log axis; :mod:`raynas.tracking.names` logs the base-10 logarithm of the parameter count for
-that) and one against ``params``.
+The saved view filters ``tags.stage = 'retrain'`` under the search's parent run, lists the runs
+best **validation** Dice first (what every pick uses), and holds a scatter of ``val_dice``
+against ``log10_params`` (the UI's scatter has no log axis; :mod:`raynas.tracking.names` logs the
+base-10 logarithm of the parameter count for that), one against ``params``, and one of
+``test_dice`` (held-out, reported only) against ``log10_params`` where the runs report it.
 
 Example:
     >>> compare_url(target, experiment_id, parent_run_id)  # doctest: +SKIP
@@ -67,20 +68,26 @@ def _scatter(uuid: str, x: str, y: str, title: str) -> dict[str, Any]:
     }
 
 
-def compare_view_state(parent_run_id: str, *, dice: str = "test_dice") -> dict[str, Any]:
-    """The saved view (search facets + UI state) the comparison link opens."""
-    label = "test Dice" if dice == "test_dice" else dice
+def compare_view_state(
+    parent_run_id: str, *, dice: str = "val_dice", reported: str | None = "test_dice"
+) -> dict[str, Any]:
+    """The saved view (search facets + UI state) the comparison link opens: ordered and charted
+    by ``dice`` (the picking figure), with ``reported`` (the test Dice) charted beside it."""
+    charts = [
+        _scatter("raynas-dice-vs-log-params", "log10_params", dice,
+                 f"{dice} vs log10(parameters)"),
+        _scatter("raynas-dice-vs-params", "params", dice, f"{dice} vs parameters"),
+    ]  # fmt: skip
+    if reported is not None and reported != dice:
+        charts.append(_scatter("raynas-test-dice-vs-log-params", "log10_params", reported,
+                               f"{reported} (reported only) vs log10(parameters)"))
     return {
         "searchFilter": compare_filter(parent_run_id),
         # sorted by a metric (not by start time), the UI lists the matching runs flat instead
         # of folding them under their parent, so the charts plot every network
         "orderByKey": f"metrics.`{dice}`",
         "orderByAsc": False,
-        "compareRunCharts": [
-            _scatter("raynas-dice-vs-log-params", "log10_params", dice,
-                     f"{label} vs log10(parameters)"),
-            _scatter("raynas-dice-vs-params", "params", dice, f"{label} vs parameters"),
-        ],  # fmt: skip
+        "compareRunCharts": charts,
         "compareRunSections": [
             {
                 "uuid": _SECTION,
@@ -96,15 +103,17 @@ def compare_view_state(parent_run_id: str, *, dice: str = "test_dice") -> dict[s
     }
 
 
-def _dice_metric(target: TrackingTarget, experiment_id: str, parent_run_id: str) -> str:
+def _dice_metrics(
+    target: TrackingTarget, experiment_id: str, parent_run_id: str
+) -> tuple[str, str | None]:
+    """(the picking Dice the runs report: ``val_dice``, else ``best_dice``; ``test_dice`` where
+    they report it, else None)."""
     runs = client_for(target).search_runs(
         [experiment_id], filter_string=compare_filter(parent_run_id), max_results=200
     )
     keys = {k for r in runs for k in r.data.metrics}
-    for name in ("test_dice", "val_dice", "best_dice"):
-        if name in keys:
-            return name
-    return "test_dice"
+    dice = "val_dice" if "val_dice" in keys or "best_dice" not in keys else "best_dice"
+    return dice, ("test_dice" if "test_dice" in keys else None)
 
 
 def compare_url(
@@ -115,8 +124,9 @@ def compare_url(
     ``base``: the UI's address (default: the server of an ``http(s)://`` store, else
     :data:`LOCAL_UI`, where ``mlflow ui`` listens by default).
     """
-    dice = _dice_metric(target, experiment_id, parent_run_id)
-    state = json.dumps(compare_view_state(parent_run_id, dice=dice), sort_keys=True)
+    dice, reported = _dice_metrics(target, experiment_id, parent_run_id)
+    state = json.dumps(compare_view_state(parent_run_id, dice=dice, reported=reported),
+                       sort_keys=True)
     key = hashlib.sha256(state.encode()).hexdigest()
     client_for(target).set_experiment_tag(experiment_id, SHARED_VIEW_TAG + key, state)
     if base is None:

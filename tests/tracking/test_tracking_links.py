@@ -49,13 +49,19 @@ def test_url_opens_the_saved_chart_view(target, experiment_id) -> None:
     assert [r.info.run_name for r in runs] == ["unet (1.4M)"]
 
 
-def test_test_dice_preferred_and_lines(target, experiment_id, request) -> None:
+def test_ordered_by_val_dice_test_dice_charted_beside_and_lines(
+    target, experiment_id, request
+) -> None:
     parent = _search(target, experiment_id, "test_dice")
+    runs = client_for(target).search_runs([experiment_id], filter_string=compare_filter(parent))
+    log_metrics(target, runs[0].info.run_id, {"val_dice": 0.45}, step=1)
     url = compare_url(target, experiment_id, parent, base="http://mlflow.example:5000/")
     assert url.startswith(f"http://mlflow.example:5000/#/experiments/{experiment_id}/runs?")
     key = parse_qs(urlparse(url).fragment.partition("?")[2])["viewStateShareKey"][0]
     state = json.loads(client_for(target).get_experiment(experiment_id).tags[SHARED_VIEW_TAG + key])
-    assert {c["yaxis"]["key"] for c in state["compareRunCharts"]} == {"test_dice"}
+    assert state["orderByKey"] == "metrics.`val_dice`"  # what every pick uses, never test Dice
+    assert [(c["xaxis"]["key"], c["yaxis"]["key"]) for c in state["compareRunCharts"]] == [
+        ("log10_params", "val_dice"), ("params", "val_dice"), ("log10_params", "test_dice")]
     lines = comparison_lines(target.uri, request.node.name, parent)
     assert lines[0].startswith(f"MLflow:   {ui_hint(target)}") and "--port 5000" in lines[0]
     assert lines[1].strip().startswith("then open http://127.0.0.1:5000/#/experiments/")

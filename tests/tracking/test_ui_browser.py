@@ -130,8 +130,8 @@ def test_printed_link_in_playwright(tmp_path: Path) -> None:
             try:
                 for name in RUN_NAMES:  # visible text, not just somewhere in the DOM
                     page.get_by_text(name, exact=True).first.wait_for(state="visible")
-                for title in ("Dice vs parameters (raynas)", "log10_params vs. test_dice",
-                              "params vs. test_dice"):  # fmt: skip
+                for title in ("Dice vs parameters (raynas)", "log10_params vs. val_dice",
+                              "params vs. val_dice", "log10_params vs. test_dice"):  # fmt: skip
                     page.get_by_text(title, exact=True).first.wait_for(state="visible")
             finally:
                 page.screenshot(path=str(shots / "playwright_compare.png"), full_page=True)
@@ -172,7 +172,8 @@ def test_printed_link_shows_the_comparison(tmp_path: Path) -> None:
         for name in ("searched0#0 (13k)", "searched1#0 (40k)", "unet#0 (1.4M)"):
             assert name in dom, name
         assert "Dice vs parameters (raynas)" in dom
-        assert "log10_params vs. test_dice" in dom and "params vs. test_dice" in dom
+        assert "log10_params vs. val_dice" in dom and "params vs. val_dice" in dom
+        assert "log10_params vs. test_dice" in dom  # reported beside, never the order
         # the parent's pareto.png, served the way the UI fetches an artifact
         art = f"{uri}/get-artifact?path=pareto.png&run_uuid={parent}"
         with urllib.request.urlopen(art, timeout=30) as response:
