@@ -216,13 +216,14 @@ def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto fronti
     front_ids = {id(p) for p in front}
     rest = [p for p in sort_points(pts) if id(p) not in front_ids]
     table = Table(title=title)
-    table.add_column("front", justify="center")
-    table.add_column("name")
-    table.add_column("kind")
-    table.add_column("val Dice (picks)", justify="right")
-    table.add_column("test Dice (reported)", justify="right")
-    table.add_column("params", justify="right")
-    table.add_column("run id")
+    # names and run ids are folded onto more lines where the terminal is narrow, never cut
+    table.add_column("front", justify="center", overflow="fold")
+    table.add_column("name", overflow="fold", ratio=3)
+    table.add_column("kind", overflow="fold")
+    table.add_column("val Dice", justify="right", overflow="fold")
+    table.add_column("test Dice", justify="right", overflow="fold")
+    table.add_column("params", justify="right", overflow="fold")
+    table.add_column("run id", overflow="fold", ratio=2)
     for p in [*front, *rest]:
         test = f"{p.test_dice:.4f}" if math.isfinite(p.test_dice) else "-"
         val = f"{p.val_dice:.4f}" if math.isfinite(p.val_dice) else "-"
@@ -237,7 +238,9 @@ def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto fronti
             f"{p.params:,}",
             p.run_id or "",
         )
-    table.caption = _versus_random(pts)
+    legend = "val Dice picks the frontier; test Dice (held-out cases) is reported only"
+    versus = _versus_random(pts)
+    table.caption = f"{legend}\n{versus}" if versus else legend
     return table
 
 

@@ -271,11 +271,11 @@ class ProgressCallback(Callback):
 
         table = Table(title=f"raynas · {self.stage} stage", expand=False)
         for col in ("trial", "candidate", "status", "epoch", "dice", "best", "params"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")  # folded where narrow, never cut
         for tid, row in sorted(self.rows.items()):
             table.add_row(
                 tid,
-                row.get("label", "")[:40],
+                row.get("label", ""),
                 row.get("status", ""),
                 f"{row.get('epoch', 0)}/{self.epochs}",
                 f"{row['dice']:.3f}" if "dice" in row else "",
