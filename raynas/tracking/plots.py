@@ -9,9 +9,8 @@ axes), every point labelled with its name and size (labels placed greedily so th
 neither each other nor a marker, and stay inside the axes), the frontier drawn as a staircase
 (also for a single point) on **validation Dice** (what chose the frontier), and each network's
 **test Dice** as a small cross joined to its point by a dotted line (legend: "test Dice
-(held-out, reported only)"). Every kind has its own marker in the legend: searched (circle),
-baseline (square), random control (triangle). A network
-that did not learn (validation Dice 0.00 on every epoch) is a grey cross labelled "did not learn".
+(reported only)", the held-out cases' Dice). Every kind has its own marker in the legend:
+searched (circle), baseline (square), random control (triangle). A network that did not learn (validation Dice 0.00 on every epoch) is a grey cross labelled "did not learn".
 """
 
 from __future__ import annotations
@@ -46,7 +45,7 @@ _BASELINE = {"marker": "s", "color": "tab:orange", "label": "baseline"}
 _NOT_LEARNED = {"marker": "x", "color": "tab:gray", "label": "did not learn"}
 _RANDOM = {"marker": "^", "color": "tab:green", "label": "random control"}
 _KINDS = (("searched", _SEARCHED), ("baseline", _BASELINE), ("random", _RANDOM))
-TEST_LABEL = "test Dice (held-out, reported only)"
+TEST_LABEL = "test Dice (reported only)"
 # Label offsets from the point (points): tried in order, the first free one wins.
 _OFFSETS = [
     (7, 6, "left", "bottom"), (7, -6, "left", "top"), (-7, 6, "right", "bottom"),
