@@ -10,7 +10,8 @@ neither each other nor a marker, and stay inside the axes), the frontier drawn a
 (also for a single point) on **validation Dice** (what chose the frontier), and each network's
 **test Dice** as a small cross joined to its point by a dotted line (legend: "test Dice
 (reported only)", the held-out cases' Dice). Every kind has its own marker in the legend:
-searched (circle), baseline (square), random control (triangle). A network that did not learn (validation Dice 0.00 on every epoch) is a grey cross labelled "did not learn".
+searched (circle), baseline (square), random control (triangle). A network that did not learn
+(validation Dice 0.00 on every epoch) is a grey cross labelled "did not learn".
 """
 
 from __future__ import annotations
