@@ -451,22 +451,33 @@ def _log_dataset(target: Any, run_id: str, dataset: Any, preset: Any) -> None:
 def prepare_search(options: SearchOptions) -> SearchSetup:
     """Validates everything, then starts Ray, checks a worker, and opens the parent run."""
     from raynas.pipeline.fingerprint import search_fingerprint
+    from raynas.tune import init_ray, shutdown_ray
 
     preset, space, space_ref, dataset, target = validate_search(options)
-    # built and verified before the fingerprint, which covers the digests of its files
-    cache = preprocess_cache(options, preset, dataset)
-    return open_run(
-        options,
-        preset=preset,
-        space=space,
-        space_ref=space_ref,
-        dataset=dataset,
-        target=target,
-        name=f"{space.config.name}_{dataset.info.name}_s{preset.seed}",
-        tags={"space": space.config.name},
-        fingerprint=search_fingerprint(preset=preset, space=space, dataset=dataset, cache=cache),
-        preprocessed=cache,
-    )
+    # a cluster given by --address is joined before anything is written, the preprocess cache
+    # included (a wrong address, or a port another program took, leaves nothing behind)
+    runtime = init_ray(options.address) if options.address else None
+    try:
+        # built and verified before the fingerprint, which covers the digests of its files
+        cache = preprocess_cache(options, preset, dataset)
+        return open_run(
+            options,
+            preset=preset,
+            space=space,
+            space_ref=space_ref,
+            dataset=dataset,
+            target=target,
+            name=f"{space.config.name}_{dataset.info.name}_s{preset.seed}",
+            tags={"space": space.config.name},
+            fingerprint=search_fingerprint(preset=preset, space=space, dataset=dataset,
+                                           cache=cache),
+            preprocessed=cache,
+            runtime=runtime,
+        )
+    except BaseException:
+        if runtime is not None:  # disconnecting twice is harmless
+            shutdown_ray(runtime)
+        raise
 
 
 def open_run(
@@ -482,6 +493,7 @@ def open_run(
     kind: str = "search",
     fingerprint: dict[str, Any] | None = None,
     preprocessed: Path | None = None,
+    runtime: Any = None,
 ) -> SearchSetup:
     """Creates the output folder ``<storage>/<experiment>/<name>``, starts (or joins) Ray, sizes
     the trials, checks a worker, and opens (or, on ``--resume``, finds) the parent run.
@@ -513,7 +525,8 @@ def open_run(
     # a cluster given by --address is joined before anything is written (a wrong address
     # leaves no store and no output folder); a local Ray starts below, once the output folder
     # logs it
-    runtime = init_ray(options.address) if options.address else None
+    if runtime is None and options.address:
+        runtime = init_ray(options.address)  # (prepare_search joins it earlier)
     try:
         # the store created (once, under its lock) or refused before the local Ray starts; a
         # resumed search's parent run must be in it

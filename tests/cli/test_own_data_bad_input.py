@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_msd  # at import: later, ``conftest`` may name another package's
 from own_data import write_datalist, write_image, write_nnunet
 from procs import pids_with_marker, stop_pids
 
@@ -110,8 +111,6 @@ def _unknown_test_case(here: Path) -> tuple[list[str], str]:
 
 
 def _msd_folder_bad_label(here: Path) -> tuple[list[str], str]:
-    from conftest import write_msd
-
     root = write_msd(here / "Task99_Mine", cases=4, labels=("background",))
     return [*SEARCH, "--dataset", str(root)], "'labels' needs background and at least one class"
 

@@ -84,7 +84,7 @@ def test_check_plan_search_on_own_folder(tmp_path: Path, layout: str) -> None:
     if layout != "nnunet":
         return
     _check_mlflow_per_class(work, keys)
-    (model,) = (folder / "models").glob("*.pt")
+    (model,) = (folder / "models").glob("searched*.pt")  # beside the random control's
     out = _raynas(work, "evaluate", str(model), "--dataset", *dataset, *TINY[2:4], "--json",
                   "--set", "data.folds=2")  # fmt: skip
     scored = json.loads(out.stdout)
