@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_msd
+from msd_writer import write_msd
 from procs import free_port, pids_with_marker, stop_pids
 
 pytestmark = pytest.mark.slow  # ~60 subprocesses of ~5 s CPU each: 2-3 min on 2 idle cores

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write_msd
+from msd_writer import write_msd
 from own_data import write_nnunet
 
 from raynas.config import load_preset

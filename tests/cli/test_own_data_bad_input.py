@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_msd  # at import: later, ``conftest`` may name another package's
+from msd_writer import write_msd
 from own_data import write_datalist, write_image, write_nnunet
 from procs import pids_with_marker, stop_pids
 

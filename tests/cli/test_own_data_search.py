@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_msd
+from msd_writer import write_msd
 from own_data import write_datalist, write_nnunet
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
