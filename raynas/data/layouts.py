@@ -33,7 +33,7 @@ from raynas.data.cases import Case
 from raynas.data.readers import FILE_ENDINGS, split_ending
 from raynas.errors import DataError
 
-__all__ = ["Layout", "is_path_ref", "msd_cases", "read_layout"]
+__all__ = ["Layout", "index_names", "is_path_ref", "msd_cases", "read_layout"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def msd_cases(
     return cases
 
 
-def _index_names(mapping: Any, key: str, where: Path) -> dict[int, str]:
+def index_names(mapping: Any, key: str, where: Path) -> dict[int, str]:
     """``{"0": "CT"}`` -> ``{0: "CT"}``, keys 0..N-1."""
     if not isinstance(mapping, dict) or not mapping:
         raise DataError(f"{where}: {key!r} must be a non-empty object")
@@ -144,16 +144,16 @@ def _nnunet_labels(mapping: Any, where: Path) -> dict[int, str]:
 
 
 def _read_msd(root: Path, data: dict[str, Any], jpath: Path) -> Layout:
-    labels = _index_names(data["labels"], "labels", jpath)
+    labels = index_names(data["labels"], "labels", jpath)
     if len(labels) < 2:
         raise DataError(f"{jpath}: 'labels' needs background and at least one class")
-    channels = tuple(_index_names(data["modality"], "modality", jpath).values())
+    channels = tuple(index_names(data["modality"], "modality", jpath).values())
     cases = msd_cases(root, data, jpath)
     return Layout("msd", _slug(root.name), root, root, cases, labels, channels)
 
 
 def _read_nnunet(root: Path, data: dict[str, Any], jpath: Path) -> Layout:
-    channels = tuple(_index_names(data["channel_names"], "channel_names", jpath).values())
+    channels = tuple(index_names(data["channel_names"], "channel_names", jpath).values())
     labels = _nnunet_labels(data.get("labels"), jpath)
     ending = data.get("file_ending")
     if ending not in FILE_ENDINGS:
@@ -253,7 +253,7 @@ def _datalist_meta(
 
     if "channel_names" in data or "modality" in data:
         key = "channel_names" if "channel_names" in data else "modality"
-        channels = tuple(_index_names(data[key], key, path).values())
+        channels = tuple(index_names(data[key], key, path).values())
     else:
         shape = read_header(cases[0].images[0]).shape
         count = (
@@ -266,7 +266,7 @@ def _datalist_meta(
     if isinstance(labels_raw, dict) and labels_raw:
         first = next(iter(labels_raw))
         labels = (
-            _index_names(labels_raw, "labels", path)
+            index_names(labels_raw, "labels", path)
             if str(first).isdigit()
             else _nnunet_labels(labels_raw, path)
         )

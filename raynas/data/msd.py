@@ -18,25 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from raynas.data.cases import Case, MSDDataset
-from raynas.data.layouts import msd_cases
+from raynas.data.layouts import index_names, msd_cases
 from raynas.data.tasks import DATASETS, DatasetInfo, get_dataset_info
 from raynas.errors import DataError
 
 __all__ = ["Case", "MSDDataset", "read_msd", "msd_cases", "open_dataset", "REQUIRED_KEYS"]
 
 REQUIRED_KEYS = ("training", "modality", "labels")
-
-
-def _int_keys(mapping: Any, key: str, where: Path) -> dict[int, str]:
-    if not isinstance(mapping, dict) or not mapping:
-        raise DataError(f"{where}: {key!r} must be a non-empty object")
-    try:
-        out = {int(k): str(v) for k, v in mapping.items()}
-    except (TypeError, ValueError):
-        raise DataError(f"{where}: {key!r} keys must be integers, got {list(mapping)}") from None
-    if sorted(out) != list(range(len(out))):
-        raise DataError(f"{where}: {key!r} keys must be 0..{len(out) - 1}, got {sorted(out)}")
-    return dict(sorted(out.items()))
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -75,10 +63,10 @@ def read_msd(root: Path | str, *, info: DatasetInfo, limit_cases: int | None = N
         root = root / info.task_folder  # accept the parent of Task05_Prostate/
         jpath = root / "dataset.json"
     data = _load_json(jpath)
-    labels = _int_keys(data["labels"], "labels", jpath)
+    labels = index_names(data["labels"], "labels", jpath)
     if len(labels) < 2:
         raise DataError(f"{jpath}: 'labels' needs background and at least one class")
-    channels = tuple(_int_keys(data["modality"], "modality", jpath).values())
+    channels = tuple(index_names(data["modality"], "modality", jpath).values())
     if len(channels) != info.in_channels and not info.synthetic:
         raise DataError(
             f"{jpath}: 'modality' lists {len(channels)} channel(s) {list(channels)}, but "
