@@ -12,6 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.ray
 def test_plan_check_smoke_writes_predicted_beside_measured(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from msd_writer import write_msd
 from own_data import write_datalist, write_nnunet
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.heavy]
 
 RAYNAS = str(Path(sys.executable).with_name("raynas"))
 TINY = [

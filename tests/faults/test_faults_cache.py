@@ -118,6 +118,7 @@ def _search(work: Path) -> subprocess.CompletedProcess:
         shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.ray
 def test_truncated_and_swapped_cache_files_are_rebuilt_by_the_search(tmp_path: Path) -> None:

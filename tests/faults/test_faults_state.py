@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from procs import pids_with_marker, stop_group, stop_pids
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.heavy]
 
 RAYNAS = str(Path(sys.executable).with_name("raynas"))
 ARGS = [

@@ -142,6 +142,7 @@ def _lines(search: Search, text: str) -> int:
     return search.log().count(text)
 
 
+@pytest.mark.heavy
 def test_interrupts_then_resume_finishes(tmp_path: Path) -> None:
     search = Search(tmp_path)
     session = Path(search.ray_tmp) / "ray"
