@@ -8,6 +8,7 @@ from typing import Any
 
 from raynas.pipeline.faults import trial_fault
 from raynas.pipeline.setup import SearchSetup
+from raynas.pipeline.specs import trial_spec
 
 __all__ = ["run_tracked_stage", "stage_time_split"]
 
@@ -69,7 +70,7 @@ def run_tracked_stage(
     asha = section.asha
     request = StageRequest(
         stage=stage,
-        spec=setup.spec(stage),
+        spec=trial_spec(setup, stage),
         candidates=candidates,
         epochs=section.epochs,
         storage_path=setup.folder.ray_dir,

@@ -21,7 +21,7 @@ def test_baseline_learns_in_the_smoke_recipe(model: str) -> None:
     from raynas.config import load_preset
     from raynas.data import open_dataset
     from raynas.engine import current_lr
-    from raynas.pipeline.setup import baseline_architecture
+    from raynas.pipeline.baselines import baseline_architecture
     from raynas.stages import RetrainProgram, TrialSpec
 
     torch.set_num_threads(2)
