@@ -11,11 +11,11 @@ from raynas.interrupts import InterruptGuard, active_guard
 from raynas.pipeline.faults import run_fault, stop_on_fault
 from raynas.pipeline.options import Resolved, SearchOptions, storage_root
 from raynas.pipeline.outputs import slug
-from raynas.pipeline.results import SearchResult, rank_records
+from raynas.pipeline.results import SearchResult
 from raynas.pipeline.running import run_tracked_stage, stage_time_split
 from raynas.pipeline.setup import SearchSetup, prepare_search
 
-__all__ = ["SearchOptions", "SearchResult", "run_search", "rank_records"]
+__all__ = ["run_search"]
 
 logger = logging.getLogger("raynas.search")
 
