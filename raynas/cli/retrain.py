@@ -33,19 +33,21 @@ def _run(**kwargs: Any) -> None:
 
     from raynas.cli.common import where_in_mlflow
     from raynas.pipeline import RetrainOptions, run_retrain
+    from raynas.tracking.names import network_name
     from raynas.tracking.pareto import learned
 
     overrides = list(kwargs.pop("overrides"))
     result = run_retrain(RetrainOptions(**kwargs, overrides=overrides, workdir=Path.cwd()))
     console = Console(soft_wrap=True)
+    name = network_name(result.name, result.kind)  # as MLflow names its run and model
     if not learned(result.val_dice):
         console.print(
-            f"{result.name}: did not learn (validation Dice {result.val_dice:.4f}, 0.00 on every "
+            f"{name}: did not learn (validation Dice {result.val_dice:.4f}, 0.00 on every "
             f"one of {result.epochs} epochs; its test Dice {result.dice:.4f} is no result)"
         )
     else:
         console.print(
-            f"{result.name}: test Dice {result.dice:.4f} (held-out cases; validation Dice "
+            f"{name}: test Dice {result.dice:.4f} (held-out cases; validation Dice "
             f"{result.val_dice:.4f}, best of {result.epochs} epochs)"
         )
     for label, value in result.per_class.items():

@@ -65,10 +65,13 @@ def save_best_weights(folder: Any, record: Any, name: str, arch_json: str) -> Pa
     return path
 
 
-def model_name(name: str) -> str:
-    """The MLflow model name of trial ``name``: :func:`model_file` with ``#`` as ``-`` (a model
-    name goes into artifact paths, where ``#`` is cut; see :func:`model_file`)."""
-    return model_file(name).replace("#", "-")
+def model_name(name: str, kind: str = "searched") -> str:
+    """The MLflow model name of trial ``name``: the network's one name
+    (:func:`raynas.tracking.names.network_name`, e.g. ``searched0-0``, ``unet-0``), which MLflow
+    accepts as a logged-model name and which is safe in artifact paths (no ``#``, no ``.``)."""
+    from raynas.tracking.names import network_name
+
+    return network_name(name, kind)
 
 
 def log_trial_model(
@@ -78,10 +81,12 @@ def log_trial_model(
     weights: Path,
     run_id: str | None,
     figures: dict[str, float],
+    kind: str = "searched",
 ) -> str | None:
     """Logs retrain trial ``name`` (its saved best ``weights``) as an MLflow logged model whose
-    source is its run ``run_id``, with its ``figures`` (``test_dice``, ``val_dice``, ``params``,
-    per class) as model metrics and its trial name as a model param; returns the model URI.
+    source is its run ``run_id``, named :func:`model_name`, with its ``figures`` (``val_dice``,
+    ``test_dice``, ``params`` first, then per class) as model metrics and its trial name as a
+    model param; returns the model URI.
 
     A failure to log (an artifact store gone away at the end of a long run, no run) is a
     warning, not the end of the run: the weights and the JSON are already saved in ``models/``.
@@ -102,7 +107,7 @@ def log_trial_model(
         if logged:  # a resumed search that already logged it: no second copy
             return logged
         uri = log_pytorch_model(
-            setup.target, run_id, model, arch_json, name=model_name(name), metrics=metrics,
+            setup.target, run_id, model, arch_json, name=model_name(name, kind), metrics=metrics,
             params={"trial": name},
         )  # fmt: skip
         set_tags(setup.target, run_id, {"model_uri": uri})
@@ -116,13 +121,14 @@ def log_trial_model(
     return uri
 
 
-def log_best_model(setup: Any, name: str, uri: str | None) -> None:
-    """Tags the parent run with the best trial ``name`` and its logged model (``best_model``,
-    ``best_model_uri``: the model logged by :func:`log_trial_model` on the trial's run, not a
-    second copy) and records it in the folder's state."""
+def log_best_model(setup: Any, name: str, uri: str | None, kind: str = "searched") -> None:
+    """Tags the parent run with the best trial's network (``best_model``: its one name,
+    :func:`model_name`; ``best_trial``: the trial ``name``) and its logged model
+    (``best_model_uri``: the model logged by :func:`log_trial_model` on the trial's run, not a
+    second copy) and records the trial in the folder's state."""
     from raynas.tracking import set_tags
 
-    tags = {"best_model": name}
+    tags = {"best_model": model_name(name, kind), "best_trial": name}
     if uri is not None:
         tags["best_model_uri"] = uri
     set_tags(setup.target, setup.parent_run_id, tags)
@@ -213,16 +219,18 @@ def finish_search(
         weights[name] = save_best_weights(setup.folder, record, name, arch_json)
         scores = trial_scores(setup, record, arch_json, weights[name], run_id)
         params = int(record.last.get("params", 0))
+        kind = kinds.get(record.candidate, "searched")
         if weights[name] is not None and run_id is not None:
             figures = {**scores, "params": float(params)}
-            uris[name] = log_trial_model(setup, name, arch_json, weights[name], run_id, figures)
+            uris[name] = log_trial_model(setup, name, arch_json, weights[name], run_id, figures,
+                                         kind)  # fmt: skip
         points.append(
             ParetoPoint(
                 name=name,
                 val_dice=scores.pop("val_dice", record.best_dice),
                 params=params,
                 run_id=run_id,
-                kind=kinds.get(record.candidate, "searched"),
+                kind=kind,
                 test_dice=scores.pop("test_dice"),
                 per_class={k: v for k, v in scores.items() if k != "test_volumes"},
             )
@@ -234,7 +242,7 @@ def finish_search(
 
     best = best_model(points)  # on validation Dice; test Dice only reported
     if best is not None and not setup.folder.state.get("model"):
-        log_best_model(setup, best.name, uris.get(best.name))
+        log_best_model(setup, best.name, uris.get(best.name), best.kind)
 
     stopped = sum(r.status == "stopped" for rs in records.values() for r in rs)
     set_tags(setup.target, setup.parent_run_id, {"asha.stopped_trials": str(stopped)})

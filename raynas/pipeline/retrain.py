@@ -153,7 +153,7 @@ def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, k
     from raynas.pipeline.results import rank_records
     from raynas.tracking import find_trial_run, finish_run, log_metrics, set_tags
     from raynas.tracking.frontier import learned_tags
-    from raynas.tracking.names import point_label
+    from raynas.tracking.names import network_name
     from raynas.tracking.notes import log_network_summary
     from raynas.tracking.pareto import learned
 
@@ -180,17 +180,17 @@ def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, k
     uri = None
     if path is not None:
         figures = {**scores, "params": float(params)}
-        uri = log_trial_model(setup, best.trial, arch_json, path, run_id, figures)
-    log_best_model(setup, best.trial, uri)
-    log_network_summary(target, parent, arch_json, name=point_label(best.trial, params, kind),
-                        metrics=summary, model_uri=uri)  # fmt: skip
+        uri = log_trial_model(setup, best.trial, arch_json, path, run_id, figures, kind)
+    log_best_model(setup, best.trial, uri, kind)
+    log_network_summary(target, parent, arch_json, name=network_name(best.trial, kind),
+                        metrics=summary, model_uri=uri, kind=kind)  # fmt: skip
     finish_run(target, parent, "FINISHED")
     setup.folder.state["finished"] = True
     setup.folder.save_state()
     setup.close(failed=False)
     logger.info(
         "retrain %s finished: test dice %.4f (validation %.4f), %d parameters",
-        best.trial,
+        network_name(best.trial, kind),
         scores["test_dice"],
         best.best_dice,
         params,

@@ -65,7 +65,7 @@ def run_tracked_stage(
             kinds=kinds,
             architectures={k: v["arch_json"] for k, v in candidates.items() if "arch_json" in v},
         ),
-        ProgressCallback(stage=stage, epochs=section.epochs, labels=labels),
+        ProgressCallback(stage=stage, epochs=section.epochs, labels=labels, kinds=kinds),
     ]
     asha = section.asha
     request = StageRequest(

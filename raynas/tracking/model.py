@@ -28,11 +28,12 @@ from raynas.tracking.uri import TrackingTarget
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["log_pytorch_model", "load_pytorch_model", "example_input"]
+__all__ = ["log_pytorch_model", "load_pytorch_model", "example_input", "MODEL_METRICS_FIRST"]
 
 logger = logging.getLogger(__name__)
 
 ARCH_FILE = "architecture.json"
+MODEL_METRICS_FIRST = ("val_dice", "test_dice", "params")  # what a user reads first
 _LOCK = threading.Lock()
 
 
@@ -85,8 +86,13 @@ def log_pytorch_model(
 
     The Architecture JSON goes into the model package (``extra_files``, or the loader's
     artifacts) and into the run's artifacts as ``<name>/architecture.json``. ``metrics`` are
-    logged on the run at ``step`` linked to the model (``model_id``), ``params`` on the model
-    (besides the run's params), so the experiment's Models tab shows them.
+    logged on the run at ``step`` linked to the model (``model_id``), ``val_dice``,
+    ``test_dice`` and ``params`` first (:data:`MODEL_METRICS_FIRST`: the model page lists them
+    in that order), ``params`` on the model (besides the run's params), so the experiment's
+    Models tab shows them. They are the model's only metrics: ``mlflow.pytorch.log_model``
+    given a ``run_id`` copies every metric of the run at ``step`` onto the model (the trial's
+    ``system/*`` samples at step 0 came first on the model page), so the model is logged with
+    no run and linked to it here as the run's output (``log_outputs``).
 
     Args:
         target: The tracking store.
@@ -135,7 +141,7 @@ def log_pytorch_model(
             uri = None
             if example is not None:
                 try:
-                    uri = _log_pt2(cpu_model, example, logged.model_id, run_id, name,
+                    uri = _log_pt2(cpu_model, example, logged.model_id, name,
                                    requirements, arch_path)  # fmt: skip
                 except Exception as exc:  # noqa: BLE001 - torch.export cannot handle every net
                     logger.warning("%s: not exportable with torch.export (%s); logged as a "
@@ -144,7 +150,10 @@ def log_pytorch_model(
             if uri is None:
                 uri = _log_state_dict(client, cpu_model, example, logged.model_id,
                                       requirements, arch_path)  # fmt: skip
-        for key, value in (metrics or {}).items():
+        from mlflow.entities import LoggedModelOutput
+
+        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=step)])
+        for key, value in _ordered(metrics or {}):
             client.log_metric(run_id, key, float(value), step=step, model_id=logged.model_id)
     log_text(target, run_id, architecture_json, f"{name}/{ARCH_FILE}")
     active_after = mlflow.active_run()
@@ -154,14 +163,22 @@ def log_pytorch_model(
     return uri
 
 
+def _ordered(metrics: Mapping[str, float]) -> list[tuple[str, float]]:
+    """``metrics`` with :data:`MODEL_METRICS_FIRST` first, then the rest by name."""
+    first = [(k, metrics[k]) for k in MODEL_METRICS_FIRST if k in metrics]
+    return first + sorted((k, v) for k, v in metrics.items() if k not in MODEL_METRICS_FIRST)
+
+
 def _log_pt2(
-    model: torch.nn.Module, example: Any, model_id: str, run_id: str, name: str,
+    model: torch.nn.Module, example: Any, model_id: str, name: str,
     requirements: list[str], arch_path: Path,
 ) -> str:  # fmt: skip
+    """Logs the ``pt2`` package into the logged model ``model_id``, with no run: given one,
+    ``log_model`` would copy the run's metrics (system metrics too) onto the model."""
     import mlflow.pytorch
 
     info = mlflow.pytorch.log_model(
-        model, name=name, run_id=run_id, model_id=model_id, input_example=example,
+        model, name=name, model_id=model_id, input_example=example,
         pip_requirements=requirements, serialization_format="pt2",
         extra_files=[str(arch_path)],
     )  # fmt: skip

@@ -1,15 +1,21 @@
-"""What trial runs are called in MLflow: short run names and metric names that mean one thing.
+"""What networks and trial runs are called: one short name per network, and metric names that
+mean one thing.
 
-Pure functions (no MLflow, no Ray), used by the Tune callback that logs every trial.
+Pure functions (no MLflow, no Ray), used by the Tune callback that logs every trial, the
+frontier files and plot, the terminal tables and the logged models.
 
-Run names (unique within a search; the long topology goes in the tags ``topology`` and
-``candidate``):
+**One name per network** (:func:`network_name`): a retrain trial ``<candidate>#<sample>`` is
+shown everywhere (terminal tables, ``pareto.png``/``.csv``/``.json``, MLflow run names, the
+parent's ``best_model`` tag, logged model names, descriptions, the architecture picture) as
+``searched0-0``, ``random1-0``, ``unet-0`` or, for ``raynas retrain tiny.json``, ``tiny-0``.
+The name holds only letters, digits, ``_`` and ``-``, so it is also a valid MLflow logged-model
+name (which forbids ``/ : . % " '``) and a safe artifact path (``#`` is cut there). The size is
+never part of the name: it is shown beside it (the ``params`` column and metric). The long
+candidate key (``searched0-0-1-1-2-...``) stays in the tags ``candidate``, ``trial`` and
+``topology``; the output folder's files (``models/<trial>.pt``) keep the trial's key.
 
-- retrain: ``searched#0 (12k)``, ``unet (1.4M)``, an architecture file's name for
-  ``raynas retrain`` (``tiny (13k)``); a retrain trial key ``<candidate>#<n>`` (several samples
-  of one network) becomes ``searched#0.1 (12k)``;
-- coarse: ``coarse cluster3`` (C2F) or ``coarse d3_w16`` (Thrifty);
-- fine: ``fine#0 cluster3`` (the fine trial of the coarse winner ``cluster3``).
+Supernet run names: ``coarse cluster3`` (C2F) or ``coarse d3_w16`` (Thrifty); ``fine#0
+cluster3`` (the fine trial of the coarse winner ``cluster3``).
 
 Metric names:
 
@@ -42,9 +48,8 @@ __all__ = [
     "mlflow_metrics",
     "final_metrics",
     "short_run_name",
-    "params_text",
+    "network_name",
     "human_count",
-    "point_label",
 ]
 
 SUPERNET_STAGES = ("coarse", "fine")
@@ -55,9 +60,9 @@ _PLAIN_KEYS = (
 )  # fmt: skip
 _PREFIXES = ("val_dice_", "test_dice_", "time_")
 _RENAMED = {"fine": {"params": "derived_params"}}
-_SEARCHED = re.compile(r"^searched(\d+)(?:-.*)?$")
+_NUMBERED = re.compile(r"^(searched\d+|random\d+)(?:-.*)?$")  # searched0-<topology>, random1
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")  # MLflow model names forbid / : . % " ' (and # cuts)
 _FINE = re.compile(r"^fine(\d+)-(.+)$")
-_SIZED = re.compile(r" \(\d[\d.]*[kMG]?\)$")
 
 
 _RAY_KEYS = ("time_this_iter_s", "time_total_s", "time_since_restore")  # Tune's own
@@ -140,54 +145,45 @@ def human_count(n: float) -> str:
     return f"{n:.0f}"
 
 
-def params_text(params: Any) -> str:
-    """The parameter count as a run name shows it (:func:`human_count`)."""
-    return human_count(float(params))
-
-
-def point_label(name: str, params: Any, kind: str = "searched") -> str:
-    """How a frontier point is labelled: a run name that shows its size stays as it is, a
-    candidate key becomes its short run name, any other name gets the size appended.
+def network_name(trial: Any, kind: str = "searched") -> str:
+    """The one name of a network, from its retrain trial ``<candidate>#<sample>`` (or a bare
+    candidate key): ``searched<i>`` or ``random<i>`` without the topology, a baseline without
+    ``baseline-``, then ``-<sample>``; any character other than a letter, digit, ``_`` or ``-``
+    becomes ``_`` (so it is a valid MLflow logged-model name and artifact path), at most 40
+    characters before the sample.
 
     Example:
-        >>> point_label("searched0#0 (12k)", 12_345)
-        'searched0#0 (12k)'
-        >>> point_label("baseline-unet#0", 1.4e6, "baseline")
-        'unet#0 (1.4M)'
+        >>> network_name("searched0-0-1-1-2-1-0#0"), network_name("random1#0", "random")
+        ('searched0-0', 'random1-0')
+        >>> network_name("baseline-unet#1", "baseline"), network_name("my.arch v2#0")
+        ('unet-1', 'my_arch_v2-0')
     """
-    name = str(name)
-    if _SIZED.search(name):
-        return name
-    if _SEARCHED.match(name) or (kind == "baseline" and name.startswith("baseline-")):
-        return short_run_name("retrain", name, kind=kind, params=params)
-    return f"{name} ({params_text(params)})"
+    base, hash_, sample = str(trial).partition("#")
+    m = _NUMBERED.match(base)
+    if m:
+        base = m.group(1)
+    elif kind == "baseline" and base.startswith("baseline-"):
+        base = base[len("baseline-") :]
+    base = _UNSAFE.sub("_", base).strip("_")[:40] or "network"
+    return f"{base}-{_UNSAFE.sub('_', sample)}" if hash_ else base
 
 
-def short_run_name(stage: str, key: str, *, kind: str = "searched", params: Any = None) -> str:
-    """A short run name for the trial of candidate ``key`` in ``stage``.
+def short_run_name(stage: str, key: str, *, kind: str = "searched") -> str:
+    """A short run name for the trial of candidate ``key`` in ``stage``: for a retrain trial
+    (``key`` = ``<candidate>#<sample>``) its :func:`network_name`.
 
     Example:
-        >>> short_run_name("retrain", "searched0-0-1-1-0#0", params=12_345)
-        'searched0#0 (12k)'
-        >>> short_run_name("retrain", "baseline-unet#1", kind="baseline", params=1_432_000)
-        'unet#1 (1.4M)'
+        >>> short_run_name("retrain", "searched0-0-1-1-0#0")
+        'searched0-0'
+        >>> short_run_name("retrain", "baseline-unet#1", kind="baseline")
+        'unet-1'
         >>> short_run_name("coarse", "cluster3"), short_run_name("fine", "fine0-cluster3")
         ('coarse cluster3', 'fine#0 cluster3')
     """
     key = str(key)
     if stage == "coarse":
-        name = f"coarse {key}"
-    elif stage == "fine":
+        return f"coarse {key}"
+    if stage == "fine":
         m = _FINE.match(key)
-        name = f"fine#{m.group(1)} {m.group(2)[:40]}" if m else f"fine {key[:40]}"
-    else:  # retrain: the short candidate name and the trial's sample, "<candidate>#<n>"
-        base, hash_, sample = key.partition("#")
-        m = _SEARCHED.match(base)
-        if m:
-            base = f"searched{m.group(1)}"
-        elif kind == "baseline" and base.startswith("baseline-"):
-            base = base[len("baseline-") :]
-        name = base[:60] + (f"#{sample}" if hash_ else "")
-    if _number(params) is not None:
-        name += f" ({params_text(params)})"
-    return name
+        return f"fine#{m.group(1)} {m.group(2)[:40]}" if m else f"fine {key[:40]}"
+    return network_name(key, kind)

@@ -50,7 +50,8 @@ __all__ = [
 
 POINT_KINDS = ("searched", "baseline", "random")
 CSV_COLUMNS = (
-    "name", "kind", "stage", "val_dice", "test_dice", "params", "run_id", "on_front", "learned",
+    "name", "trial", "kind", "stage", "val_dice", "test_dice", "params", "run_id", "on_front",
+    "learned",
 )  # fmt: skip
 DID_NOT_LEARN = "did not learn"
 LEARNED_MIN_DICE = 0.01  # best validation Dice below this on every epoch: "did not learn"
@@ -91,6 +92,14 @@ class ParetoPoint:
     stage: str = "retrain"
     test_dice: float = math.nan  # held-out test Dice of the same weights: reported only
     per_class: dict[str, float] = field(default_factory=dict, compare=False)
+
+    @property
+    def network(self) -> str:
+        """The network's one display name (:func:`raynas.tracking.names.network_name`):
+        ``searched0-0``, ``unet-0``, ``random1-0``; ``name`` is the trial's key."""
+        from raynas.tracking.names import network_name
+
+        return network_name(self.name, self.kind)
 
     @property
     def learned(self) -> bool:
@@ -139,7 +148,8 @@ def _rows(points: Sequence[ParetoPoint]) -> list[dict]:
     rows = []
     for p in sort_points(points):
         row = {
-            "name": p.name,
+            "name": p.network,
+            "trial": p.name,
             "kind": p.kind,
             "stage": p.stage,
             "val_dice": p.val_dice,
@@ -163,7 +173,9 @@ def save_frontier(
 ) -> dict[str, Path]:
     """Write ``<stem>.csv``, ``<stem>.json`` and ``<stem>.png`` into ``out_dir``.
 
-    The CSV and JSON hold every point (sorted by parameters): ``val_dice`` (the objective),
+    The CSV and JSON hold every point (sorted by parameters): ``name`` (the network's one
+    display name, :attr:`ParetoPoint.network`), ``trial`` (the trial's key, which names its
+    weights ``models/<trial>.pt``), ``val_dice`` (the objective),
     ``test_dice`` (reported), the per-class columns and ``on_front``; the PNG plots validation
     Dice against parameters (log scale), the front as a step line, each network's test Dice
     beside it, every kind with its own marker and a label.
@@ -231,7 +243,7 @@ def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto fronti
             test = DID_NOT_LEARN
         table.add_row(
             "*" if id(p) in front_ids else "",
-            p.name,
+            p.network,
             p.kind,
             val,
             test,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-from raynas.tracking.names import human_count, point_label
+from raynas.tracking.names import human_count, network_name
 
 __all__ = [
     "frontier_figure", "point_dice", "point_text", "dice_label", "human_count",
@@ -73,16 +73,17 @@ def _learned(p: Any) -> bool:
 
 
 def point_text(p: Any) -> str:
-    """A point's label on the plot: its name and size, and ``did not learn`` where it did not
-    (:attr:`raynas.tracking.pareto.ParetoPoint.learned`).
+    """A point's label on the plot: the network's one name
+    (:func:`raynas.tracking.names.network_name`; its size is the x axis), and ``did not learn``
+    where it did not (:attr:`raynas.tracking.pareto.ParetoPoint.learned`).
 
     Example:
         >>> from raynas.tracking.pareto import ParetoPoint
-        >>> point_text(ParetoPoint("baseline-unet#0", dice=0.0, params=1_411_787,
-        ...                        kind="baseline", val_dice=0.0))
-        'unet#0 (1.4M): did not learn'
+        >>> point_text(ParetoPoint("baseline-unet#0", params=1_411_787, kind="baseline",
+        ...                        val_dice=0.0))
+        'unet-0: did not learn'
     """
-    text = point_label(p.name, p.params, p.kind)
+    text = network_name(p.name, getattr(p, "kind", "searched"))
     return text if _learned(p) else f"{text}: did not learn"
 
 

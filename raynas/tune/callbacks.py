@@ -30,7 +30,7 @@ from raynas.tracking.names import (
     final_metrics,
     is_constant,
     mlflow_metrics,
-    params_text,
+    network_name,
     short_run_name,
 )
 from raynas.tracking.notes import architecture_note
@@ -45,8 +45,9 @@ _TEXT_KEYS = ("topology", "choice_json", "arch_json", "failure", "candidate")
 class MlflowTrialCallback(Callback):
     """One nested MLflow run per trial: params, per-epoch metrics, stage tag, architecture JSON.
 
-    Run and metric names come from :mod:`raynas.tracking.names`: short unique run names
-    (``searched#0 (12k)``, ``coarse cluster3``), plain metric names on retrain runs and
+    Run and metric names come from :mod:`raynas.tracking.names`: short unique run names (a
+    retrain run is named by its network's one name, ``searched0-0``, ``unet-0``, its size in the
+    ``params`` metric beside it; ``coarse cluster3``), plain metric names on retrain runs and
     stage-prefixed ones on supernet runs (``coarse/dice``); ``epoch`` is the step, not a metric,
     and ``params`` is logged when it changes. A trial that ends logs its architecture
     (``architecture.json`` + ``architecture.png``) and, for a retrain run, ``val_dice``,
@@ -74,8 +75,7 @@ class MlflowTrialCallback(Callback):
         self.kinds = kinds or {}
         self.architectures = architectures or {}
         self.runs: dict[str, str] = {}
-        self.names: dict[str, str] = {}  # trial id -> run name without the size
-        self.display: dict[str, str] = {}  # trial id -> run name with the size
+        self.names: dict[str, str] = {}  # trial id -> run name
         self.logged_until: dict[str, int] = {}  # trial id -> last step already in MLflow
         self.constants: dict[str, dict[str, float]] = {}  # trial id -> constants logged
         self.last: dict[str, dict[str, Any]] = {}
@@ -148,12 +148,7 @@ class MlflowTrialCallback(Callback):
                     logged[name] = value
                 metrics[name] = value
             log_metrics(self.target, run_id, metrics, step=step)
-        previous = self.last.get(tid, {})
         self.last[tid] = {k: v for k, v in result.items() if k in _TEXT_KEYS or _numeric(v)}
-        if self.stage not in SUPERNET_STAGES and "params" in result and "params" not in previous:
-            name = f"{self.names[tid]} ({params_text(result['params'])})"
-            self.display[tid] = name
-            set_tags(self.target, run_id, {"mlflow.runName": name})
 
     def _architecture(self, trial: Any, run_id: str, arch_json: str) -> None:
         from raynas.nets.drawing import save_architecture_png
@@ -161,7 +156,7 @@ class MlflowTrialCallback(Callback):
         log_text(self.target, run_id, arch_json, "architecture.json")
         try:
             with tempfile.TemporaryDirectory(prefix="raynas-arch-") as tmp:
-                name = self.display.get(trial.trial_id, self.names.get(trial.trial_id))
+                name = self.names.get(trial.trial_id)
                 png = save_architecture_png(arch_json, Path(tmp) / "architecture.png", name=name)
                 log_artifact_file(self.target, run_id, png)
         except Exception as exc:  # noqa: BLE001 - a picture must never fail a trial's run
@@ -187,8 +182,9 @@ class MlflowTrialCallback(Callback):
         if self.stage not in SUPERNET_STAGES and arch_json:
             tags["mlflow.note.content"] = architecture_note(
                 arch_json,
-                name=self.display.get(trial.trial_id, self.names.get(trial.trial_id, key)),
+                name=self.names.get(trial.trial_id, key),
                 metrics={**last, **final},
+                kind=self.kinds.get(key, "searched"),
             )
         if tags:
             set_tags(self.target, run_id, tags)
@@ -224,10 +220,14 @@ class ProgressCallback(Callback):
     0.412 (cluster3)``, so a long search is never silent.
     """
 
-    def __init__(self, *, stage: str, epochs: int, labels: dict[str, str]) -> None:
+    def __init__(
+        self, *, stage: str, epochs: int, labels: dict[str, str],
+        kinds: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.stage = stage
         self.epochs = epochs
         self.labels = labels
+        self.kinds = kinds or {}
         self.rows: dict[str, dict[str, Any]] = {}
         self._live: Any = None
         self._started = time.monotonic()
@@ -298,8 +298,9 @@ class ProgressCallback(Callback):
     def _row(self, trial: Any) -> dict[str, Any]:
         key = str(trial.config.get("candidate"))
         label = self.labels.get(key, key)
-        if self.stage == "retrain":
-            label = trial_name(label, trial.config.get("sample", 0))
+        if self.stage == "retrain":  # the network's one name, as in MLflow and the frontier
+            trial_key = trial_name(label, trial.config.get("sample", 0))
+            label = network_name(trial_key, self.kinds.get(key, "searched"))
         return self.rows.setdefault(trial.trial_id, {"label": label})
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -50,13 +50,17 @@ def _check_tracked(runs: list, command: str, kind: str) -> Any:
     # scored once on the held-out test case; the parent carries the same numbers
     assert child.metrics["test_dice"] == parent.data.metrics["test_dice"]
     assert child.metrics["val_dice"] == parent.data.metrics["val_dice"]
-    assert child.tags["trial"] == parent.data.tags["trial"] == parent.data.tags["best_model"]
-    assert parent.data.tags["best_model"] and parent.data.tags["best_model_uri"]
+    assert child.tags["trial"] == parent.data.tags["trial"] == parent.data.tags["best_trial"]
+    # one name per network (issue 25): the run, the tag and the logged model
+    assert parent.data.tags["best_model"] == children[0].info.run_name
+    assert parent.data.tags["best_model_uri"]
     # the network is a logged model of the trial's run (not of the parent), with its figures
     assert child.tags["model_uri"] == parent.data.tags["best_model_uri"]
     # the parent's description: the trained network's summary
     note = parent.data.tags["mlflow.note.content"]
-    assert note.startswith("### ") and "test_dice" in note and "space `" in note, note
+    first = note.splitlines()[0]
+    assert first.startswith(f"{children[0].info.run_name} ({kind}): validation Dice "), note
+    assert "test Dice" in first and "- space " in note and "###" not in note, note
     (data,) = parent.inputs.dataset_inputs  # the dataset, as an MLflow input of the parent
     assert data.dataset.name == "synthetic" and len(data.dataset.digest) == 16
     return parent
@@ -154,6 +158,8 @@ def test_baseline_tracked_on_an_mlflow_server(tmp_path: Path) -> None:
         assert figures["test_dice"] == child.data.metrics["test_dice"]
         assert figures["params"] == parent.data.metrics["params"] and "val_dice" in figures
         assert logged.params["trial"] == child.data.tags["trial"]
+        assert logged.name == child.info.run_name == "unet-0"  # one name per network
+        assert [m.key for m in logged.metrics][:3] == ["val_dice", "test_dice", "params"]
         arts = {a.path for a in client.list_artifacts(parent.info.run_id)}
         assert {"architecture.json", "architecture.png"} <= arts
         location = logged.artifact_location

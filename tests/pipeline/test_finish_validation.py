@@ -69,6 +69,7 @@ def _finish(tmp_path: Path, column: int, name: str) -> tuple[dict, dict, dict]:
         "on_front": {p["name"]: p["on_front"] for p in front_json["points"]},
         "pareto_tags": tags,
         "best_model": parent_run.tags.get("best_model"),
+        "best_trial": parent_run.tags.get("best_trial"),
         "state_model": folder.state.get("model"),
     }
     tests = {p["name"]: p["test_dice"] for p in front_json["points"]}
@@ -81,11 +82,14 @@ def test_scrambled_test_labels_change_no_pick(tmp_path: Path) -> None:
     assert picks == scrambled
     # on validation Dice: b (10k) < a (20k) < unet (400k); c (30k) is dominated by a
     assert picks["front"] == ["searched1-b#0", "searched0-a#0", "baseline-unet#0"]
-    assert picks["best_model"] == "searched0-a#0"  # the best validation Dice among searched
+    # the files and the tag name each network by its one name (issue 25)
+    assert picks["front_json"] == ["searched1-0", "searched0-0", "unet-0"]
+    assert picks["best_model"] == "searched0-0"  # the best validation Dice among searched
+    assert picks["best_trial"] == picks["state_model"] == "searched0-a#0"
     # only the test figures changed, and they are reported
     assert tests != scrambled_tests
-    assert tests["searched0-a#0"] == pytest.approx(0.40)
-    assert scrambled_tests["searched0-a#0"] == pytest.approx(0.95)
+    assert tests["searched0-0"] == pytest.approx(0.40)
+    assert scrambled_tests["searched0-0"] == pytest.approx(0.95)
     assert metrics["best_searched_val_dice"] == scrambled_metrics["best_searched_val_dice"]
     assert metrics["best_searched_test_dice"] == pytest.approx(0.40)
     assert scrambled_metrics["best_searched_test_dice"] == pytest.approx(0.95)

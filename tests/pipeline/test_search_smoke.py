@@ -133,14 +133,16 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     samples = 2 if space == "c2f" else 1
     rows = list(csv.DictReader((folder / "frontier.csv").open()))
     assert {"test_dice", "val_dice", "test_dice_organ", "val_dice_organ"} <= set(rows[0])
-    names = sorted(r["name"] for r in rows)
+    names = sorted(r["trial"] for r in rows)  # the trials' keys (models/<trial>.pt)
     candidates = sorted({n.split("#")[0] for n in names})
     assert names == sorted(f"{c}#{n}" for c in candidates for n in range(samples))
     assert "baseline-unet" in candidates
     # the smoke preset's random control (retrain.random_controls: 1): retrained like the others,
     # kind random in the frontier files and in the plot's legend
     assert "random0" in candidates
-    assert {r["kind"] for r in rows if r["name"].startswith("random0#")} == {"random"}
+    assert {r["kind"] for r in rows if r["trial"].startswith("random0#")} == {"random"}
+    # one name per network (issue 25): short, without its size, the same in MLflow
+    assert {r["name"] for r in rows if r["trial"] == "baseline-unet#0"} == {"unet-0"}
     front_json = json.loads((folder / "frontier.json").read_text())
     assert {p["kind"] for p in front_json["points"]} >= {"searched", "baseline", "random"}
     assert "random control" in front_json["plot"]["legend"]
@@ -180,7 +182,8 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     assert sorted(r.data.tags["trial"] for r in retrain) == names  # one run per trial
     by_trial = {r.data.tags["trial"]: r for r in retrain}
     for row in rows:  # the test Dice reported is the run's, its pareto tag the row's
-        run = by_trial[row["name"]]
+        run = by_trial[row["trial"]]
+        assert run.info.run_name == row["name"]  # one name in the files and in MLflow
         assert float(row["test_dice"]) == pytest.approx(run.data.metrics["test_dice"])
         assert run.data.tags["pareto"] == row["on_front"].lower()
     # the random control's runs: tag kind=random; the parent: search minus random, by validation
@@ -190,7 +193,8 @@ def test_smoke_search_end_to_end(tmp_path: Path, space: str, dataset: str) -> No
     # the best model: a searched trial of the frontier, and exactly that trial's best weights
     # (off the front only when no searched trial is on it: a random control or a baseline can
     # dominate every searched network on validation Dice)
-    best = parent.data.tags["best_model"]
+    best = parent.data.tags["best_trial"]
+    assert parent.data.tags["best_model"] == by_trial[best].info.run_name
     assert best in names and by_trial[best].data.tags["kind"] == "searched"
     searched_on_front = [r for r in rows if r["kind"] == "searched" and r["on_front"] == "True"]
     assert by_trial[best].data.tags["pareto"] == ("true" if searched_on_front else "false")
@@ -217,7 +221,7 @@ def _check_models(workdir: Path, retrain: list, rows: list[dict]) -> None:
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
     exp = client.get_experiment_by_name("raynas")
     models = {m.model_id: m for m in client.search_logged_models([exp.experiment_id])}
-    by_name = {r["name"]: r for r in rows}
+    by_name = {r["trial"]: r for r in rows}
     for run in retrain:
         model = models[run.data.tags["model_uri"].removeprefix("models:/")]
         assert model.source_run_id == run.info.run_id and model.params["trial"] == (
@@ -225,6 +229,10 @@ def _check_models(workdir: Path, retrain: list, rows: list[dict]) -> None:
         )
         figures = {m.key: m.value for m in model.metrics}
         row = by_name[run.data.tags["trial"]]
+        assert model.name == run.info.run_name == row["name"]  # one name per network
+        # led by Dice and parameters; the trial's system metrics stay on its run
+        assert [m.key for m in model.metrics][:3] == ["val_dice", "test_dice", "params"]
+        assert not any(k.startswith("system/") for k in figures)
         assert figures["test_dice"] == pytest.approx(float(row["test_dice"]))
         assert {"val_dice", "params"} <= set(figures)
         package = Path(model.artifact_location.removeprefix("file://"))
@@ -248,8 +256,8 @@ def _check_readable(proc, folder: Path, parent, children: list, workdir: Path) -
     names = [r.info.run_name for r in children]
     assert len(names) == len(set(names)) and max(map(len, names)) <= 40, names
     retrain = [r for r in children if r.data.tags["stage"] == "retrain"]
-    sized = r"(searched\d+|random\d+|unet|unetpp|dynunet)#\d+ \(\d[\d.]*[kM]?\)"
-    assert all(re.fullmatch(sized, r.info.run_name) for r in retrain), names
+    short = r"(searched\d+|random\d+|unet|unetpp|dynunet)-\d+"  # the size beside, not inside
+    assert all(re.fullmatch(short, r.info.run_name) for r in retrain), names
     for run in children:
         stage, metrics = run.data.tags["stage"], run.data.metrics
         assert "epoch" not in metrics and metrics, run.info.run_name
@@ -263,7 +271,7 @@ def _check_readable(proc, folder: Path, parent, children: list, workdir: Path) -
         assert measured, "no trial run has system metrics"
     for run in retrain:
         assert {"val_dice", "params", "params_M", "log10_params"} <= set(run.data.metrics)
-        assert run.data.tags["mlflow.note.content"].startswith(f"### {run.info.run_name}")
+        assert run.data.tags["mlflow.note.content"].startswith(f"{run.info.run_name} (")
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir / 'mlflow.db'}")
     parent = client.get_run(parent.info.run_id)
     assert "Pareto frontier" in parent.data.tags["mlflow.note.content"]

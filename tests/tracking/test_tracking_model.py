@@ -122,3 +122,34 @@ def test_real_network_logged_as_pt2(target: TrackingTarget, experiment_id: str) 
         mlflow.set_tracking_uri(None)
     assert info.signature is not None and info.saved_input_example_info is not None
     assert hasattr(loaded, "graph")  # the torch.export graph (model.pt2), not a pickled C2FNet
+
+
+def test_model_metrics_led_by_dice_and_params(target: TrackingTarget, experiment_id: str) -> None:
+    """Issue 25: the model page listed eight ``system/*`` rows before ``test_dice``:
+    ``mlflow.pytorch.log_model(run_id=...)`` copied every metric of the run at the model's step
+    (the trial's first system-metrics samples, step 0) onto the model. Now the model carries its
+    own figures only, validation Dice, test Dice and parameters first, and is still the run's
+    output (its run page lists it). Its name is the network's one name, which MLflow accepts
+    even where the trial key holds a ``.`` (``raynas retrain my.arch.json``)."""
+    from raynas.nets import build_network
+    from raynas.nets.baselines import unet_architecture
+    from raynas.pipeline.finish import model_name
+
+    run_id = start_parent_run(target, experiment_id, run_name="p", params={}, tags={})
+    client = MlflowClient(tracking_uri=target.uri)
+    for key in ("system/cpu_utilization_percentage", "system/disk_usage_megabytes"):
+        client.log_metric(run_id, key, 12.0, step=0)  # what the trial's monitor logs first
+    client.log_metric(run_id, "dice", 0.3, step=1)
+    arch = unet_architecture(spatial_dims=2, in_channels=1, out_channels=2, width=2)
+    metrics = {"test_dice_organ": 0.41, "test_dice": 0.4, "params": 123.0, "val_dice": 0.5,
+               "val_dice_organ": 0.51}  # fmt: skip
+    name = model_name("my.arch v2#0")
+    assert name == "my_arch_v2-0"
+    uri = log_pytorch_model(target, run_id, build_network(arch).eval(), arch.to_json(),
+                            name=name, metrics=metrics)  # fmt: skip
+    logged = client.get_logged_model(uri.removeprefix("models:/"))
+    assert logged.name == name
+    assert [m.key for m in logged.metrics] == [
+        "val_dice", "test_dice", "params", "test_dice_organ", "val_dice_organ"]  # fmt: skip
+    outputs = client.get_run(run_id).outputs
+    assert [o.model_id for o in outputs.model_outputs] == [logged.model_id]

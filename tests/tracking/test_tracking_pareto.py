@@ -95,6 +95,7 @@ def test_save_frontier_files(tmp_path: Path) -> None:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == [
         "name",
+        "trial",
         "kind",
         "stage",
         "val_dice",
@@ -107,7 +108,7 @@ def test_save_frontier_files(tmp_path: Path) -> None:
         "val_dice_organ",
     ]
     assert [(r["name"], r["on_front"]) for r in rows] == [
-        ("c2f-0#0", "True"),
+        ("c2f-0-0", "True"),
         ("c2f-1", "True"),
         ("c2f-2", "False"),
         ("unet", "True"),
@@ -118,7 +119,8 @@ def test_save_frontier_files(tmp_path: Path) -> None:
     assert float(rows[0]["test_dice"]) == 0.66 and float(rows[0]["test_dice_organ"]) == 0.7
     assert rows[1]["val_dice_organ"] == "nan" and rows[3]["test_dice"] == "nan"
     data = json.loads(paths["json"].read_text())
-    assert data["front"] == ["c2f-0#0", "c2f-1", "unet"]
+    assert data["front"] == ["c2f-0-0", "c2f-1", "unet"]
+    assert rows[0]["trial"] == "c2f-0#0"  # the trial's key, which names models/<trial>.pt
     assert data["objectives"] == {"val_dice": "max", "params": "min"}
     assert "decides nothing" in data["test_dice"]
     assert len(data["points"]) == 5
@@ -142,7 +144,7 @@ def test_frontier_table_lists_front_first() -> None:
         if "c2f-" in line or "unet" in line
     ]
     assert [(r[0], r[1]) for r in rows] == [
-        ("*", "c2f-0#0"),
+        ("*", "c2f-0-0"),
         ("*", "c2f-1"),
         ("*", "unet"),
         ("", "c2f-2"),
@@ -159,7 +161,7 @@ def test_frontier_table_says_searched_vs_random() -> None:
                                      kind="random")]  # fmt: skip
     console.print(frontier_table(points))
     text = console.export_text()
-    assert "random0#0" in text and "random" in text
+    assert "random0-0" in text and "random" in text
     # best searched by val: c2f-1 (0.70, test 0.71); random: 0.5 / 0.71
     assert "val Dice +0.2000, test Dice +0.0000" in " ".join(text.split())
     console = Console(width=160, record=True)
@@ -186,5 +188,5 @@ def test_the_table_never_cuts_a_name_or_run_id(width: int) -> None:
     assert max(len(line) for line in lines) <= width
     cells = [[c.strip() for c in line.split("\u2502")[1:-1]] for line in lines
              if line.startswith("\u2502")]
-    assert "".join(row[1] for row in cells) == "".join(p.name for p in pts)
+    assert "".join(row[1] for row in cells) == "".join(p.network for p in pts)
     assert "".join(row[6] for row in cells) == "".join(p.run_id for p in pts)

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from raynas.tracking import ParetoPoint, pareto_front, save_frontier
-from raynas.tracking.names import point_label
 from raynas.tracking.plots import frontier_figure, human_count
 
 # name, validation Dice, params, kind
@@ -45,10 +44,8 @@ def test_labels_legend_axes(rows: list[tuple[str, float, int, str]]) -> None:
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     ax = fig.axes[0]
-    # every point labelled with its name and size
-    assert sorted(t.get_text() for t in labels) == sorted(
-        point_label(p.name, p.params, p.kind) for p in points
-    )
+    # every point labelled with its network's one name (its size is the x axis)
+    assert sorted(t.get_text() for t in labels) == sorted(p.network for p in points)
     boxes = [t.get_window_extent(renderer) for t in labels]
     for i, a in enumerate(boxes):
         for b in boxes[i + 1 :]:
@@ -125,10 +122,12 @@ def test_human_count(n: int, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "kind", "label"),
-    [("searched0#0 (13k)", "searched", "searched0#0 (13k)"),  # a run name: as it is
-     ("searched2-0-1-1-0#1", "searched", "searched2#1 (13k)"),  # a trial name: short
-     ("searched2-0-1-1-0", "searched", "searched2 (13k)"),  # a candidate key: short
-     ("baseline-unet#0", "baseline", "unet#0 (13k)"), ("tiny", "searched", "tiny (13k)")],
+    [("searched2-0-1-1-0#1", "searched", "searched2-1"),  # a trial name: its network's name
+     ("baseline-unet#0", "baseline", "unet-0"), ("random0#0", "random", "random0-0"),
+     ("tiny#0", "searched", "tiny-0")],
 )  # fmt: skip
 def test_point_labels(name: str, kind: str, label: str) -> None:
-    assert point_label(name, 13_000, kind) == label
+    """The plot names a point as MLflow names its run and model: no size inside the name."""
+    from raynas.tracking.plots import point_text
+
+    assert point_text(ParetoPoint(name, val_dice=0.3, params=13_000, kind=kind)) == label

@@ -1,6 +1,9 @@
 """The printed link, opened in a real browser: headless Chromium against ``mlflow server`` on
 127.0.0.1, with a store written the way a finished search writes it (the real trial callback,
-frontier and link code; no training: the suite has no session-wide finished search to reuse).
+frontier, logged-model and link code; no training: the suite has no session-wide finished search
+to reuse). Issue 25: one name per network in the terminal table, the runs, the logged model; the
+descriptions rendered (no raw ``|---|`` or ``###``); the model's metrics led by Dice; the
+architecture picture with its legend, at most 1200 px wide.
 With Playwright installed (the ``dev`` extra), Playwright drives the system Chromium (its own
 browser download is not needed) and checks what is visible; without it, the Chromium CLI's DOM
 dump and screenshot are checked. Skipped where no Chromium is installed
@@ -78,6 +81,36 @@ def _finished_search(uri: str) -> tuple[Any, str, str]:
     return target, exp, parent
 
 
+def _log_baseline_model(target: Any, exp: str, tmp: Path) -> tuple[str, str, Any]:
+    """The U-Net's best weights logged as finish_search logs them (log_trial_model), after its
+    trial's system metrics (step 0, as the monitor logs them); its run id, model id, points."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from raynas.nets import build_network
+    from raynas.nets.baselines import unet_architecture
+    from raynas.pipeline.finish import log_trial_model
+    from raynas.tracking import points_from_runs
+    from raynas.tracking.runs import client_for
+
+    client = client_for(target)
+    runs = client.search_runs([exp], filter_string="tags.stage = 'retrain'")
+    (run,) = [r for r in runs if r.data.tags["kind"] == "baseline"]
+    for key in ("system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"):
+        client.log_metric(run.info.run_id, key, 10.0, step=0)
+    arch = unet_architecture(spatial_dims=3, in_channels=1, out_channels=2, width=8).to_json()
+    weights = tmp / "unet.pt"
+    torch.save(build_network(unet_architecture(spatial_dims=3, in_channels=1, out_channels=2,
+                                               width=8)).state_dict(), weights)  # fmt: skip
+    metrics = run.data.metrics
+    figures = {k: metrics[k] for k in ("test_dice", "val_dice", "params")}
+    uri = log_trial_model(SimpleNamespace(target=target), "baseline-unet#0", arch, weights,
+                          run.info.run_id, figures, "baseline")  # fmt: skip
+    assert uri is not None
+    return run.info.run_id, uri.removeprefix("models:/"), points_from_runs(target, runs)
+
+
 def _chromium(url: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -105,7 +138,7 @@ def _urls(uri: str) -> tuple[Any, str, str, str]:
     return target, exp, parent, url
 
 
-RUN_NAMES = ("searched0#0 (13k)", "searched1#0 (40k)", "unet#0 (1.4M)")
+RUN_NAMES = ("searched0-0", "searched1-0", "unet-0")  # one name per network: no size inside
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install -y chromium)")
@@ -113,7 +146,7 @@ RUN_NAMES = ("searched0#0 (13k)", "searched1#0 (40k)", "unet#0 (1.4M)")
 def test_printed_link_in_playwright(tmp_path: Path) -> None:
     """What a user sees on the printed URL, in a browser driven by Playwright: the retrain runs by
     their short names, the saved scatters of test Dice against parameters, the parent's
-    ``pareto.png`` on its artifacts page."""
+    ``pareto.png`` on its artifacts page; then what issue 25 asked for (:func:`_check_issue25`)."""
     shots = Path(os.environ.get("RAYNAS_TEST_ARTIFACTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
     with mlflow_server(tmp_path / "server") as uri, _playwright()() as p:
@@ -147,6 +180,7 @@ def test_printed_link_in_playwright(tmp_path: Path) -> None:
                 page.screenshot(path=str(shots / "playwright_pareto.png"), full_page=True)
             art = page.request.get(f"{uri}/get-artifact?path=pareto.png&run_uuid={parent}")
             assert art.ok and art.body()[:8] == b"\x89PNG\r\n\x1a\n"
+            _check_issue25(page, uri, exp, parent, shots, tmp_path)
         finally:
             browser.close()
     assert (shots / "playwright_compare.png").stat().st_size > 10_000
@@ -169,7 +203,7 @@ def test_printed_link_shows_the_comparison(tmp_path: Path) -> None:
         shot = _chromium(url, f"--screenshot={shots / 'mlflow_compare.png'}")
         assert shot.returncode == 0 and (shots / "mlflow_compare.png").stat().st_size > 10_000
         # the retrain runs by their short names, in the chart view, with the saved scatter
-        for name in ("searched0#0 (13k)", "searched1#0 (40k)", "unet#0 (1.4M)"):
+        for name in RUN_NAMES:
             assert name in dom, name
         assert "Dice vs parameters (raynas)" in dom
         assert "log10_params vs. val_dice" in dom and "params vs. val_dice" in dom
@@ -178,3 +212,87 @@ def test_printed_link_shows_the_comparison(tmp_path: Path) -> None:
         art = f"{uri}/get-artifact?path=pareto.png&run_uuid={parent}"
         with urllib.request.urlopen(art, timeout=30) as response:
             assert response.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def _visible_text(page: Any, selector: str) -> str:
+    loc = page.locator(selector).first
+    loc.wait_for(state="attached")
+    return loc.inner_text()
+
+
+def _check_issue25(page: Any, uri: str, exp: str, parent: str, shots: Path, tmp: Path) -> None:
+    """One name per network (terminal table, run, logged model); descriptions rendered, not raw;
+    the logged model's metrics led by validation Dice, test Dice, params (no ``system/*``); the
+    architecture picture with its legend, at most 1200 px wide and shown at 600 px or more."""
+    import struct
+
+    from rich.console import Console
+
+    from raynas.nets.baselines import unet_architecture
+    from raynas.nets.drawing import MAX_WIDTH_PX, architecture_figure
+    from raynas.tracking import resolve_tracking_uri
+    from raynas.tracking.pareto import frontier_table
+
+    target = resolve_tracking_uri(uri, workdir=Path.cwd())
+    run_id, model_id, points = _log_baseline_model(target, exp, tmp)
+    console = Console(width=120, record=True)  # the terminal: the same names
+    console.print(frontier_table(points))
+    table = console.export_text()
+    assert all(name in table for name in RUN_NAMES) and "#" not in table, table
+    shot = "start.png"
+    try:
+        # the parent's description, rendered: a list of the networks, no raw table or heading
+        shot = "playwright_description.png"
+        page.goto(f"{uri}/#/experiments/{exp}/runs/{parent}")
+        note = page.locator("[data-testid=note-editor-preview-content]").first
+        note.wait_for(state="visible")
+        items = note.locator("li").all_inner_texts()
+        assert [i.split(":")[0] for i in items] == ["searched0-0", "unet-0", "searched1-0"]
+        text = note.inner_text()
+        assert "|---" not in text and "|:-" not in text and "###" not in text, text
+        assert not note.locator("h1, h2, h3").count()
+        page.screenshot(path=str(shots / shot), full_page=True)
+        # a network's run: its one name, its description's first line, no raw heading
+        shot = "playwright_run.png"
+        page.goto(f"{uri}/#/experiments/{exp}/runs/{run_id}")
+        note = page.locator("[data-testid=note-editor-preview-content]").first
+        note.wait_for(state="visible")
+        assert note.inner_text().startswith("unet-0 (baseline): validation Dice 0.4300")
+        assert "###" not in note.inner_text()
+        page.get_by_text("unet-0", exact=True).first.wait_for(state="visible")
+        page.screenshot(path=str(shots / shot), full_page=True)
+        # the logged model: the same name, Dice and params first, no system metrics
+        shot = "playwright_model.png"
+        page.goto(f"{uri}/#/experiments/{exp}/models/{model_id}")
+        page.get_by_text("unet-0", exact=True).first.wait_for(state="visible")
+        page.get_by_text("val_dice", exact=True).first.wait_for(state="visible")
+        body = page.inner_text("body")
+        assert "system/" not in body, body[-2000:]
+        table = body[body.index("Metrics ("):]  # the model's metric table, row by row
+        order = [table.find(k) for k in ("val_dice", "test_dice", "params")]
+        assert -1 not in order and order == sorted(order), table[:600]
+        page.screenshot(path=str(shots / shot), full_page=True)
+        # the architecture picture, previewed from the run's artifacts
+        shot = "playwright_architecture.png"
+        page.goto(f"{uri}/#/experiments/{exp}/runs/{run_id}/artifacts")
+        page.get_by_text("architecture.png", exact=True).first.click()
+        page.wait_for_function(
+            "() => [...document.images].some(i => i.complete && i.naturalWidth > 400)"
+        )
+        widths = page.evaluate(
+            "() => [...document.images].filter(i => i.naturalWidth > 400)"
+            ".map(i => [i.naturalWidth, i.getBoundingClientRect().width])"
+        )
+        page.screenshot(path=str(shots / shot), full_page=True)
+    except BaseException:
+        page.screenshot(path=str(shots / f"failed_{shot}"), full_page=True)
+        raise
+    natural, shown = max(widths, key=lambda w: w[1])  # the preview (another copy may be hidden)
+    assert natural <= MAX_WIDTH_PX and shown >= 0.5 * natural, widths
+    art = page.request.get(f"{uri}/get-artifact?path=architecture.png&run_uuid={run_id}")
+    width, height = struct.unpack(">II", art.body()[16:24])  # the PNG's IHDR
+    assert width == natural and width <= MAX_WIDTH_PX
+    arch = unet_architecture(spatial_dims=3, in_channels=1, out_channels=2, width=8)
+    legend = [t.get_text() for lg in architecture_figure(arch, name="unet-0").legends
+              for t in lg.get_texts()]  # fmt: skip
+    assert any("conv" in t for t in legend) and any("skip" in t for t in legend), legend

@@ -38,3 +38,19 @@ def test_lines_on_stdout_every_interval_and_at_the_end(
     cb.on_experiment_end([a, b])
     (line,) = capsys.readouterr().out.splitlines()
     assert line.startswith("[coarse") and "2 trials" in line
+
+
+def test_retrain_progress_names_each_network_as_mlflow_does(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 25: the retrain stage's progress said ``baseline-unet#0`` and
+    ``searched0-0-0-1-2-...#0`` where MLflow and the frontier say ``unet-0``, ``searched0-0``."""
+    monkeypatch.setenv("RAYNAS_PROGRESS_EVERY_S", "0")
+    keys = {"searched0-0-0-1-2-2-3-2-2-1-1-0-0-0": "searched", "baseline-unet": "baseline"}
+    cb = ProgressCallback(stage="retrain", epochs=2, labels={k: k for k in keys}, kinds=keys)
+    a, b = (_trial(k) for k in keys)
+    for trial, best in ((a, 0.3), (b, 0.4)):
+        cb.on_trial_start(0, [a, b], trial)
+        cb.on_trial_result(1, [a, b], trial, {"epoch": 1, "dice": best, "best_dice": best})
+    assert sorted(row["label"] for row in cb.rows.values()) == ["searched0-0", "unet-0"]
+    assert "(unet-0, epoch 1/2)" in capsys.readouterr().out.splitlines()[-1]
