@@ -109,10 +109,10 @@ def run_coarse_asha(
     from raynas.pipeline.running import stage_request
     from raynas.pipeline.setup import (
         SearchSetup,
-        _resources,
         load_run_preset,
         open_run_dataset,
         preset_blame,
+        set_trial_resources,
     )
     from raynas.spaces import load_stage_space
     from raynas.tune import init_ray, run_stage, shutdown_ray
@@ -135,7 +135,7 @@ def run_coarse_asha(
     runtime = init_ray(None, num_cpus=num_cpus)
     try:
         setup.runtime = runtime
-        _resources(setup, options)
+        set_trial_resources(setup, options)
         request = stage_request(setup, "coarse", candidates, callbacks=[], storage_path=folder)
         records = run_stage(request)
     finally:

@@ -32,6 +32,7 @@ __all__ = [
     "preset_blame",
     "prepare_search",
     "resolve_run_target",
+    "set_trial_resources",
     "storage_root",
     "validate_search",
 ]
@@ -241,7 +242,9 @@ def _check_parent_run(target: Any, folder: SearchFolder) -> None:
         ) from None
 
 
-def _resources(setup: SearchSetup, options: RunOptions) -> None:
+def set_trial_resources(setup: SearchSetup, options: RunOptions) -> None:
+    """The setup's CPUs and GPUs per trial and its concurrency, from the options, the preset and
+    the Ray cluster of ``setup.runtime`` (a request the cluster cannot meet: UserError)."""
     runtime = setup.runtime
     cpus = options.cpus_per_trial
     if cpus is None:
@@ -273,6 +276,9 @@ def _resources(setup: SearchSetup, options: RunOptions) -> None:
         gpus_per_trial,
         setup.max_concurrent,
     )
+
+
+_resources = set_trial_resources  # the name tests imported
 
 
 def _check_address(address: str | None, timeout: float = 5.0) -> None:
@@ -568,7 +574,7 @@ def open_run(
             logger.info("preprocessed cases: %s (verified)", preprocessed)
         setup.preprocessed = str(preprocessed)
         setup.runtime = runtime or init_ray(options.address)
-        _resources(setup, options)
+        set_trial_resources(setup, options)
         data_root = None if dataset.info.synthetic else dataset.root
         preflight_on_worker(
             data_root, target.uri, target.artifact_root, cache=setup.preprocessed
