@@ -335,7 +335,8 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
             sw_batch = preset.retrain.sw_batch_size if stage == "retrain" else 2
             patches, scoring = 0, "sliding_window"
             forwards = n_score * val_cases * math.ceil(windows / sw_batch)
-        flops = model_cost(nets[stage], stage_patch, in_channels=dataset.in_channels,
+        dims = int(space.config.spatial_dims)  # a 2D network sees the patch's first 2 sides
+        flops = model_cost(nets[stage], stage_patch[:dims], in_channels=dataset.in_channels,
                            device="cpu").flops
         plan.stages[stage] = StagePlan(
             stage=stage, trials=len(trials), concurrency=concurrency, epochs=section.epochs,
