@@ -3,7 +3,7 @@
 Runs the retrain stage *program* (:class:`raynas.stages.RetrainProgram`, Ray-free, as a retrain
 trial runs it) on the generated ``synthetic`` task with the ``smoke`` preset's retrain section,
 for the baselines U-Net, UNet++ and DynUNet (built as ``raynas search`` / ``raynas baseline``
-build them, :func:`raynas.pipeline.setup.baseline_architecture`) and for ``searched``: a C2F
+build them, :func:`raynas.pipeline.baselines.baseline_architecture`) and for ``searched``: a C2F
 architecture drawn from the ``c2f`` space (``sample_architecture(seed=<seed>)``, the same builder
 and width as a derived network). Every network gets the same recipe (no per-network setting).
 
@@ -82,7 +82,7 @@ def stamp() -> dict[str, Any]:
 
 def architecture(model: str, seed: int, preset: Any, dataset: Any) -> Any:
     """The network ``model`` as the pipeline builds it (3D on ``synthetic``)."""
-    from raynas.pipeline.setup import baseline_architecture
+    from raynas.pipeline.baselines import baseline_architecture
 
     if model != "searched":
         return baseline_architecture(model, preset=preset, dataset=dataset, spatial_dims=3)

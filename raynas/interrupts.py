@@ -43,7 +43,6 @@ __all__ = [
     "InterruptGuard",
     "SignalReceived",
     "active_guard",
-    "check_interrupted",
     "interrupted_line",
 ]
 
@@ -245,9 +244,3 @@ class InterruptGuard:
 def active_guard() -> InterruptGuard | None:
     """The guard of the running command, if any."""
     return _active
-
-
-def check_interrupted() -> None:
-    """Raises :class:`SignalReceived` if the active guard saw a signal."""
-    if _active is not None:
-        _active.check()

@@ -365,8 +365,9 @@ def load_preset(
     """Loads a built-in preset by name or a YAML file by path, then applies ``--set`` overrides.
 
     An error names the last override that set the bad key (``--set key=value``, or the flag
-    ``labels`` gives for that override text, e.g. ``{"seed=3": "--seed 3"}``), else the file."""
-    path = preset_path(ref)
+    ``labels`` gives for that override text, e.g. ``{"seed=3": "--seed 3"}``), else the file.
+    A :class:`~pathlib.Path` to an existing file is taken as it is (already located)."""
+    path = ref if isinstance(ref, Path) and ref.is_file() else preset_path(ref)
     data = resolve_preset_data(path)
     # The name is the file's own, never one inherited from a parent preset.
     data["name"] = read_yaml(path).get("name", path.stem)

@@ -39,7 +39,6 @@ __all__ = [
     "make_scheduler",
     "warmup_factor",
     "check_disjoint",
-    "current_lr",
 ]
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -185,8 +184,3 @@ def check_disjoint(
             f"the weights optimiser holds {len(leaked)} architecture parameter(s); "
             "build it from weight_parameters()"
         )
-
-
-def current_lr(optimizer: torch.optim.Optimizer) -> float:
-    """The learning rate of the optimiser's first parameter group."""
-    return float(optimizer.param_groups[0]["lr"])

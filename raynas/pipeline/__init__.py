@@ -7,14 +7,18 @@ Imports Ray and MLflow only through :mod:`raynas.tune` and :mod:`raynas.tracking
 from __future__ import annotations
 
 from raynas.pipeline.evaluate import EvaluateOptions, EvaluateResult, run_evaluate
+from raynas.pipeline.options import Resolved, RunOptions, SearchOptions
+from raynas.pipeline.results import SearchResult, rank_records
 from raynas.pipeline.retrain import RetrainOptions, RetrainResult, run_retrain
-from raynas.pipeline.search import SearchOptions, SearchResult, rank_records, run_search
+from raynas.pipeline.search import run_search
 
 __all__ = [
     "EvaluateOptions",
     "EvaluateResult",
     "RetrainOptions",
+    "Resolved",
     "RetrainResult",
+    "RunOptions",
     "SearchOptions",
     "SearchResult",
     "rank_records",

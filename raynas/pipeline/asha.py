@@ -1,7 +1,8 @@
 """The ``asha`` coarse stage on its own, for benchmarks: :func:`run_coarse_asha`.
 
 It runs the coarse stage exactly as ``raynas search --set coarse.strategy=asha`` does - the same
-option checks (:func:`raynas.pipeline.setup.load_run_preset`, the space, the dataset), the same
+option checks (:func:`raynas.pipeline.validate.resolve_search`: preset, space, dataset, storage
+and tracking store), the same
 candidates (:func:`raynas.pipeline.coarse.coarse_candidates`), the same Tuner request
 (:func:`raynas.pipeline.running.stage_request`: ASHA's grace period, reduction factor and
 ``max_t = coarse.epochs``, resources, retries) and the same survivor rule
@@ -10,7 +11,7 @@ search folder. The whole search (``asha`` coarse -> fine -> retrain) is
 :func:`raynas.pipeline.run_search` with ``overrides=["coarse.strategy=asha", ...]``.
 
 Example:
-    >>> from raynas.pipeline.setup import SearchOptions
+    >>> from raynas.pipeline.options import SearchOptions
     >>> result = run_coarse_asha(SearchOptions(space="c2f_small", dataset="synthetic",
     ...     preset="smoke", overrides=["coarse.asha_samples=4"]),
     ...     storage_path=tmp, num_cpus=2)  # doctest: +SKIP
@@ -85,7 +86,7 @@ def run_coarse_asha(
     """Runs the ``asha`` coarse stage on a local Ray and returns its survivors and its cost.
 
     Args:
-        options: a :class:`raynas.pipeline.setup.SearchOptions` (``space``, ``dataset``,
+        options: a :class:`raynas.pipeline.options.SearchOptions` (``space``, ``dataset``,
             ``data_root``, ``preset`` / ``config``, ``overrides``, ``seed``,
             ``cpus_per_trial``); ``coarse.strategy=asha`` is applied before its overrides, so
             ``coarse.asha_samples``, ``coarse.top_k``, ``coarse.rank_by``, ``coarse.epochs`` and
@@ -104,38 +105,33 @@ def run_coarse_asha(
         raynas.errors.UserError: bad options (one line, as ``raynas search`` says it).
         RuntimeError: every trial failed.
     """
+    import dataclasses
+
+    from raynas.pipeline.cluster import size_trials
     from raynas.pipeline.coarse import coarse_candidates, coarse_score_of, select_survivors
-    from raynas.pipeline.preflight import check_search_values
     from raynas.pipeline.running import stage_request
-    from raynas.pipeline.setup import (
-        SearchSetup,
-        load_run_preset,
-        open_run_dataset,
-        preset_blame,
-        set_trial_resources,
-    )
-    from raynas.spaces import load_stage_space
+    from raynas.pipeline.setup import SearchSetup
+    from raynas.pipeline.validate import resolve_search
     from raynas.tune import init_ray, run_stage, shutdown_ray
 
-    preset = load_run_preset(options, ["coarse.strategy=asha"])
-    space = load_stage_space(options.space, clusters=preset.coarse.clusters)
-    space_path = Path(options.space)
-    space_ref = (
-        str(space_path.absolute()) if space_path.suffix in (".yaml", ".yml") else options.space
-    )
-    dataset = open_run_dataset(options, preset)
-    check_search_values(preset, space, dataset, preset_blame(options, ["coarse.strategy=asha"]))
+    run = resolve_search(dataclasses.replace(
+        options, overrides=["coarse.strategy=asha", *options.overrides]))
+    preset = run.preset
     root = Path(storage_path or options.storage_path or tempfile.mkdtemp(prefix="raynas-asha-"))
     root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="coarse-asha-", dir=root))
-    setup = SearchSetup(options=options, preset=preset, space=space, space_ref=space_ref,
-                        dataset=dataset, target=None, folder=None, seed=preset.seed)  # fmt: skip
-    candidates = coarse_candidates(space, preset)
+    setup = SearchSetup(preset=preset, space=run.space, space_ref=run.space_ref,
+                        dataset=run.dataset, target=run.target, folder=None,
+                        seed=preset.seed)  # fmt: skip
+    candidates = coarse_candidates(run.space, preset)
     labels = {k: v["label"] for k, v in candidates.items()}
     runtime = init_ray(None, num_cpus=num_cpus)
     try:
         setup.runtime = runtime
-        set_trial_resources(setup, options)
+        slots = size_trials(runtime, cpus_per_trial=run.cpus_per_trial,
+                            gpus_per_trial=preset.resources.gpus_per_trial, gpus=run.gpus)
+        setup.cpus_per_trial, setup.gpus_per_trial = slots.cpus_per_trial, slots.gpus_per_trial
+        setup.max_concurrent = slots.max_concurrent
         request = stage_request(setup, "coarse", candidates, callbacks=[], storage_path=folder)
         records = run_stage(request)
     finally:

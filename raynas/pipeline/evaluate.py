@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from raynas.errors import UserError
-from raynas.pipeline.setup import load_run_preset, open_run_dataset
+from raynas.pipeline.validate import open_run_dataset, resolve_preset, user_plan_cache
 
 __all__ = [
     "SPLITS",
@@ -184,9 +184,11 @@ def run_evaluate(options: EvaluateOptions) -> EvaluateResult:
 
     if options.split not in SPLITS:
         raise UserError(f"--split {options.split}: unknown; valid: {', '.join(SPLITS)}")
-    preset = load_run_preset(options)
+    preset, _ = resolve_preset(options)  # every option resolved once, here
     model, arch, weights, arch_path = load_checkpoint(options.checkpoint)
-    dataset = open_run_dataset(options, preset, validate="header")
+    dataset = open_run_dataset(options.dataset, options.data_root, preset=preset,
+                               workdir=Path.cwd(), plan_cache=user_plan_cache(),
+                               write_plan=True, validate="header")  # fmt: skip
     expected = (dataset.in_channels, dataset.num_classes)
     if (arch.in_channels, arch.out_channels) != expected:
         raise UserError(

@@ -213,9 +213,12 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
 
     from raynas.data.splits import bilevel_split
     from raynas.nets import model_cost
+    from raynas.pipeline.baselines import baseline_architectures
     from raynas.pipeline.plan_calibrate import calibrate_trial, worker_start_s
-    from raynas.pipeline.setup import SearchSetup, validate_search
+    from raynas.pipeline.setup import SearchSetup
+    from raynas.pipeline.specs import trial_spec
     from raynas.pipeline.split import run_split
+    from raynas.pipeline.validate import resolve_search
     from raynas.stages.coarse import choice_key
     from raynas.stages.timing import asha_milestones
     from raynas.tracking import resolve_tracking_uri
@@ -225,15 +228,16 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
     probe = resolve_tracking_uri(options.tracking_uri, workdir=options.workdir).artifact_root
     fresh = probe is not None and not probe.exists()
     try:
-        preset, space, space_ref, dataset, target = validate_search(options)
+        run = resolve_search(options)  # every option resolved once, here
     finally:
         if fresh and probe.is_dir() and not any(probe.iterdir()):
             probe.rmdir()
+    preset, space, dataset = run.preset, run.space, run.dataset
     split = run_split(dataset, preset)  # the folds / test split check a search makes
     assume = dict(assume_step_s or {})
-    gpus = options.gpus if options.gpus is not None else torch.cuda.device_count()
+    gpus = run.gpus if run.gpus is not None else torch.cuda.device_count()
     gpt = preset.resources.gpus_per_trial if gpus > 0 else 0.0
-    cpus = float(options.cpus_per_trial or preset.resources.cpus_per_trial)
+    cpus = run.cpus_per_trial
     cores = os.cpu_count() or 1
     if gpt > 0 and gpus >= gpt:
         slots = int(math.floor(gpus / gpt + 1e-9))
@@ -241,8 +245,8 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
         gpt = 0.0
         slots = max(1, int(cores // cpus))
     device = torch.device("cuda" if gpt > 0 and torch.cuda.is_available() else "cpu")
-    setup = SearchSetup(options=options, preset=preset, space=space, space_ref=space_ref,
-                        dataset=dataset, target=target, folder=None, seed=preset.seed,
+    setup = SearchSetup(preset=preset, space=space, space_ref=run.space_ref, dataset=dataset,
+                        target=run.target, folder=None, seed=preset.seed,
                         gpus_per_trial=gpt)  # fmt: skip
     info = dataset.info
     patch = tuple(preset.data.patch_size or info.search_patch)
@@ -261,7 +265,9 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
         coarse_trials = [{"key": c.key} for c in space.coarse_candidates()]
         clusters = [len(c.params.get("topologies", [None])) for c in space.coarse_candidates()]
     fine_trials = min(preset.coarse.top_k, len(coarse_trials))
-    retrain = _retrain_candidates(preset, fine_trials, nets["retrain_arch"], setup.baselines())
+    baselines = baseline_architectures(preset=preset, dataset=dataset,
+                                       spatial_dims=space.config.spatial_dims)
+    retrain = _retrain_candidates(preset, fine_trials, nets["retrain_arch"], baselines)
     trial_candidates = {
         "coarse": coarse_trials,
         "fine": [{"key": "fine", "choice_json": choice_key(nets["choice"])}] * fine_trials,
@@ -271,7 +277,7 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
     fresh_s = 0.0  # a fresh worker's imports and first-use costs (measured once)
     if calibrated:
         first = calibrated[0]
-        fresh_s = worker_start_s(first, setup.spec(first), trial_candidates[first][0],
+        fresh_s = worker_start_s(first, trial_spec(setup, first), trial_candidates[first][0],
                                  threads=int(cpus))
     plan = SearchPlan(space=space.config.name, dataset=info.name, preset=preset.name, gpus=gpus,
                       gpus_per_trial=gpt, device=str(device), cores=cores,
@@ -301,7 +307,8 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
                 )  # fmt: skip
             else:  # on CPU, the trials that will share the cores train beside it
                 beside = 0 if gpt > 0 else min(slots, len(trials)) - 1
-                costs[name] = calibrate_trial(stage, setup.spec(stage), cand, threads=int(cpus),
+                costs[name] = calibrate_trial(stage, trial_spec(setup, stage), cand,
+                                              threads=int(cpus),
                                               steps=steps, neighbours=beside)  # fmt: skip
         per_trial, starts = [], []
         for i, cand in enumerate(trials):

@@ -1,7 +1,7 @@
 """Unit costs of one trial, measured with the product's own code: :func:`calibrate_trial`.
 
 A trial of the plan is built exactly as a Ray trial builds it: the search's trial spec
-(:meth:`raynas.pipeline.setup.SearchSetup.spec`), the stage's program
+(:func:`raynas.pipeline.specs.trial_spec`), the stage's program
 (:func:`raynas.stages.make_program`: its dataset, loaders, network, optimizer, loss and AMP
 setting), with the trial's thread count.
 Then, on that program: one warm-up step, a few training steps through the stage's own engine

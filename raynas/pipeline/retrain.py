@@ -23,23 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from raynas.errors import UserError
+from raynas.pipeline.baselines import BASELINES, baseline_architecture
+from raynas.pipeline.options import Resolved, RunOptions
 from raynas.pipeline.outputs import slug
 from raynas.pipeline.running import run_tracked_stage
-from raynas.pipeline.setup import (
-    RunOptions,
-    SearchSetup,
-    baseline_architecture,
-    load_run_preset,
-    open_run,
-    open_run_dataset,
-    resolve_run_target,
-)
+from raynas.pipeline.setup import SearchSetup, open_run
 
-__all__ = ["BASELINES", "RetrainOptions", "RetrainResult", "run_retrain"]
+__all__ = ["RetrainOptions", "RetrainResult", "run_retrain"]
 
 logger = logging.getLogger("raynas.search")
-
-BASELINES = ("unet", "unetpp", "dynunet")
 
 
 @dataclass(kw_only=True)
@@ -115,26 +107,30 @@ def _check_channels(options: RetrainOptions, arch: Any, dataset: Any) -> None:
         )
 
 
-def _validate(options: RetrainOptions) -> tuple[Any, Any, Any, str, Any]:
-    """All user input, checked before Ray starts (UserError / ConfigError with one line)."""
+def _resolve(options: RetrainOptions) -> tuple[Resolved, Any, str]:
+    """All user input, checked before Ray starts (UserError / ConfigError with one line):
+    ``(resolved options, architecture, name)``."""
+    from raynas.pipeline.validate import make_resolved, resolve_preset, resolve_target, run_dataset
+
     if (options.architecture is None) == (options.model is None):
         raise UserError("give an ARCH.json (raynas retrain) or --model (raynas baseline)")
     if options.model is not None and options.model not in BASELINES:
         raise UserError(f"--model {options.model}: unknown; valid: {', '.join(BASELINES)}")
-    preset = load_run_preset(options, _check_numbers(options))
+    preset, blame = resolve_preset(options, _check_numbers(options))
     if options.architecture is not None:
         name, arch = _load_architecture(options)  # before the (slow) dataset check
-        dataset = open_run_dataset(options, preset)
+        dataset = run_dataset(options, preset)
         _check_channels(options, arch, dataset)
     else:
-        dataset = open_run_dataset(options, preset)
+        dataset = run_dataset(options, preset)
         dims = 2 if dataset.info.default_mode == "2d" else 3
         arch = baseline_architecture(
             str(options.model), preset=preset, dataset=dataset, spatial_dims=dims
         )
         name = f"baseline-{options.model}"
-    target = resolve_run_target(options)
-    return preset, dataset, arch, name, target
+    target = resolve_target(options.tracking_uri, options.workdir)
+    run = make_resolved(options, preset, blame, dataset, target, space_ref=arch.space)
+    return run, arch, name
 
 
 def _per_class(scores: dict[str, float], labels: dict[Any, str], n: int) -> dict[str, float]:
@@ -218,18 +214,13 @@ def _finish(setup: SearchSetup, records: list[Any], name: str, arch_json: str, k
 def run_retrain(options: RetrainOptions) -> RetrainResult:
     """Trains one architecture (``options.architecture``) or baseline (``options.model``) from
     scratch as one Ray trial, tracked in MLflow, and saves its best weights."""
-    preset, dataset, arch, name, target = _validate(options)
+    run, arch, name = _resolve(options)  # every option resolved once, here
     command = options.command
     kind = "baseline" if command == "baseline" else "searched"
     arch_json = json.dumps(arch.to_dict(), sort_keys=True, indent=1)
     setup = open_run(
-        options,
-        preset=preset,
-        space=None,
-        space_ref=arch.space,
-        dataset=dataset,
-        target=target,
-        name=f"{command}_{name}_{dataset.info.name}_s{preset.seed}",
+        run,
+        name=f"{command}_{name}_{run.dataset.info.name}_s{run.seed}",
         tags={"space": arch.space, "command": command, "architecture": name},
         kind=command,
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from raynas.pipeline.faults import trial_fault
 from raynas.pipeline.setup import SearchSetup
+from raynas.pipeline.specs import trial_spec
 
 __all__ = ["run_tracked_stage", "stage_request", "stage_time_split"]
 
@@ -98,7 +99,7 @@ def stage_request(
     folder = setup.folder
     return StageRequest(
         stage=stage,
-        spec=setup.spec(stage),
+        spec=trial_spec(setup, stage),
         candidates=candidates,
         epochs=section.epochs,
         storage_path=storage_path if storage_path is not None else folder.ray_dir,

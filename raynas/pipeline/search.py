@@ -10,12 +10,13 @@ from typing import Any
 from raynas.interrupts import InterruptGuard, active_guard
 from raynas.pipeline.coarse import coarse_candidates, coarse_score_of, select_survivors
 from raynas.pipeline.faults import run_fault, stop_on_fault
+from raynas.pipeline.options import Resolved, SearchOptions, storage_root
 from raynas.pipeline.outputs import slug
-from raynas.pipeline.results import SearchResult, rank_records
+from raynas.pipeline.results import SearchResult
 from raynas.pipeline.running import run_tracked_stage, stage_time_split
-from raynas.pipeline.setup import SearchOptions, SearchSetup, prepare_search, storage_root
+from raynas.pipeline.setup import SearchSetup, prepare_search
 
-__all__ = ["SearchOptions", "SearchResult", "run_search", "rank_records"]
+__all__ = ["run_search"]
 
 logger = logging.getLogger("raynas.search")
 
@@ -63,9 +64,11 @@ def run_search(options: SearchOptions) -> SearchResult:
     SIGINT / SIGTERM raise :class:`raynas.interrupts.Interrupted` once the running stage is
     marked interrupted, the MLflow runs KILLED and the local Ray stopped (a second signal ends
     the process at once, see :mod:`raynas.interrupts`)."""
+    from raynas.pipeline.validate import resolve_search
+
     with InterruptGuard() as guard:
         try:
-            return _search(options)
+            return _search(resolve_search(options))  # every option resolved once, here
         except KeyboardInterrupt:  # SignalReceived, or Ray's own after a signal
             raise guard.interrupted() from None
         except Exception as exc:  # a full disk or a vanished store: one line (exit 1)
@@ -103,12 +106,13 @@ def _mark_interrupted(setup: SearchSetup, signum: int) -> None:
     logger.info("search interrupted (%s)", signal.Signals(signum).name)
 
 
-def _search(options: SearchOptions) -> SearchResult:
+def _search(run: Resolved) -> SearchResult:
+    from raynas.pipeline.baselines import baseline_architectures
     from raynas.pipeline.finish import finish_search
     from raynas.tracking import reopen_run
 
     guard = active_guard()
-    setup = prepare_search(options)
+    setup = prepare_search(run)
     if guard is not None:  # for as long as the search runs (setup.close removes them)
         setup.cleanups += [
             guard.on_force_exit(
@@ -152,7 +156,10 @@ def _search(options: SearchOptions) -> SearchResult:
             setup.folder.write_architecture(name, arch_json)
             retrain_candidates[name] = {"label": name, "arch_json": arch_json}
             kinds[name] = "searched"
-        for name, arch_json in setup.baselines().items():
+        dims = space.config.spatial_dims
+        baselines = baseline_architectures(preset=setup.preset, dataset=setup.dataset,
+                                           spatial_dims=dims)  # fmt: skip
+        for name, arch_json in baselines.items():
             setup.folder.write_architecture(name, arch_json)
             retrain_candidates[name] = {"label": name, "arch_json": arch_json}
             kinds[name] = "baseline"

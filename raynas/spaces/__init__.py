@@ -9,7 +9,6 @@ from raynas.spaces.base import (
     SPACE_TYPES,
     Candidate,
     SearchSpace,
-    list_spaces,
     load_space,
     load_stage_space,
     register_space_type,
@@ -18,7 +17,6 @@ from raynas.spaces.c2f import C2FCoarseSupernet, C2FFineSupernet, C2FSpace
 from raynas.spaces.c2f_topology import (
     CLUSTER_RULES,
     cluster_topologies,
-    count_topologies,
     enumerate_topologies,
 )
 from raynas.spaces.pcdarts import (
@@ -51,11 +49,9 @@ __all__ = [
     "ThriftySupernet",
     "channel_shuffle",
     "cluster_topologies",
-    "count_topologies",
     "derive_cell",
     "enumerate_topologies",
     "init_arch_param",
-    "list_spaces",
     "load_space",
     "load_stage_space",
     "op_strength",

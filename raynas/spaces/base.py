@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from raynas.config import builtin_file, builtin_names, load_space_config
+from raynas.config import builtin_file, load_space_config
 from raynas.config.loader import format_validation_error
 from raynas.errors import ConfigError
 from raynas.nets.architecture import Architecture
@@ -27,7 +27,7 @@ from raynas.nets.ops import check_op_names, op_names
 from raynas.registry import Registry
 
 __all__ = ["Candidate", "SearchSpace", "SPACE_TYPES", "register_space_type", "load_space",
-           "load_stage_space", "list_spaces", "space_source"]
+           "load_stage_space", "space_source"]
 
 
 @dataclass(frozen=True)
@@ -157,13 +157,3 @@ def load_stage_space(ref: str | Path, *, clusters: int | None = None) -> SearchS
     if rule is None:
         raise ConfigError(f"coarse.clusters: space {config.name!r} has no clusters to count")
     return load_space(ref, overrides={"clusters": {**rule.model_dump(), "count": clusters}})
-
-
-def list_spaces() -> list[dict[str, Any]]:
-    """The built-in spaces: name, type, dims and description (no torch needed)."""
-    out = []
-    for name in builtin_names("search_spaces"):
-        cfg = load_space_config(name)
-        out.append({"name": name, "type": cfg.type, "spatial_dims": cfg.spatial_dims,
-                    "description": cfg.description})
-    return out

@@ -14,14 +14,12 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from math import comb
 
 from raynas.nets.c2f_topology import Topology, format_topology
 from raynas.registry import Registry
 
 __all__ = [
     "enumerate_topologies",
-    "count_topologies",
     "cluster_topologies",
     "CLUSTER_RULES",
     "split_even",
@@ -55,11 +53,6 @@ def enumerate_topologies(*, cells: int, levels: int, min_depth: int = 0) -> list
 
     walk([], True)
     return sorted(out, key=format_topology)
-
-
-def count_topologies(*, cells: int, levels: int, min_depth: int = 0) -> int:
-    """Closed form ``sum_{h=min_depth}^{levels-1} C(cells, 2h)``."""
-    return sum(comb(cells, 2 * h) for h in range(min_depth, levels))
 
 
 def split_even(items: Sequence[Topology], count: int) -> list[list[Topology]]:

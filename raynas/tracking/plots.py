@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 from raynas.tracking.names import human_count, point_label
 
 __all__ = [
-    "plot_frontier", "frontier_figure", "point_dice", "point_text", "dice_label", "human_count",
+    "frontier_figure", "point_dice", "point_text", "dice_label", "human_count",
 ]  # fmt: skip
 
 
@@ -220,15 +219,3 @@ def frontier_figure(
     return fig, _place_labels(fig, ax, items)
 
 
-def plot_frontier(
-    points: Sequence[ParetoPoint],
-    front: Sequence[ParetoPoint],
-    path: str | Path,
-    *,
-    title: str | None = None,
-) -> Path:
-    """Save the frontier plot of ``points`` (with ``front`` highlighted) as a PNG at ``path``."""
-    fig, _ = frontier_figure(points, front, title=title)
-    path = Path(path)
-    fig.savefig(path, format="png")
-    return path

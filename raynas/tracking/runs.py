@@ -62,6 +62,7 @@ __all__ = [
     "log_text",
     "finish_run",
     "kill_open_runs",
+    "has_run",
     "reopen_run",
     "flatten_params",
     "run_tags",
@@ -378,6 +379,15 @@ def kill_open_runs(target: TrackingTarget, experiment_id: str, parent_run_id: st
     for run_id in ids:
         client.set_terminated(run_id, status="KILLED")
     return len(ids)
+
+
+def has_run(target: TrackingTarget, run_id: str) -> bool:
+    """Whether the store holds run ``run_id`` (a store deleted and recreated does not)."""
+    try:
+        client_for(target).get_run(run_id)
+    except MlflowException:
+        return False
+    return True
 
 
 def reopen_run(target: TrackingTarget, run_id: str) -> None:

@@ -166,10 +166,6 @@ class RayRuntime:
     # the force-exit cleanup that kills the local Ray's processes, removed by shutdown_ray
     cleanup: Any = field(default=None, compare=False, repr=False)
 
-    @property
-    def is_client(self) -> bool:
-        return bool(self.address and self.address.startswith("ray://"))
-
 
 def _client_server_failed(exc: BaseException) -> bool:
     return any(m in str(exc) for m in _CLIENT_SERVER_FAILED)

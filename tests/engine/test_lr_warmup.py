@@ -11,8 +11,13 @@ import torch
 from engine_fakes import TinyNet
 
 from raynas.config import load_preset
-from raynas.engine import current_lr, make_scheduler
+from raynas.engine import make_scheduler
 from raynas.errors import ConfigError
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The learning rate of the optimiser's first parameter group."""
+    return float(optimizer.param_groups[0]["lr"])
 
 
 def _lrs(name: str, epochs: int, warmup: int) -> list[float]:

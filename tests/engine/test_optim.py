@@ -10,12 +10,16 @@ from engine_fakes import FakeSupernet, TinyNet
 
 from raynas.engine import (
     check_disjoint,
-    current_lr,
     make_arch_optimizer,
     make_loss,
     make_optimizer,
     make_scheduler,
 )
+
+
+def current_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The learning rate of the optimiser's first parameter group."""
+    return float(optimizer.param_groups[0]["lr"])
 
 
 @pytest.mark.parametrize(

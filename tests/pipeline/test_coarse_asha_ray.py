@@ -28,7 +28,7 @@ def _ray_results(folder: Path) -> dict[str, list[dict]]:
 
 def test_asha_coarse_stage_stops_trials_and_keeps_the_best(tmp_path: Path) -> None:
     from raynas.pipeline.asha import run_coarse_asha
-    from raynas.pipeline.setup import SearchOptions
+    from raynas.pipeline.options import SearchOptions
 
     old = os.environ.get("RAY_TMPDIR")
     os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rna")  # short socket paths

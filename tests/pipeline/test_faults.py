@@ -87,7 +87,7 @@ def test_fault_clean_up_marks_runs_killed_and_never_raises(full_disk: Path, tmp_
                              trial_id="t0", params={}, tags={})  # fmt: skip
     folder = SearchFolder(full_disk / "runs" / "search")
     setup = SearchSetup(
-        options=None, preset=None, space=None, space_ref="", dataset=None, target=target,
+        preset=None, space=None, space_ref="", dataset=None, target=target,
         folder=folder, seed=0, experiment_id=exp, parent_run_id=parent,
     )  # fmt: skip
     fault = run_fault(OSError(errno.ENOSPC, "No space left on device", str(folder.state_file)))

@@ -21,9 +21,8 @@ from raynas.pipeline.fingerprint import (
     resume_mismatch,
     search_fingerprint,
 )
+from raynas.pipeline.folders import check_resume_fingerprint, find_folder
 from raynas.pipeline.outputs import SearchFolder
-from raynas.pipeline.search import SearchOptions
-from raynas.pipeline.setup import _check_resume_fingerprint, _folder
 from raynas.spaces import load_space
 
 BASE = ["data.folds=3"]
@@ -76,10 +75,10 @@ def test_check_resume_names_the_difference_in_one_line(synthetic_root, tmp_path)
     folder.create()
     folder.state["fingerprint"] = _fp(synthetic_root)
     folder.save_state()
-    _check_resume_fingerprint(SearchFolder(folder.root), _fp(synthetic_root))  # same: fine
+    check_resume_fingerprint(SearchFolder(folder.root), _fp(synthetic_root))  # same: fine
     with pytest.raises(UserError) as info:
-        _check_resume_fingerprint(SearchFolder(folder.root),
-                                  _fp(synthetic_root, ["coarse.epochs=5", "fine.lr=0.1"]))
+        check_resume_fingerprint(SearchFolder(folder.root),
+                                 _fp(synthetic_root, ["coarse.epochs=5", "fine.lr=0.1"]))
     msg = str(info.value)
     assert msg.startswith("--resume: ") and str(folder.root) in msg and "\n" not in msg
     assert "preset coarse.epochs (3 -> 5)" in msg and "preset fine.lr (0.05 -> 0.1)" in msg
@@ -107,9 +106,7 @@ def test_resume_picks_the_most_recent_search_by_time(tmp_path, times, expected):
     name = "c2f_small_synthetic_s0"
     for suffix, (updated, mtime) in times.items():
         _search_folder(tmp_path, name + suffix, updated, 1_700_000_000 + mtime)
-    options = SearchOptions(dataset="synthetic", space="c2f_small", storage_path=tmp_path,
-                            resume=True)
-    assert _folder(options, "raynas", name).root.name == name + expected
+    assert find_folder(tmp_path, "raynas", name, resume=True).root.name == name + expected
 
 
 def test_save_state_records_created_and_updated(tmp_path):
@@ -126,10 +123,10 @@ def test_save_state_records_created_and_updated(tmp_path):
 def test_cli_resume_with_another_config_exits_2_before_ray(tmp_path):
     """Through the console entry: a search folder saved with coarse.epochs=3, resumed with 5."""
     preset = load_preset("smoke")
-    from raynas.pipeline.setup import RunOptions, open_run_dataset
+    from raynas.pipeline.validate import open_run_dataset
 
-    ds = open_run_dataset(RunOptions(dataset="synthetic", workdir=tmp_path), preset,
-                          validate="none")
+    ds = open_run_dataset("synthetic", None, preset=preset, workdir=tmp_path,
+                          plan_cache=tmp_path / "unused", write_plan=False, validate="none")
     space = load_space("c2f_small")
     folder = SearchFolder(tmp_path / "raynas_runs" / "raynas" / "c2f_small_synthetic_s0")
     folder.create()

@@ -20,8 +20,7 @@ LEARNT = 0.1  # validation Dice well above the noise of a network that learnt no
 def test_baseline_learns_in_the_smoke_recipe(model: str) -> None:
     from raynas.config import load_preset
     from raynas.data import open_dataset
-    from raynas.engine import current_lr
-    from raynas.pipeline.setup import baseline_architecture
+    from raynas.pipeline.baselines import baseline_architecture
     from raynas.stages import RetrainProgram, TrialSpec
 
     torch.set_num_threads(2)
@@ -35,7 +34,7 @@ def test_baseline_learns_in_the_smoke_recipe(model: str) -> None:
                      candidate={"key": key, "label": key, "arch_json": arch.to_json()})  # fmt: skip
     program = RetrainProgram(spec)
     assert program.epochs == 40  # the smoke budget's schedule, its lr warm-up first
-    first_lr = current_lr(program.optimizer)
+    first_lr = float(program.optimizer.param_groups[0]["lr"])
     dices = [program.run_epoch()["dice"] for _ in range(EPOCHS)]
     assert max(dices) >= LEARNT, f"{model}: validation Dice {dices} in the first {EPOCHS} epochs"
     warmup = preset.retrain.lr_warmup_epochs

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from raynas.tracking import ParetoPoint, pareto_front
+from raynas.tracking import ParetoPoint, pareto_front, save_frontier
 from raynas.tracking.names import point_label
-from raynas.tracking.plots import frontier_figure, human_count, plot_frontier
+from raynas.tracking.plots import frontier_figure, human_count
 
 # name, validation Dice, params, kind
 TABLES = {
@@ -109,9 +109,9 @@ def test_validation_dice_plotted_test_dice_beside() -> None:
 def test_png_written_and_nan_tolerated(tmp_path: Path) -> None:
     broken = ParetoPoint("broken", val_dice=math.nan, params=5)
     points = _points(TABLES["searched_and_unet"]) + [broken]
-    path = plot_frontier(points, pareto_front(points), tmp_path / "pareto.png")
+    path = save_frontier(points, tmp_path, stem="pareto")["png"]
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    empty = plot_frontier([broken], [], tmp_path / "empty.png")
+    empty = save_frontier([broken], tmp_path, stem="empty")["png"]
     assert empty.stat().st_size > 0
 
 

@@ -1,5 +1,5 @@
 """Logical GPUs: a local Ray that declares 8 GPUs (CPU compute) runs 8 trials of a stage at once,
-one GPU each, sized the way a search sizes them (``raynas.pipeline.setup._resources``) and
+one GPU each, sized the way a search sizes them (``raynas.pipeline.cluster.size_trials``) and
 scheduled by the stage's own Tuner (``raynas.tune.stage._tuner``)."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def test_eight_trials_run_at_once_one_gpu_each(tmp_path):
     from ray import tune
 
     from raynas.config import load_preset
-    from raynas.pipeline.setup import _resources
+    from raynas.pipeline.cluster import size_trials
     from raynas.tune import RayRuntime, StageRequest, init_ray, shutdown_ray
     from raynas.tune.stage import _tuner
 
@@ -55,17 +55,9 @@ def test_eight_trials_run_at_once_one_gpu_each(tmp_path):
     try:
         assert runtime.gpus == 8
 
-        class _Setup:  # what _resources reads and writes
-            preset = load_preset("msd_task02_8gpu")
-
-        setup = _Setup()
-        setup.runtime = runtime
-
-        class _Options:
-            cpus_per_trial = 0.25  # 8 trials on 2 CPUs
-            gpus = 8
-
-        _resources(setup, _Options())
+        preset = load_preset("msd_task02_8gpu")
+        setup = size_trials(runtime, cpus_per_trial=0.25,  # 8 trials on 2 CPUs
+                            gpus_per_trial=preset.resources.gpus_per_trial, gpus=8)
         assert (setup.gpus_per_trial, setup.max_concurrent) == (1.0, 8)
         request = StageRequest(
             stage="coarse", spec={}, candidates={f"c{i}": {} for i in range(8)}, epochs=1,
