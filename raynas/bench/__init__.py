@@ -12,7 +12,12 @@ Example:
 
 from __future__ import annotations
 
-from raynas.bench.datasets import dataset_digest, synthetic_digest
+from raynas.bench.datasets import (
+    dataset_digest,
+    joint_digest,
+    preset_dataset_digest,
+    synthetic_digest,
+)
 from raynas.bench.provenance import (
     STAMP_KEYS,
     Timer,
@@ -24,6 +29,7 @@ from raynas.bench.provenance import (
     mean_valid,
     stamp,
     why_not_reusable,
+    write_labelled,
     write_result,
 )
 
@@ -35,10 +41,13 @@ __all__ = [
     "dataset_digest",
     "git_state",
     "is_current",
+    "joint_digest",
     "json_ready",
     "mean_valid",
+    "preset_dataset_digest",
     "stamp",
     "synthetic_digest",
     "why_not_reusable",
+    "write_labelled",
     "write_result",
 ]

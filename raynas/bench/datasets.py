@@ -18,8 +18,9 @@ import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-__all__ = ["dataset_digest", "synthetic_digest"]
+__all__ = ["dataset_digest", "joint_digest", "preset_dataset_digest", "synthetic_digest"]
 
 
 def synthetic_digest(
@@ -68,3 +69,33 @@ def dataset_digest(
     ds = open_dataset(name, data_root, seed=seed, synthetic_cases=cases,
                       limit_cases=limit_cases, validate="none", write_plan=False)  # fmt: skip
     return f"files:{files_digest(ds.cases)}"
+
+
+def preset_dataset_digest(
+    name: str,
+    preset: Any,
+    data_root: Path | str | None = None,
+    *,
+    seeds: list[int] | None = None,
+) -> str:
+    """The digest of the dataset a search (or trial) with ``preset`` opens: its ``data.cases``
+    and ``data.synthetic_cases``, and the preset's seed or each of ``seeds`` (a generated
+    dataset differs per seed; several seeds give one joint digest, in their order)."""
+    if preset is not None and hasattr(preset, "model_dump"):
+        data, seed = preset.data, preset.seed
+    else:  # a preset as JSON data (TrialSpec.preset)
+        data, seed = _Data(preset["data"]), preset["seed"]
+    digests = [dataset_digest(name, seed=s, cases=data.synthetic_cases, limit_cases=data.cases,
+                              data_root=data_root) for s in (seeds or [seed])]  # fmt: skip
+    return digests[0] if len(digests) == 1 else joint_digest(digests)
+
+
+def joint_digest(digests: list[str]) -> str:
+    """One digest for several datasets (one per seed), in their order."""
+    return "joint:" + hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]
+
+
+class _Data:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.synthetic_cases = data.get("synthetic_cases", 16)
+        self.cases = data.get("cases")

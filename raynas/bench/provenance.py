@@ -58,6 +58,7 @@ __all__ = [
     "repo_root",
     "stamp",
     "why_not_reusable",
+    "write_labelled",
     "write_result",
 ]
 
@@ -194,7 +195,8 @@ def stamp(
         dataset: the dataset's name or path; None where no dataset is read.
         dataset_digest: its digest (:func:`raynas.bench.datasets.dataset_digest`).
         seeds: the seeds of the run.
-        script: the script that writes the result (a path relative to the repository).
+        script: the script that writes the result (``__file__``: kept relative to the
+            repository).
         root: the checkout (default: the one this package is imported from).
 
     Raises:
@@ -206,6 +208,9 @@ def stamp(
     if dataset is not None and not dataset_digest:
         raise ValueError(f"dataset {dataset!r} needs its digest (dataset_digest)")
     root = Path(root) if root is not None else repo_root()
+    script_path = Path(script)
+    if script_path.is_absolute() and script_path.resolve().is_relative_to(root.resolve()):
+        script = script_path.resolve().relative_to(root.resolve()).as_posix()
     commit, dirty = git_state(root)
     return {
         "commit": commit,
@@ -343,21 +348,11 @@ def _check_payload(payload: Mapping[str, Any]) -> None:
         raise ValueError("a result needs 'seconds' per part (raynas.bench.provenance.Timer)")
 
 
-def write_result(path: Path | str, payload: Mapping[str, Any]) -> Path:
-    """Writes a stamped result as JSON, atomically (a temporary sibling, then a rename).
-
-    NaN and inf anywhere in the payload are refused (store None and count it, see
-    :func:`mean_valid`), as is a payload without ``stamp`` and ``seconds``.
-
-    Raises:
-        ValueError: no stamp, no seconds, or a non-finite number.
-    """
-    _check_payload(payload)
+def _write_json(path: Path, payload: Mapping[str, Any]) -> Path:
     try:
         text = json.dumps(payload, indent=1, allow_nan=False) + "\n"
     except ValueError as exc:
         raise ValueError(f"{path}: a NaN or inf in the result; store null ({exc})") from exc
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
     try:
@@ -368,3 +363,42 @@ def write_result(path: Path | str, payload: Mapping[str, Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_labelled(path: Path | str, label: str, run: Mapping[str, Any], **top: Any) -> Path:
+    """Writes ``run`` (stamped, with its seconds) under ``label`` in a file that keeps several
+    labelled runs side by side (``before`` / ``after``), the other labels as they were, and
+    ``top`` as top-level keys. Atomic, like :func:`write_result`.
+
+    Raises:
+        ValueError: ``run`` without stamp or seconds, a NaN, ``label`` naming a top-level key,
+            or an existing file that is not a JSON object (it is left alone, never replaced).
+    """
+    _check_payload(run)
+    path = Path(path)
+    if label in top:
+        raise ValueError(f"label {label!r} is also a top-level key")
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: not readable as JSON, not replaced ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: not a JSON object, not replaced")
+    data.update(top)
+    data[label] = dict(run)
+    return _write_json(path, data)
+
+
+def write_result(path: Path | str, payload: Mapping[str, Any]) -> Path:
+    """Writes a stamped result as JSON, atomically (a temporary sibling, then a rename).
+
+    NaN and inf anywhere in the payload are refused (store None and count it, see
+    :func:`mean_valid`), as is a payload without ``stamp`` and ``seconds``.
+
+    Raises:
+        ValueError: no stamp, no seconds, or a non-finite number.
+    """
+    _check_payload(payload)
+    return _write_json(Path(path), payload)
