@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
 
     timer = Timer()
     ks = [int(k) for k in args.ks.split(",")]
+    config = {"space": args.space, "topology": args.topology, "width": args.width,
+              "input": [args.batch, 1, args.size, args.size, args.size], "ks": ks,
+              "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
+              "device": args.device}  # fmt: skip
+    st = stamp(config, dataset=None, dataset_digest=None, seeds=[0, 123], script=__file__)
     runs = {}
     for k in ks:
         with timer.part(f"k{k}"):
@@ -148,14 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"targets at K=4 (memory <= 0.40x, time <= 0.50x of K=1): {met}")
     import torch
 
-    config = {"space": args.space, "topology": args.topology, "width": args.width,
-              "input": [args.batch, 1, args.size, args.size, args.size], "ks": ks,
-              "steps": args.steps, "warmup": args.warmup, "threads": args.threads,
-              "device": args.device}  # fmt: skip
     result = {
         "benchmark": "pcdarts_memory", "smoke_test": args.smoke_test, "device": args.device,
-        "stamp": stamp(config, dataset=None, dataset_digest=None, seeds=[0, 123],
-                       script=__file__),
+        "stamp": st,
         "device_name": (torch.cuda.get_device_name() if args.device == "cuda"
                         else platform.processor() or platform.machine()),
         "memory_measure": ("cuda max_memory_allocated delta" if args.device == "cuda"

@@ -168,6 +168,15 @@ def main(argv: list[str] | None = None) -> int:
                            folds=4 if args.cases >= 4 else 2, seed=args.seed,
                            max_val_cases=args.val_cases)
     archs = architectures(args, bundle.in_channels, bundle.num_classes)
+    budget = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
+              if k in ("epochs", "steps", "batch_size", "samples_per_case", "patch",
+                       "optimizer", "lr", "weight_decay", "seed", "cases", "val_cases",
+                       "eval_roi", "baseline_width", "threads", "models", "thrifty_seed",
+                       "thrifty_default")}  # fmt: skip
+    thrifty = archs["thrifty"][0].to_dict() if "thrifty" in args.models else None
+    st = stamp({**budget, "thrifty_arch": thrifty, "device": str(device)}, dataset="synthetic2d",
+               dataset_digest=dataset_digest("synthetic2d", seed=args.seed, cases=args.cases),
+               seeds=[args.seed], script=__file__)  # the code this run starts with
     rows: dict[str, Any] = {}
     for name in args.models:
         arch, note = archs[name]
@@ -177,20 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         r = rows[name]
         print(f"[{name}] params {r['params']:,}  dice {r['dice']}  "
               f"({r['train_seconds']:.1f} s train)", file=sys.stderr, flush=True)
-    budget = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
-              if k in ("epochs", "steps", "batch_size", "samples_per_case", "patch",
-                       "optimizer", "lr", "weight_decay", "seed", "cases", "val_cases",
-                       "eval_roi", "baseline_width", "threads", "models", "thrifty_seed",
-                       "thrifty_default")}  # fmt: skip
-    budget["thrifty_arch"] = archs["thrifty"][0].to_dict() if "thrifty" in archs else None
     result = {
         "benchmark": "thrifty_vs_baselines",
         "dataset": "synthetic2d",
         "smoke_test": args.smoke_test,
-        "stamp": stamp({**budget, "device": str(device)}, dataset="synthetic2d",
-                       dataset_digest=dataset_digest("synthetic2d", seed=args.seed,
-                                                     cases=args.cases),
-                       seeds=[args.seed], script=__file__),
+        "stamp": st,
         "budget": budget,
         "device": str(device),
         "table": [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,15 @@ def test_a_folder_dataset_digest_reads_its_files(tmp_path: Path) -> None:
     label = next((root / "labelsTr").iterdir())
     label.write_bytes(label.read_bytes() + b"\0")
     assert dataset_digest("synthetic", data_root=root) != first
+
+
+def test_the_instrument_imports_without_ray_mlflow_or_torch() -> None:
+    code = (
+        "import sys\nsys.modules['ray'] = sys.modules['mlflow'] = None\n"
+        "import raynas.bench as b\n"
+        "b.stamp({}, dataset=None, dataset_digest=None, seeds=[0], script='x')\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\nprint('ok')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
