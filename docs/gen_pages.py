@@ -271,7 +271,7 @@ def _provenance(data: dict[str, Any]) -> tuple[str, str]:
         commit = str(st.get("commit") or "no git")[:10]
         commit += " (dirty)" if st.get("dirty") else (" (clean)" if st.get("dirty") is False
                                                       else "")  # fmt: skip
-        verdict = CURRENT if is_current(st, ROOT) else NOT_CURRENT
+        verdict = CURRENT if is_current(st) else NOT_CURRENT  # the code raynas is imported from
         return commit, f"{verdict} (code digest {st['code_digest'][:12]})"
     commit = data.get("commit") or (data.get("git") or {}).get("commit")
     if commit:

@@ -144,3 +144,26 @@ def test_an_unstamped_file_is_listed_as_older_code(gen: ModuleType, tmp_path: Pa
     assert gen._provenance({"stamp": st})[1].startswith(gen.NOT_CURRENT)
     # --check ignores the verdict (a code change elsewhere leaves the pages fresh)
     assert gen.mask_verdicts(gen.CURRENT) == gen.mask_verdicts(gen.NOT_CURRENT)
+
+
+def test_a_labelled_file_shows_each_runs_provenance(
+    gen: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from raynas.bench import stamp
+
+    st = stamp({}, dataset=None, dataset_digest=None, seeds=[0], script="x")
+    old = {"commit": "b" * 40, "dirty": False, "summary": {"dice": 0.1}}
+    new = {"stamp": st, "seconds": {"total": 1.0}, "summary": {"dice": 0.5}}
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    path = results / "labelled.json"
+    path.write_text(json.dumps({"benchmark": "x", "before": old, "after": new}))
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    monkeypatch.setattr(gen, "RESULTS", results)
+    page = gen.bench_page(path)
+    rows = [_cells(x) for x in gen.provenance_page().splitlines()[4:]]
+    assert f"**before** (commit {'b' * 10}; {gen.OLDER}" in page
+    assert f"**after** (commit {st['commit'][:10]} (clean); {gen.CURRENT}" in page or (
+        f"**after** (commit {st['commit'][:10]} (dirty); {gen.CURRENT}" in page)
+    assert [r[0] for r in rows] == ["`labelled.json` [before]", "`labelled.json` [after]"]
+    assert rows[0][2].startswith(gen.OLDER) and rows[1][2].startswith(gen.CURRENT)
