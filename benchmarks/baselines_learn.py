@@ -15,8 +15,10 @@ best-validation weights, measured once. Validation picks; test only reports.
 
 Writes ``benchmarks/results/baselines_learn.json`` (``baselines_learn_smoke.json`` with
 ``--smoke-test``), keeping the other labels already in the file, so ``before`` (the code before
-the fix) and ``after`` sit side by side; each label is stamped with the git commit that wrote it
-(and whether the tree was dirty), the resolved retrain/data config, the overrides and the seeds.
+the fix) and ``after`` sit side by side; each label carries its own ``stamp``
+(:mod:`raynas.bench.provenance`: commit, dirty flag, code digest, the resolved retrain/data
+config and overrides, the datasets' digest, the seeds) and ``seconds`` per network. Labels written
+before the stamp existed carry only ``commit`` / ``dirty`` (older code).
 
 Usage:
     python benchmarks/baselines_learn.py --smoke-test
@@ -29,10 +31,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,16 +67,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.max_epochs is not None and args.max_epochs < 1:
         p.error(f"--max-epochs must be >= 1, got {args.max_epochs}")
     return args
-
-
-def stamp() -> dict[str, Any]:
-    """The commit of this checkout and whether its tracked files differ from it."""
-    from raynas.tracking.runs import git_commit
-
-    root = Path(__file__).resolve().parents[1]
-    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "-uno"],
-                           capture_output=True, text=True, check=False).stdout.strip()
-    return {"commit": git_commit(root), "dirty": bool(dirty)}
 
 
 def architecture(model: str, seed: int, preset: Any, dataset: Any) -> Any:
@@ -161,36 +150,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
+    from raynas.bench import Timer, json_ready, preset_dataset_digest, stamp, write_labelled
     from raynas.config import load_preset
 
     torch.set_num_threads(args.threads)
     preset = load_preset("smoke", args.overrides)
+    config = {"preset": "smoke", "dataset": "synthetic", "models": args.models,
+              "max_epochs": args.max_epochs, "overrides": args.overrides, "init": args.init,
+              "threads": args.threads, "retrain": preset.retrain.model_dump(mode="json"),
+              "data": preset.data.model_dump(mode="json"), "seed": preset.seed}  # fmt: skip
+    st = stamp(config, dataset="synthetic", seeds=args.seeds, script=__file__,
+               dataset_digest=preset_dataset_digest("synthetic", preset, seeds=args.seeds))
+    timer = Timer()
     rows = []
     for seed in args.seeds:
         for model in args.models:
-            rows.append(train(model, seed, args))
+            with timer.part(f"{model}@{seed}"):
+                rows.append(train(model, seed, args))
     run = {
-        **stamp(), "smoke_test": args.smoke_test, "seeds": args.seeds, "models": args.models,
+        "stamp": st, "smoke_test": args.smoke_test, "seeds": args.seeds, "models": args.models,
         "max_epochs": args.max_epochs, "overrides": args.overrides, "init": args.init,
-        "config": {"preset": "smoke", "dataset": "synthetic",
-                   "retrain": preset.retrain.model_dump(mode="json"),
-                   "data": preset.data.model_dump(mode="json"), "seed": preset.seed},
-        "platform": {"python": platform.python_version(), "torch": torch.__version__,
-                     "threads": args.threads},
+        "config": config, "seconds": timer.seconds(),
         "summary": {f"{r['model']}@{r['seed']}": {
             k: r[k] for k in ("params", "val_dice", "first_epoch_val_dice_above_0", "learned",
                               "test_dice")} for r in rows},
         "rows": rows,
     }  # fmt: skip
-    data: dict[str, Any] = {}
-    if args.out.is_file():
-        data = json.loads(args.out.read_text(encoding="utf-8"))
-    data[args.label] = run
-    data["smoke_test"] = args.smoke_test
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    run = json_ready(run)  # an undefined (NaN) Dice or loss: null
+    write_labelled(args.out, args.label, run, smoke_test=args.smoke_test)
     for name, s in run["summary"].items():
-        print(f"{name}: val Dice {s['val_dice']:.4f} (first > 0 at epoch "
+        print(f"{name}: val Dice {s['val_dice']} (first > 0 at epoch "
               f"{s['first_epoch_val_dice_above_0']}), learned {s['learned']}, test Dice "
               f"{s['test_dice']}")
     print(f"wrote {args.out} [{args.label}]")

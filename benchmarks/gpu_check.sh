@@ -15,7 +15,8 @@
 #      (bf16 where supported), each run straight, rerun, and resumed from epoch 1; the step
 #      fails unless the resumed run's losses and weights equal the straight run's bit for bit
 #      (its JSON says whether a rerun alone already differs: non-deterministic kernels).
-# Writes benchmarks/results/gpu_check.json (gpu_check_smoke.json with --smoke-test).
+# Writes benchmarks/results/gpu_check.json (gpu_check_smoke.json with --smoke-test), stamped
+# (raynas.bench.provenance: commit, code digest, config) with the seconds per step.
 #
 # --smoke-test runs on CPU in about a minute (CI runs it): tiny sizes, K = 1 and 4, one trial run
 # (amp=auto is float32 on CPU), step 3 is skipped (recorded as skipped) because a CPU smoke
@@ -104,13 +105,16 @@ def tail(name):
     return path.read_text()[-2000:] if path.is_file() else ""
 
 import torch
+from raynas.bench import stamp, write_result
 result = {
     "benchmark": "gpu_check",
     "smoke_test": smoke == "1",
+    "stamp": stamp({"smoke_test": smoke == "1", "device": device,
+                    "steps": sorted(status)}, dataset=None, dataset_digest=None,
+                   seeds=[0], script="benchmarks/gpu_check.sh"),
     "device": device,
     "device_name": torch.cuda.get_device_name() if device == "cuda" else "cpu",
-    "torch": torch.__version__,
-    "seconds": int(seconds),
+    "seconds": {**{n: s["seconds"] for n, s in status.items()}, "total": int(seconds)},
     "steps": status,
     "pcdarts": load("pcdarts.json"),
     "trials": load("trials.json"),
@@ -129,8 +133,7 @@ for label in ("amp_on", "amp_off"):
             for stage in ("coarse", "fine")
         }
 result["summary"] = summary
-Path(out).parent.mkdir(parents=True, exist_ok=True)
-Path(out).write_text(json.dumps(result, indent=2) + "\n")
+write_result(out, result)  # the step files are stamped too; each keeps its own stamp
 print(f"wrote {out}")
 failed = [n for n, s in status.items() if s["exit"] != 0]
 print("failed steps: " + (", ".join(failed) if failed else "none"))

@@ -9,9 +9,11 @@ table written). Both come from the product's code at this commit; nothing is re-
 
 Writes ``benchmarks/results/plan_check.json`` (``--out`` elsewhere): per stage ``predicted_s``,
 ``measured_s``, ``ratio`` (predicted / measured) and ``within_25pct``; ``target_met`` (every
-stage within +-25 %); the plan's own figures; the commit and whether the checkout was dirty; the
-search's arguments; the machine (CPU count, load average before and after, which on a shared
-machine tells how far other work slowed the run).
+stage within +-25 %); the plan's own figures; the provenance ``stamp``
+(:mod:`raynas.bench.provenance`: commit, dirty flag, code digest, the search's arguments and the
+resolved preset, the dataset's digest, the seed) and ``seconds`` per part; the machine (CPU
+count, load average before and after, which on a shared machine tells how far other work slowed
+the run).
 
 Also (not with ``--smoke-test``) the plan of ``msd_task02_8gpu`` on 8 GPUs with an assumed
 0.25 s step (``msd_task02_8gpu_plan``), the README's budget figure.
@@ -53,20 +55,6 @@ SMOKE_SETS = [
 MSD_PLAN = ["--space", "c2f", "--dataset", "synthetic", "--preset", "msd_task02_8gpu", "--gpus",
             "8", "--assume-step-s", "0.25", "--set", "data.patch_size=[96,96,64]"]
 _LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \S+ raynas\.search: (.*)$")
-
-
-def _commit() -> tuple[str | None, bool | None]:
-    """The checkout's commit and whether it has uncommitted changes (None: not a checkout)."""
-
-    def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
-                              timeout=10, check=False)  # fmt: skip
-
-    head = git("rev-parse", "HEAD")
-    if head.returncode != 0:
-        return None, None
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return head.stdout.strip(), bool(status.stdout.strip())
 
 
 def stage_splits(log: Path) -> dict[str, str]:
@@ -142,18 +130,30 @@ def main(argv: list[str] | None = None) -> int:
     sets = [*(SMOKE_SETS if args.smoke_test else []), *args.set]
     search_args = ["--space", args.space, "--dataset", args.dataset, "--preset", args.preset,
                    *(x for s in sets for x in ("--set", s))]  # fmt: skip
-    commit, dirty = _commit()
+    from raynas.bench import Timer, preset_dataset_digest, stamp, write_result
+    from raynas.config import load_preset
+
+    preset = load_preset(args.preset, sets)
+    config = {"search_args": search_args, "tolerance": TOLERANCE,
+              "preset": preset.model_dump(mode="json")}  # fmt: skip
+    st = stamp(config, dataset=args.dataset,
+               dataset_digest=preset_dataset_digest(args.dataset, preset),
+               seeds=[preset.seed], script=__file__)  # fmt: skip
+    timer = Timer()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="raynas-plan-check-") as tmp:
         work = Path(tmp)
-        proc, plan_s = _raynas(work, [*search_args, "--plan", "--plan-json", "plan.json"], 900)
+        with timer.part("plan"):
+            proc, plan_s = _raynas(work, [*search_args, "--plan", "--plan-json", "plan.json"],
+                                   900)  # fmt: skip
         if proc.returncode != 0:
             print(f"plan failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}",
                   file=sys.stderr)  # fmt: skip
             return 1
         plan = json.loads((work / "plan.json").read_text())
         load_plan = os.getloadavg()
-        proc, search_s = _raynas(work, search_args, args.timeout)
+        with timer.part("search"):
+            proc, search_s = _raynas(work, search_args, args.timeout)
         logs = sorted(work.rglob("search.log"))
         if proc.returncode != 0 or not logs:
             print(f"search failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}",
@@ -163,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         splits = stage_splits(logs[0])
         msd = None
         if not args.smoke_test:
-            proc, _ = _raynas(work, [*MSD_PLAN, "--plan", "--plan-json", "msd.json"], 900)
+            with timer.part("msd_plan"):
+                proc, _ = _raynas(work, [*MSD_PLAN, "--plan", "--plan-json", "msd.json"], 900)
             if proc.returncode == 0:
                 msd = json.loads((work / "msd.json").read_text())
                 msd["command"] = " ".join(["raynas", "search", *MSD_PLAN, "--plan"])
@@ -173,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "plan_check",
         "smoke_test": args.smoke_test,
-        "commit": commit,
-        "dirty": dirty,
+        "stamp": st,
         "config": {"search_args": search_args, "tolerance": TOLERANCE},
         "machine": {
             "cpus": os.cpu_count(), "platform": platform.platform(),
@@ -189,10 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         "search_s": round(search_s, 1),
         "plan": plan,
         "msd_task02_8gpu_plan": msd,
-        "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": timer.seconds(),
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_result(args.out, result)
     for stage, s in stages.items():
         print(f"{stage:8s} predicted {s['predicted_s']} s, measured {s['measured_s']} s, "
               f"ratio {s['ratio']}, within 25 %: {s['within_25pct']}")  # fmt: skip

@@ -15,7 +15,8 @@ supernet_epoch`); then every topology of the cluster is scored with the same sha
 Kendall tau between each proxy's ranking and the sliding-window ranking, for the score the
 coarse stage ranks by (``rank_by``: ``loss`` = minus the validation loss, the default) and for
 Dice. A tau that is undefined (a constant ranking) is stored as null and counted out
-(``n_valid``).
+(``n_valid``). The file is stamped (:mod:`raynas.bench.provenance`: commit, code digest, config,
+the datasets' joint digest over the seeds) with the seconds per seed.
 
     flock /work/heavy.lock timeout 900 python benchmarks/proxy_agreement.py   # ~10 min, 2 cores
     python benchmarks/proxy_agreement.py --smoke-test --out /tmp/p.json        # CI, < 1 min
@@ -24,16 +25,16 @@ Dice. A tau that is undefined (a constant ranking) is stored as null and counted
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from raynas.bench import Timer, json_ready, mean_valid, preset_dataset_digest, stamp, write_result
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -69,16 +70,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def commit() -> dict[str, Any]:
-    def git(*a: str) -> str:
-        out = subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True, text=True,
-                             timeout=10, check=False)
-        return out.stdout.strip() if out.returncode == 0 else ""
-
-    return {"commit": git("rev-parse", "HEAD") or None,
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
-
-
 def overrides(args: argparse.Namespace) -> list[str]:
     out = [f"data.cases={args.cases}", f"data.synthetic_cases={args.cases}", "data.folds=2",
            "data.batch_size=2", "data.samples_per_case=1", "data.num_workers=0",
@@ -98,17 +89,6 @@ def kendall(a: list[float], b: list[float]) -> float | None:
         return None
     tau = stats.kendalltau(a, b).statistic
     return None if math.isnan(tau) else float(tau)
-
-
-def clean(value: Any) -> Any:
-    """``value`` with every NaN / infinite float as None (no undefined number is stored)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    return value
 
 
 def variants(shares: list[float]) -> dict[str, dict[str, Any]]:
@@ -188,25 +168,35 @@ def summarize(seeds: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     for name in names:
         out[name] = {}
         for c in CRITERIA:
-            vals = [s["tau"][name][c] for s in seeds if s["tau"][name][c] is not None]
-            out[name][c] = {
-                "mean": statistics.fmean(vals) if vals else None,
-                "std": statistics.stdev(vals) if len(vals) > 1 else None,
-                "n_valid": len(vals), "n": len(seeds),
-            }
+            taus = [s["tau"][name][c] for s in seeds]
+            vals = [t for t in taus if t is not None]
+            out[name][c] = {**mean_valid(taus),
+                            "std": statistics.stdev(vals) if len(vals) > 1 else None}
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    from raynas.config import load_preset
+
     start = time.perf_counter()
-    stamp = commit()  # the code this run starts with
+    timer = Timer()
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+              if k != "out"}  # fmt: skip
+    preset = load_preset("smoke", overrides(args))
+    st = stamp({**config, "overrides": overrides(args), "preset": preset.model_dump(mode="json")},
+               dataset=args.dataset,
+               dataset_digest=preset_dataset_digest(args.dataset, preset, seeds=args.seeds),
+               seeds=args.seeds, script=__file__)  # the code this run starts with
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - start:6.0f} s] {msg}", flush=True)
 
-    seeds = [run_seed(args, s, log) for s in args.seeds]
+    seeds = []
+    for s in args.seeds:
+        with timer.part(f"seed{s}"):
+            seeds.append(run_seed(args, s, log))
     names = list(variants(args.shares))
     summary = summarize(seeds, names)
     before = summary["before"]["loss"]["mean"]
@@ -214,13 +204,10 @@ def main(argv: list[str] | None = None) -> int:
         after = summary[name]["loss"]["mean"]
         summary[name]["loss_at_least_before"] = (
             None if after is None or before is None else bool(after >= before))
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    result = {"benchmark": "proxy_agreement", "smoke_test": args.smoke_test, **stamp,
+    result = {"benchmark": "proxy_agreement", "smoke_test": args.smoke_test, "stamp": st,
               "config": config, "overrides": overrides(args), "seeds": args.seeds,
-              "torch": torch.__version__, "seconds": round(time.perf_counter() - start, 1),
-              "summary": summary, "per_seed": seeds}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(clean(result), indent=2, allow_nan=False) + "\n")
+              "seconds": timer.seconds(), "summary": summary, "per_seed": seeds}
+    write_result(args.out, json_ready(result))  # a NaN Dice or loss of a row: null
     for name in names:
         s = summary[name]
         log(f"{name}: tau loss {s['loss']['mean']} (n_valid {s['loss']['n_valid']}), "

@@ -23,6 +23,9 @@ e.g. a GradScaler's loss scale: a bug). Exit 0 for ``exact`` and ``within_rerun_
 ``--smoke-test``: CPU, tiny sizes, the fine stage (two optimisers, two scalers), ``--amp fp16``
 unless given (``torch.amp.GradScaler("cpu")``
 runs, so the scaler's state goes through the checkpoint as it does on CUDA).
+
+The result is stamped (:mod:`raynas.bench.provenance`: commit, code digest, config, dataset
+digest, seed) with the seconds of each of the three runs.
 """
 
 from __future__ import annotations
@@ -30,16 +33,15 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from raynas.bench import Timer, json_ready, preset_dataset_digest, stamp, write_result
 from raynas.config import load_preset
 from raynas.stages import PROGRAMS, TrialSpec
 from raynas.stages.checkpoint import read_state, write_checkpoint
@@ -50,17 +52,6 @@ ARCH = {"space": "c2f", "spatial_dims": 3, "in_channels": 1, "out_channels": 3, 
         "ops": [["conv3"], ["p3d"], ["skip"], ["conv3", "sep_conv3"]]}
 CHOICE = {"topology": "0-1-2-1-0-0"}
 NOISE_FACTOR = 4.0
-
-
-def commit() -> dict[str, Any]:
-    """The checkout's commit and whether it has uncommitted changes."""
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
-                             timeout=10, check=False)
-        return out.stdout.strip() if out.returncode == 0 else ""
-
-    return {"commit": git("rev-parse", "HEAD") or None,
-            "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
 
 
 def make_spec(args: argparse.Namespace) -> TrialSpec:
@@ -107,16 +98,8 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def check(args: argparse.Namespace) -> dict[str, Any]:
-    spec = make_spec(args)
-    start = time.perf_counter()
-    straight, straight_losses = run(spec, args.epochs)
-    setup = straight.setup
-    w_straight = weights(straight)
-    del straight
-    rerun, rerun_losses = run(spec, args.epochs)
-    w_rerun = weights(rerun)
-    del rerun
+def _resumed(spec: TrialSpec, args: argparse.Namespace) -> tuple[Any, list, list, dict]:
+    """``--resume-at`` epochs, a checkpoint, a fresh program loading it, the remaining epochs."""
     first, head = run(spec, args.resume_at)
     with tempfile.TemporaryDirectory(prefix="raynas-resume-check-") as tmp:
         write_checkpoint(first, tmp, {"epoch": first.epoch})
@@ -126,6 +109,22 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         random.random(), np.random.rand(), torch.rand(3)  # another process: other global RNGs
         resumed.load_state_dict(state)
     resumed, tail = run(spec, args.epochs - args.resume_at, resumed)
+    return resumed, head, tail, state
+
+
+def check(args: argparse.Namespace, timer: Timer) -> dict[str, Any]:
+    spec = make_spec(args)
+    with timer.part("straight"):
+        straight, straight_losses = run(spec, args.epochs)
+        setup = straight.setup
+        w_straight = weights(straight)
+        del straight
+    with timer.part("rerun"):
+        rerun, rerun_losses = run(spec, args.epochs)
+        w_rerun = weights(rerun)
+        del rerun
+    with timer.part("resumed"):
+        resumed, head, tail, state = _resumed(spec, args)
     w_resumed = weights(resumed)
     resumed_losses = head + tail
     rerun_exact = rerun_losses == straight_losses and same(w_rerun, w_straight)
@@ -147,7 +146,6 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         "max_abs_weight_diff": diffs,
         "noise_factor": NOISE_FACTOR,
         "verdict": verdict,
-        "seconds": round(time.perf_counter() - start, 2),
     }
 
 
@@ -189,17 +187,18 @@ def main(argv: list[str] | None = None) -> int:
         print("resume_check: --device cuda but CUDA is not available here", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
-    stamp = commit()  # the code this run starts with
-    result = check(args)
     config = {k: v for k, v in vars(args).items() if k != "out"}
-    config["out"] = str(args.out)
-    data = {"benchmark": "resume_check", "smoke_test": smoke, **stamp, "config": config,
-            "torch": torch.__version__,
+    spec = make_spec(args)
+    st = stamp({**config, "preset": spec.preset}, dataset=spec.dataset,
+               dataset_digest=preset_dataset_digest(spec.dataset, spec.preset, seeds=[spec.seed]),
+               seeds=[args.seed], script=__file__)  # the code this run starts with
+    timer = Timer()
+    result = check(args, timer)
+    data = {"benchmark": "resume_check", "smoke_test": smoke, "stamp": st, "config": config,
             "device_name": (torch.cuda.get_device_name(torch.device(args.device))
                             if args.device.startswith("cuda") else "cpu"),
-            **result}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, indent=2) + "\n")
+            **result, "seconds": timer.seconds()}
+    write_result(args.out, json_ready(data))
     print(f"{result['setup']}: {result['verdict']} (rerun exact: {result['rerun_exact']}, "
           f"max |w| diff resumed {result['max_abs_weight_diff']['resumed']:.3g}); "
           f"wrote {args.out}")

@@ -31,7 +31,9 @@ does), ``other`` (the rest: derivation, parameter counts, bookkeeping).
   wrappers are used as for ``before``.
 
 Writes ``benchmarks/results/search_cost.json`` (``search_cost_smoke.json`` with ``--smoke-test``),
-keeping the other labels already in the file, so ``before`` and ``after`` sit side by side.
+keeping the other labels already in the file, so ``before`` and ``after`` sit side by side; each
+label carries its own ``stamp`` (:mod:`raynas.bench.provenance`: commit, dirty flag, code digest,
+the resolved preset and scale, the generated data's digest) and ``seconds`` per part.
 
 Usage:
     python benchmarks/search_cost.py --smoke-test
@@ -220,7 +222,7 @@ def run_trial(program: Any, device: Any, clock: Clock) -> dict[str, Any]:
         "source": source,
         "wall_s": round(wall, 3),
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        "percent": {k: round(100.0 * v / total, 2) if total else 0.0 for k, v in seconds.items()},
+        "percent": {k: round(100.0 * v / total, 2) if total else None for k, v in seconds.items()},
         "epochs": len(epochs),
         "checkpoints": checkpoints,
         "steps": steps,
@@ -280,7 +282,7 @@ def project(stage: str, measured: dict[str, Any], preset: Any, train_cases: int)
         "checkpoints": _cadence(section.epochs, every_ckpt, rungs),
         "unit_seconds": {k: round(v, 4) for k, v in unit.items()},
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
-        "percent": {k: round(100.0 * v / total, 2) if total else 0.0 for k, v in seconds.items()},
+        "percent": {k: round(100.0 * v / total, 2) if total else None for k, v in seconds.items()},
         "note": "coarse scorings count the final evolution's upper bound (population + "
                 "generations x population/2); fine steps count weights steps (a bi-level step "
                 "after warm-up costs about two)",
@@ -350,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from raynas.bench import Timer, json_ready, stamp, synthetic_digest, write_labelled
     from raynas.config import load_preset
     from raynas.data.synthetic import write_synthetic
     from raynas.engine import resolve_device
@@ -363,12 +366,21 @@ def main(argv: list[str] | None = None) -> int:
         cfg["overrides"].append("data.patch_size=[16,16,16]")
     preset = load_preset(PRESET, overrides=cfg["overrides"])
     device = resolve_device(args.device)
+    config = {"preset": PRESET, "space": args.space, "scale": cfg["scale"],
+              "shape": list(cfg["shape"]), "cases": args.cases, "threads": args.threads,
+              "device": str(device), "overrides": cfg["overrides"],
+              "resolved": preset.model_dump(mode="json")}  # fmt: skip
+    st = stamp(config, dataset="synthetic", seeds=[0], script=__file__,
+               dataset_digest=synthetic_digest("synthetic", seed=0, cases=args.cases,
+                                               shape=cfg["shape"]))  # fmt: skip
+    timer = Timer()
     clock = Clock()
     result: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="raynas-bench-data-") as tmp:
         t0 = time.perf_counter()
-        root = write_synthetic(Path(tmp) / "task02like", name="synthetic", cases=args.cases,
-                               seed=0, shape=cfg["shape"])
+        with timer.part("data"):
+            root = write_synthetic(Path(tmp) / "task02like", name="synthetic",
+                                   cases=args.cases, seed=0, shape=cfg["shape"])  # fmt: skip
         generate_s = time.perf_counter() - t0
         space = load_space(args.space)
         coarse_key = space.coarse_candidates()[0].key
@@ -379,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
             coarse = CoarseProgram(TrialSpec(stage="coarse", candidate={"key": coarse_key},
                                              **spec))
             setup_c = time.perf_counter() - t0
-            result["coarse"] = run_trial(coarse, device, clock)
+            with timer.part("coarse"):
+                result["coarse"] = run_trial(coarse, device, clock)
             result["coarse"]["setup_s"] = round(setup_c, 3)
             result["coarse"]["candidate"] = coarse_key
             best = coarse.scores and max(coarse.scores.items(), key=lambda kv: kv[1])[0]
@@ -389,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
             fine = FineProgram(TrialSpec(stage="fine", candidate={"choice_json": choice_json},
                                          **spec))
             setup_f = time.perf_counter() - t0
-            result["fine"] = run_trial(fine, device, clock)
+            with timer.part("fine"):
+                result["fine"] = run_trial(fine, device, clock)
             result["fine"]["setup_s"] = round(setup_f, 3)
             result["fine"]["candidate"] = choice_json
             del fine
@@ -401,6 +415,9 @@ def main(argv: list[str] | None = None) -> int:
         r = result[stage]
         r["projected"] = project(stage, r, full, train_cases)
         pct = r["percent"]
+        if pct["train"] is None:  # no time measured: shares (and targets) undefined
+            r["targets_met"] = {k: None for k in ("eval", "ckpt", "data", "train")}
+            continue
         r["targets_met"] = {
             "eval": pct["eval"] <= TARGETS["eval_pct_max"],
             "ckpt": pct["ckpt"] <= TARGETS["ckpt_pct_max"],
@@ -416,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{proj['checkpoints']} checkpoints): "
               + ", ".join(f"{k} {proj['percent'][k]:.1f} %" for k in PARTS))
     run = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "stamp": st,
         "smoke_test": args.smoke_test,
         "device": str(device),
         "device_name": (torch.cuda.get_device_name() if device.type == "cuda"
@@ -443,26 +460,12 @@ def main(argv: list[str] | None = None) -> int:
         "data_generation_s": round(generate_s, 3),
         "targets": TARGETS,
         "stages": result,
-        "torch": torch.__version__,
+        "seconds": timer.seconds(),
     }
-    out = args.out
-    data: dict[str, Any] = {}
-    if out.is_file():
-        try:
-            data = json.loads(out.read_text())
-        except json.JSONDecodeError:
-            data = {}
-    data.update({"benchmark": "search_cost", "smoke_test": args.smoke_test, args.label: run})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-    print(f"wrote {out} [{args.label}]")
+    write_labelled(args.out, args.label, json_ready(run), benchmark="search_cost",
+                   smoke_test=args.smoke_test)  # fmt: skip
+    print(f"wrote {args.out} [{args.label}]")
     return 0
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,15 @@ Usage:
     python benchmarks/thrifty_vs_baselines.py --smoke-test      # < 2 minutes on CPU
     python benchmarks/thrifty_vs_baselines.py --epochs 30 --steps 50 --device cuda
 
-Writes ``benchmarks/results/thrifty_vs_baselines.json`` (``--out`` to change).
+Writes ``benchmarks/results/thrifty_vs_baselines.json`` (``--out`` to change), stamped
+(:mod:`raynas.bench.provenance`: commit, code digest, budget, dataset digest, seed) with the
+seconds per model. An undefined Dice (NaN) is stored as null.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
+import math
 import sys
 import time
 from pathlib import Path
@@ -111,6 +112,12 @@ def architectures(args: argparse.Namespace, in_channels: int, classes: int) -> d
     }
 
 
+def _defined(value: Any) -> float | None:
+    """A float, or None for NaN / inf (an undefined Dice is null, never a number)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def run_model(name: str, arch: Any, bundle: Any, args: argparse.Namespace, device: Any):
     import torch
 
@@ -134,8 +141,8 @@ def run_model(name: str, arch: Any, bundle: Any, args: argparse.Namespace, devic
                           max_cases=args.val_cases)
     return {
         "params": count_parameters(net),
-        "dice": float(result.dice),
-        "per_class_dice": [float(v) for v in result.per_class],
+        "dice": _defined(result.dice),
+        "per_class_dice": [_defined(v) for v in result.per_class],
         "val_cases": result.cases,
         "train_loss": history,
         "train_seconds": round(train_s, 2),
@@ -148,9 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import torch
 
+    from raynas.bench import Timer, dataset_digest, stamp, write_result
     from raynas.data import build_loaders, open_dataset
     from raynas.engine import resolve_device
 
+    timer = Timer()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     ds = open_dataset("synthetic2d", seed=args.seed, synthetic_cases=args.cases)
@@ -159,36 +168,42 @@ def main(argv: list[str] | None = None) -> int:
                            folds=4 if args.cases >= 4 else 2, seed=args.seed,
                            max_val_cases=args.val_cases)
     archs = architectures(args, bundle.in_channels, bundle.num_classes)
+    budget = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
+              if k in ("epochs", "steps", "batch_size", "samples_per_case", "patch",
+                       "optimizer", "lr", "weight_decay", "seed", "cases", "val_cases",
+                       "eval_roi", "baseline_width", "threads", "models", "thrifty_seed",
+                       "thrifty_default")}  # fmt: skip
+    thrifty = archs["thrifty"][0].to_dict() if "thrifty" in args.models else None
+    st = stamp({**budget, "thrifty_arch": thrifty, "device": str(device)}, dataset="synthetic2d",
+               dataset_digest=dataset_digest("synthetic2d", seed=args.seed, cases=args.cases),
+               seeds=[args.seed], script=__file__)  # the code this run starts with
     rows: dict[str, Any] = {}
     for name in args.models:
         arch, note = archs[name]
         print(f"[{name}] training ({note})", file=sys.stderr, flush=True)
-        rows[name] = {"note": note, **run_model(name, arch, bundle, args, device)}
+        with timer.part(name):
+            rows[name] = {"note": note, **run_model(name, arch, bundle, args, device)}
         r = rows[name]
-        print(f"[{name}] params {r['params']:,}  dice {r['dice']:.4f}  "
+        print(f"[{name}] params {r['params']:,}  dice {r['dice']}  "
               f"({r['train_seconds']:.1f} s train)", file=sys.stderr, flush=True)
     result = {
         "benchmark": "thrifty_vs_baselines",
         "dataset": "synthetic2d",
         "smoke_test": args.smoke_test,
-        "budget": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
-                   if k in ("epochs", "steps", "batch_size", "samples_per_case", "patch",
-                            "optimizer", "lr", "weight_decay", "seed", "cases", "val_cases",
-                            "eval_roi", "baseline_width")},
+        "stamp": st,
+        "budget": budget,
         "device": str(device),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
         "table": [
             {"architecture": n, "params": r["params"], "params_M": round(r["params"] / 1e6, 2),
-             "dice": round(r["dice"], 4)}
+             "dice": None if r["dice"] is None else round(r["dice"], 4)}
             for n, r in rows.items()
         ],
         "models": rows,
+        "seconds": timer.seconds(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     for row in result["table"]:
-        print(f"{row['architecture']:<8} {row['params_M']:>6.2f}M  DSC {100 * row['dice']:.2f}")
+        print(f"{row['architecture']:<8} {row['params_M']:>6.2f}M  DSC {row['dice']}")
     print(f"wrote {args.out}")
     return 0
 

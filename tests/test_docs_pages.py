@@ -9,6 +9,7 @@ code or a result file, then run ``python docs/gen_pages.py``.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 from types import ModuleType
@@ -79,3 +80,90 @@ def test_reference_names_what_the_code_has(page: str) -> None:
     else:
         for key in ("coarse.rank_by", "fine.arch_lr", "retrain.baselines", "data.test_cases"):
             assert f"| `{key}` |" in text
+
+
+# Result files whose stamping is another change's work (issue 23, the equal-cost comparison):
+# quoted today by code older than the stamp; the test shows it (xfail) until they are rewritten.
+PENDING = ("search_validity", "fine_arch_lr/", "rank_by_loss/")
+
+
+def _quoted(gen: ModuleType) -> set[str]:
+    """Result files (relative to ``benchmarks/results/``) the README and the hand-written docs
+    quote: named as ``.json``, or shown as a table under their prose (``--8<-- "bench_x.md"``)."""
+    names = {p.relative_to(gen.RESULTS).as_posix() for p in gen.results_files()}
+    by_page = {f"bench_{gen._bench_name(gen.RESULTS / n)}.md": n for n in names}
+    texts = [(ROOT / "README.md").read_text()]
+    texts += [p.read_text() for p in DOCS.rglob("*.md")
+              if not {"generated", "reference"} & set(p.relative_to(DOCS).parts)]  # fmt: skip
+    quoted = set()
+    for text in texts:
+        for token in re.findall(r"[\w./-]+\.json", text):
+            quoted |= {n for n in names if token.endswith(n) and
+                       (token == n or token.endswith("/" + n))}  # fmt: skip
+        quoted |= {by_page[m] for m in re.findall(r'--8<-- "([^"]+)"', text) if m in by_page}
+    return quoted
+
+
+def _quoted_params() -> list:
+    spec = importlib.util.spec_from_file_location("gen_pages_q", DOCS / "gen_pages.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = []
+    for name in sorted(_quoted(module)):
+        marks = [pytest.mark.xfail(reason="stamped by the equal-cost comparison's change",
+                                   strict=False)] if name.startswith(PENDING) else []
+        out.append(pytest.param(name, marks=marks, id=name))
+    return out
+
+
+@pytest.mark.parametrize("name", _quoted_params())
+def test_every_quoted_result_file_was_stamped_by_the_code_that_wrote_it(
+    gen: ModuleType, name: str
+) -> None:
+    from raynas.bench.provenance import STAMP_KEYS
+
+    assert name not in gen.LEGACY, f"{name} is listed as legacy but quoted"
+    data = json.loads((gen.RESULTS / name).read_text())
+    for label, run in gen._runs(data).items():
+        st = run.get("stamp")
+        assert isinstance(st, dict), f"{name} [{label}]: no stamp (written by older code)"
+        assert set(STAMP_KEYS) <= set(st) and st["code_digest"], f"{name} [{label}]: {st}"
+        assert isinstance(run.get("seconds"), dict), f"{name} [{label}]: no seconds per part"
+
+
+def test_an_unstamped_file_is_listed_as_older_code(gen: ModuleType, tmp_path: Path) -> None:
+    old = {"benchmark": "x", "smoke_test": False, "summary": {"dice": 0.5}}
+    commit, verdict = gen._provenance(old)
+    assert (commit, verdict) == ("not recorded", gen.OLDER)
+    assert gen._provenance({"commit": "a" * 40, "dirty": False})[1].startswith(gen.OLDER)
+    from raynas.bench import stamp
+
+    st = stamp({}, dataset=None, dataset_digest=None, seeds=[0], script="x")
+    assert gen._provenance({"stamp": st})[1].startswith(gen.CURRENT)
+    st["code_digest"] = "0" * 64
+    assert gen._provenance({"stamp": st})[1].startswith(gen.NOT_CURRENT)
+    # --check ignores the verdict (a code change elsewhere leaves the pages fresh)
+    assert gen.mask_verdicts(gen.CURRENT) == gen.mask_verdicts(gen.NOT_CURRENT)
+
+
+def test_a_labelled_file_shows_each_runs_provenance(
+    gen: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from raynas.bench import stamp
+
+    st = stamp({}, dataset=None, dataset_digest=None, seeds=[0], script="x")
+    old = {"commit": "b" * 40, "dirty": False, "summary": {"dice": 0.1}}
+    new = {"stamp": st, "seconds": {"total": 1.0}, "summary": {"dice": 0.5}}
+    results = tmp_path / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    path = results / "labelled.json"
+    path.write_text(json.dumps({"benchmark": "x", "before": old, "after": new}))
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    monkeypatch.setattr(gen, "RESULTS", results)
+    page = gen.bench_page(path)
+    rows = [_cells(x) for x in gen.provenance_page().splitlines()[4:]]
+    assert f"**before** (commit {'b' * 10}; {gen.OLDER}" in page
+    assert f"**after** (commit {st['commit'][:10]} (clean); {gen.CURRENT}" in page or (
+        f"**after** (commit {st['commit'][:10]} (dirty); {gen.CURRENT}" in page)
+    assert [r[0] for r in rows] == ["`labelled.json` [before]", "`labelled.json` [after]"]
+    assert rows[0][2].startswith(gen.OLDER) and rows[1][2].startswith(gen.CURRENT)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from raynas.bench.provenance import STAMP_KEYS, code_digest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -36,7 +38,7 @@ def _split_ok(run: dict) -> bool:
          and all(len(r["per_epoch"]) == 2 for r in d["after"]["rows"])),
         ("gpu_check.sh", lambda d: d["pcdarts"]["runs"] and _split_ok(d["trials"]["amp_on"])
          and d["resume"]["fp16"]["verdict"] == "exact"),
-        ("proxy_agreement.py", lambda d: d["commit"] and d["per_seed"][0]["topologies"] >= 2
+        ("proxy_agreement.py", lambda d: d["per_seed"][0]["topologies"] >= 2
          and {"before", "share_0.25"} <= set(d["summary"])
          and all(v[c]["n_valid"] + (v[c]["mean"] is None) >= 1 for v in d["summary"].values()
                  for c in ("loss", "dice"))
@@ -48,6 +50,7 @@ def _split_ok(run: dict) -> bool:
 )
 def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:
     out = tmp_path / "result.json"
+    digest = code_digest()  # the code the benchmark runs
     runner = ["bash"] if script.endswith(".sh") else [sys.executable]
     proc = subprocess.run(
         [*runner, str(ROOT / "benchmarks" / script), "--smoke-test", "--out", str(out)],
@@ -62,6 +65,14 @@ def test_benchmark_smoke(tmp_path: Path, script: str, check) -> None:
     data = json.loads(files[0].read_text())
     assert data["smoke_test"] is True
     assert check(data), data
+    # every run is stamped by the code that ran (raynas.bench.provenance) and timed per part
+    runs = [data] if "stamp" in data else [v for v in data.values() if isinstance(v, dict)
+                                           and ("stages" in v or "rows" in v)]
+    assert runs, sorted(data)
+    for run in runs:
+        st = run["stamp"]
+        assert set(STAMP_KEYS) <= set(st) and st["code_digest"] == digest, st
+        assert run["seconds"]["total"] > 0
 
 
 def _validity(tmp_path: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:

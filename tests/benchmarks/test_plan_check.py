@@ -24,8 +24,10 @@ def test_plan_check_smoke_writes_predicted_beside_measured(tmp_path: Path) -> No
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     data = json.loads(out.read_text())
-    assert data["smoke_test"] is True and len(data["commit"]) == 40
-    assert isinstance(data["dirty"], bool)
+    assert data["smoke_test"] is True and len(data["stamp"]["commit"]) == 40
+    assert isinstance(data["stamp"]["dirty"], bool) and data["stamp"]["code_digest"]
+    assert data["stamp"]["dataset_digest"].startswith("synthetic:")
+    assert {"plan", "search", "total"} <= set(data["seconds"])
     assert len(data["machine"]["loadavg_before"]) == 3
     assert set(data["stages"]) == {"coarse", "fine", "retrain"}
     for stage in data["stages"].values():
