@@ -1,15 +1,56 @@
-"""Benchmark library: what the ``benchmarks/*.py`` scripts run, importable and tested.
+"""Benchmark instruments: provenance stamps, timers, null-safe statistics and dataset digests.
 
-The scripts only parse their arguments and call these modules; tests import them (never a
-script by path). Like :mod:`raynas.stages`, this package imports neither Ray nor MLflow: it
-drives the stage programs Ray-free, exactly as the Ray trials do.
+Every script under ``benchmarks/`` writes its result through :func:`write_result`, with a
+:func:`stamp` (code, config, data, seeds) and :class:`Timer` seconds per part, and reuses an
+earlier result only when :func:`check_reusable` holds. Pure python: no ray, mlflow or torch.
 
-- :mod:`raynas.bench.recipe`: one seed's trial specs (a preset scaled to the benchmark), the
-  coarse and fine stages driven as the search drives them, stand-alone training with the retrain
-  recipe (:func:`~raynas.bench.recipe.train_alone`);
+What the scripts run lives here too, importable and tested (the scripts only parse their
+arguments; tests never load a script by path), and like :mod:`raynas.stages` it imports neither
+Ray nor MLflow:
+
+- :mod:`raynas.bench.recipe`: one seed's trial specs (the ``smoke`` preset scaled to the
+  benchmark), the coarse and fine stages driven Ray-free as the search's trials run them, and
+  stand-alone training with the retrain recipe;
 - :mod:`raynas.bench.stats`: percentiles, rank agreement, hypervolume and a seeded paired
-  bootstrap, each undefined statistic ``None`` (never 0);
-- :mod:`raynas.bench.equal_cost`: the search against random search at equal cost.
+  bootstrap, each undefined figure ``None``;
+- :mod:`raynas.bench.equal_cost` and :mod:`raynas.bench.experiment`: the search against random
+  search at equal cost (``benchmarks/equal_cost.py``).
+
+Example:
+    >>> from raynas.bench import mean_valid
+    >>> mean_valid([None, None])
+    {'mean': None, 'n_valid': 0, 'n': 2}
 """
 
 from __future__ import annotations
+
+from raynas.bench.datasets import dataset_digest, synthetic_digest
+from raynas.bench.provenance import (
+    STAMP_KEYS,
+    Timer,
+    check_reusable,
+    code_digest,
+    git_state,
+    is_current,
+    json_ready,
+    mean_valid,
+    stamp,
+    why_not_reusable,
+    write_result,
+)
+
+__all__ = [
+    "STAMP_KEYS",
+    "Timer",
+    "check_reusable",
+    "code_digest",
+    "dataset_digest",
+    "git_state",
+    "is_current",
+    "json_ready",
+    "mean_valid",
+    "stamp",
+    "synthetic_digest",
+    "why_not_reusable",
+    "write_result",
+]
