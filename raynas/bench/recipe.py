@@ -119,12 +119,12 @@ class StageRecord:
         return f"{self.candidate}#0"
 
 
-def _run(program: Any) -> tuple[dict[str, Any], float]:
-    t0 = time.perf_counter()
+def _run(program: Any) -> dict[str, Any]:
+    """Runs a stage program to its end; its last epoch's metrics."""
     metrics: dict[str, Any] = {}
     while not program.finished:
         metrics = program.run_epoch()
-    return metrics, time.perf_counter() - t0
+    return metrics
 
 
 def run_coarse(specs: Specs, keys: list[str],
@@ -136,8 +136,8 @@ def run_coarse(specs: Specs, keys: list[str],
 
     out = []
     for key in keys:
-        program = CoarseProgram(specs("coarse", {"key": key}))
         t0, metrics = time.perf_counter(), {}
+        program = CoarseProgram(specs("coarse", {"key": key}))
         while not program.finished:
             metrics = program.run_epoch()
             if on_epoch is not None:
@@ -153,12 +153,13 @@ def run_fine(specs: Specs, coarse: list[StageRecord]) -> list[StageRecord]:
 
     out = []
     for i, r in enumerate(coarse):
-        key = f"fine{i}-{r.candidate}"
+        key, t0 = f"fine{i}-{r.candidate}", time.perf_counter()
         program = FineProgram(specs("fine", {"key": key,
                                              "choice_json": str(r.last["choice_json"])}))
-        metrics, seconds = _run(program)
+        metrics = _run(program)
         out.append(StageRecord(key, float(metrics["best_dice"]),
-                               {**metrics, "arch_json": program.arch_json}, seconds))
+                               {**metrics, "arch_json": program.arch_json},
+                               time.perf_counter() - t0))
     return out
 
 
@@ -200,7 +201,7 @@ def _train_once(specs: Specs, key: str, arch: dict[str, Any] | str) -> dict[str,
     t0 = time.perf_counter()
     arch_json = arch if isinstance(arch, str) else json.dumps(arch, sort_keys=True)
     program = RetrainProgram(specs("retrain", {"key": key, "label": key, "arch_json": arch_json}))
-    metrics, _ = _run(program)
+    metrics = _run(program)
     return {
         "key": key,
         "arch_json": arch_json,
