@@ -41,10 +41,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--patch", type=int, nargs=3, default=[32, 32, 16])
     p.add_argument("--top-k", type=int, default=2, help="coarse.top_k = fine.top_k")
+    p.add_argument("--survivors", choices=("val", "pareto"), default="val",
+                   help="val: the pipeline's top_k (validation Dice); pareto: a parameter-aware "
+                        "pick (strategy.selection.top_k_pareto), the idea tried")
     p.add_argument("--baselines", nargs="*", default=["unet", "dynunet"])
     p.add_argument("--max-pool", type=int, default=40, help="random networks per seed at most")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    help="extra preset override (section.key=value), repeatable")
+    p.add_argument("--reuse", type=Path, default=None,
+                   help="an earlier result of the same code, retrain recipe and data: its random "
+                        "networks and baselines are reused (checked; refused with one line)")
     p.add_argument("--jobs", type=int, default=1, help="seeds in parallel processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process")
     p.add_argument("--out", type=Path, default=HERE / "results" / "equal_cost.json")
@@ -64,16 +70,23 @@ def main(argv: list[str] | None = None) -> int:
     from raynas.bench.equal_cost import Plan
     from raynas.bench.experiment import run_experiment
     from raynas.bench.recipe import Recipe
+    from raynas.errors import UserError
 
     recipe = Recipe(space=args.space, dataset=args.dataset, data_root=args.data_root,
                     cases=args.cases, width=args.width, supernet_epochs=max(args.budgets),
                     fine_epochs=args.fine_epochs, epochs=args.epochs, steps=args.steps,
                     lr=args.lr, patch=tuple(args.patch), top_k=args.top_k,
+                    survivor_rule=args.survivors,
                     extra=tuple(args.overrides))
     plan = Plan(recipe=recipe, budgets=tuple(sorted(set(args.budgets))),
                 baselines=tuple(args.baselines), max_pool=args.max_pool)
-    return run_experiment(plan, seeds=args.seeds, out=args.out, jobs=args.jobs,
-                          threads=args.threads, smoke_test=args.smoke_test)
+    try:
+        return run_experiment(plan, seeds=args.seeds, out=args.out, jobs=args.jobs,
+                              threads=args.threads, smoke_test=args.smoke_test,
+                              reuse=args.reuse)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -54,7 +54,14 @@ class Plan:
     resamples: int = 2000
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "recipe": self.recipe.to_dict(),
+        """JSON-ready, with ``retrain_recipe``: what the random pool and baselines depend on."""
+        r = self.recipe.to_dict()
+        retrain = {k: v for k, v in r.items()
+                   if k not in ("supernet_epochs", "fine_epochs", "top_k", "extra",
+                                "survivor_rule")}
+        retrain["extra"] = [o for o in r["extra"] if o.startswith(("data.", "retrain."))]
+        return {**dataclasses.asdict(self), "recipe": r,
+                "retrain_recipe": {**retrain, "baselines": list(self.baselines)},
                 "hv_reference": {"test_dice": HV_REFERENCE[0],
                                  "log10_params": HV_REFERENCE[1]}}
 
@@ -73,9 +80,9 @@ def _supernet_search(plan: Plan, seed: int, budget: int, dims: int, keys: list[s
     recipe = dataclasses.replace(plan.recipe, supernet_epochs=budget)
     specs = Specs(recipe, seed, dims)
     coarse = run_coarse(specs, keys)
-    kept = survivors(coarse, recipe.top_k, "choice_json")
+    kept = survivors(coarse, recipe.top_k, "choice_json", recipe.survivor_rule)
     fine = run_fine(specs, kept)
-    derived = survivors(fine, recipe.top_k, "arch_json")
+    derived = survivors(fine, recipe.top_k, "arch_json", recipe.survivor_rule)
     rows = []
     for i, r in enumerate(derived):
         arch_json, key = str(r.last["arch_json"]), f"searched{i}"
@@ -97,8 +104,12 @@ def _supernet_search(plan: Plan, seed: int, budget: int, dims: int, keys: list[s
             "searched": rows}
 
 
-def run_seed(plan: Plan, seed: int, log: Log = lambda _m: None) -> dict[str, Any]:
-    """Every strategy's search, the random pool and the baselines of one seed."""
+def run_seed(plan: Plan, seed: int, log: Log = lambda _m: None,
+             reuse: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every strategy's search, the random pool and the baselines of one seed. ``reuse``: this
+    seed's record in an earlier result of the same code, retrain recipe and data (checked by
+    the caller, :func:`raynas.bench.experiment.reusable_seeds`): its random networks and
+    baselines are taken (``reused: true``) and the pool is only extended where needed."""
     from raynas.pipeline.controls import control_seed
     from raynas.spaces import load_space
 
@@ -116,7 +127,7 @@ def run_seed(plan: Plan, seed: int, log: Log = lambda _m: None) -> dict[str, Any
     width = None if getattr(space, "keeps_searched_width", False) else plan.recipe.width
     need = plan.pool_margin * max(s["total_seconds"] for s in out["strategies"].values())
     count = max(len(s["searched"]) for s in out["strategies"].values())
-    pool: list[dict[str, Any]] = []
+    pool = [{**r, "reused": True} for r in (reuse or {}).get("random", [])]
     while len(pool) < plan.max_pool and (sum(r["seconds"] for r in pool) < need
                                          or len(pool) < count):
         i = len(pool)
@@ -125,8 +136,11 @@ def run_seed(plan: Plan, seed: int, log: Log = lambda _m: None) -> dict[str, Any
     out["random"] = pool
     log(f"seed {seed} random pool: {len(pool)} networks, "
         f"{sum(r['seconds'] for r in pool):.0f} s for {need:.0f} s")
-    out["baselines"] = {name: train_alone(specs, f"baseline-{name}", _baseline(specs, name, dims))
-                        for name in plan.baselines}
+    earlier = (reuse or {}).get("baselines", {})
+    out["baselines"] = {
+        name: {**earlier[name], "reused": True} if name in earlier
+        else train_alone(specs, f"baseline-{name}", _baseline(specs, name, dims))
+        for name in plan.baselines}
     return out
 
 

@@ -26,20 +26,42 @@ def _log(t0: float, msg: str) -> None:
     print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
-def _seed_job(plan: Plan, threads: int, t0: float, seed: int) -> dict[str, Any]:
+def reusable_seeds(path: Path, now: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """Per seed, the records of the earlier result ``path`` whose random networks and baselines
+    may stand in for this run's: same code (commit or code digest), same ``retrain_recipe`` and
+    dataset digest (:func:`raynas.bench.provenance.why_not_reusable`), else one clear line."""
+    import json
+
+    from raynas.bench.provenance import why_not_reusable
+    from raynas.errors import UserError
+
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--reuse {path}: cannot read it ({exc})") from None
+    why = why_not_reusable(earlier.get("stamp"), now, config_keys=["retrain_recipe"])
+    if why is not None:
+        raise UserError(f"--reuse {path}: not reusable: {why}")
+    return {int(r["seed"]): r for r in earlier.get("seeds", [])}
+
+
+def _seed_job(plan: Plan, threads: int, t0: float, reuse: dict[int, dict[str, Any]],
+              seed: int) -> dict[str, Any]:
     """One seed in a worker process: its own torch thread count, its log lines to stderr."""
     import torch
 
     torch.set_num_threads(threads)
     start = time.perf_counter()
-    record = run_seed(plan, seed, partial(_log, t0))
+    record = run_seed(plan, seed, partial(_log, t0), reuse.get(seed))
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
     return record
 
 
 def run_experiment(plan: Plan, *, seeds: list[int], out: Path, jobs: int = 1, threads: int = 1,
-                   smoke_test: bool = False, script: str = "benchmarks/equal_cost.py") -> int:
-    """Every seed, the summary, the stamped JSON at ``out`` and its plot; returns 0."""
+                   smoke_test: bool = False, script: str = "benchmarks/equal_cost.py",
+                   reuse: Path | None = None) -> int:
+    """Every seed, the summary, the stamped JSON at ``out`` and its plot; returns 0. ``reuse``:
+    an earlier result whose random networks and baselines are reused (:func:`reusable_seeds`)."""
     import torch
 
     from raynas.bench.datasets import dataset_digest
@@ -48,28 +70,33 @@ def run_experiment(plan: Plan, *, seeds: list[int], out: Path, jobs: int = 1, th
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
     timer = Timer()
+    r = plan.recipe
+    digests = [dataset_digest(r.dataset, seed=s, cases=r.cases, data_root=r.data_root,
+                              limit_cases=r.cases) for s in seeds]
+    config = {**plan.to_dict(), "jobs": jobs, "threads": threads, "smoke_test": smoke_test,
+              "reuse": str(reuse) if reuse else None}
+    st = stamp(config, dataset=r.dataset, dataset_digest=",".join(sorted(set(digests))),
+               seeds=list(seeds), script=script)
+    earlier = reusable_seeds(reuse, st) if reuse else {}
     with timer.part("seeds"):
         if jobs > 1 and len(seeds) > 1:
             import multiprocessing as mp
 
             with mp.get_context("spawn").Pool(min(jobs, len(seeds))) as pool:
-                records = pool.map(partial(_seed_job, plan, threads, t0), seeds, chunksize=1)
+                records = pool.map(partial(_seed_job, plan, threads, t0, earlier), seeds,
+                                   chunksize=1)
         else:
-            records = [_seed_job(plan, threads, t0, s) for s in seeds]
+            records = [_seed_job(plan, threads, t0, earlier, s) for s in seeds]
     with timer.part("summary"):
         summary = summarize(records, resamples=plan.resamples)
         for record in records:
             record["compare"] = per_seed(record)
-    r = plan.recipe
-    digests = [dataset_digest(r.dataset, seed=s, cases=r.cases, data_root=r.data_root,
-                              limit_cases=r.cases) for s in seeds]
-    config = {**plan.to_dict(), "jobs": jobs, "threads": threads, "smoke_test": smoke_test}
     result = {
         "smoke_test": bool(smoke_test),
-        "stamp": stamp(config, dataset=r.dataset, dataset_digest=",".join(sorted(set(digests))),
-                       seeds=list(seeds), script=script),
+        "stamp": st,
         "config": config,
         "seconds": timer.seconds(),
+        "headline": headline(summary),
         "summary": summary,
         "seeds": records,
     }
@@ -82,6 +109,25 @@ def run_experiment(plan: Plan, *, seeds: list[int], out: Path, jobs: int = 1, th
     _log(t0, f"wrote {out}: {summary['primary']} hypervolume diff {main['hypervolume_diff']}, "
              f"best-by-val wins {main['best_test_dice_wins']}")
     return 0
+
+
+def headline(summary: dict[str, Any]) -> dict[str, Any]:
+    """Per strategy and comparison, the figures a reader looks for first (the docs' table)."""
+    out: dict[str, Any] = {}
+    for name, s in summary["strategies"].items():
+        for variant in ("equal_cost", "count_matched"):
+            v = s[variant]
+            hv = v["hypervolume_diff"]
+            out[f"{name} {variant}"] = {
+                "hypervolume_diff_mean": hv["mean"],
+                "hypervolume_diff_ci95": hv["ci95"],
+                "best_test_dice_wins": f"{v['best_test_dice_wins'][0]}/"
+                                       f"{v['best_test_dice_wins'][1]}",
+                "best_test_dice_diff_mean": v["best_test_dice_diff"]["mean"],
+                "random_networks_mean": v["random_networks"]["mean"],
+                "search_seconds_mean": s["seconds_per_seed"]["mean"],
+            }
+    return out
 
 
 def _nulls(value: Any) -> Any:

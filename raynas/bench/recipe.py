@@ -50,6 +50,8 @@ class Recipe:
     lr: float = 0.01
     patch: tuple[int, int, int] | None = None
     top_k: int = 2
+    # "val": the pipeline's top_k; "pareto": selection.top_k_pareto (a parameter-aware pick)
+    survivor_rule: str = "val"
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     def overrides(self, spatial_dims: int) -> list[str]:
@@ -163,16 +165,22 @@ def run_fine(specs: Specs, coarse: list[StageRecord]) -> list[StageRecord]:
     return out
 
 
-def survivors(records: list[StageRecord], k: int, needs: str) -> list[StageRecord]:
+def survivors(records: list[StageRecord], k: int, needs: str,
+              rule: str = "val") -> list[StageRecord]:
     """A stage's ``top_k`` survivors: :func:`raynas.strategy.selection.top_k` on the trials'
-    best validation Dice and parameters (what ``raynas.pipeline.search`` selects); a record
-    without ``needs`` in its last report is never selected."""
-    from raynas.strategy.selection import Candidate, top_k
+    best validation Dice and parameters (what ``raynas.pipeline.search`` selects; ``rule=
+    "pareto"``: :func:`~raynas.strategy.selection.top_k_pareto`, a parameter-aware pick); a
+    record without ``needs`` in its last report is never selected."""
+    from raynas.strategy.selection import Candidate, top_k, top_k_pareto
+
+    if rule not in ("val", "pareto"):
+        raise ValueError(f"rule must be 'val' or 'pareto'; got {rule!r}")
+    pick = top_k if rule == "val" else top_k_pareto
 
     ready = [Candidate(name=r.trial, val_dice=r.best_dice,
                        params=int(r.last.get("params", 0) or 0), ref=r)
              for r in records if r.last.get(needs)]
-    return [c.ref for c in top_k(ready, k)]
+    return [c.ref for c in pick(ready, k)]
 
 
 def train_alone(specs: Specs, key: str, arch: dict[str, Any] | str,

@@ -45,6 +45,7 @@ __all__ = [
     "rank",
     "search_vs_random",
     "top_k",
+    "top_k_pareto",
 ]
 
 RANK_BY = ("loss", "dice")
@@ -117,6 +118,27 @@ def top_k(items: Iterable[S], k: int) -> list[S]:
     if k < 0:
         raise ValueError(f"k must be >= 0; got {k}")
     return rank(items)[:k]
+
+
+def top_k_pareto(items: Iterable[S], k: int) -> list[S]:
+    """A parameter-aware ``top_k``: the first non-dominated front on (validation Dice up,
+    parameters down) first, then the next front of what is left, ...; within a front by
+    :func:`rank`. Items without a finite validation Dice are left out.
+
+    Example:
+        >>> a, b = Candidate("a", val_dice=0.8, params=50), Candidate("b", val_dice=0.79, params=60)
+        >>> c = Candidate("c", val_dice=0.7, params=10)  # b is dominated by a; c is not
+        >>> [x.name for x in top_k_pareto([a, b, c], 2)], [x.name for x in top_k([a, b, c], 2)]
+        (['a', 'c'], ['a', 'b'])
+    """
+    if k < 0:
+        raise ValueError(f"k must be >= 0; got {k}")
+    left, out = rank(items), []
+    while left and len(out) < k:
+        front = [p for p in left if not any(dominates(q, p) for q in left if q is not p)]
+        out += rank(front)
+        left = [p for p in left if all(p is not f for f in front)]
+    return out[:k]
 
 
 def best_by_val(items: Iterable[S]) -> S | None:
