@@ -1,14 +1,17 @@
 """Every selection rule of a search, in one place: pure functions of scores (no torch, no Ray,
 no MLflow).
 
-The pipeline (:mod:`raynas.pipeline`) and the benchmarks (``benchmarks/search_validity.py``) both
-call these functions, so a benchmark measures exactly the picks ``raynas search`` makes:
+The pipeline (:mod:`raynas.pipeline`) and the benchmarks (:mod:`raynas.bench`, e.g.
+``benchmarks/equal_cost.py``) both call these functions, so a benchmark measures exactly the
+picks ``raynas search`` makes:
 
 - **coarse ranking** of a cluster's topologies: :func:`coarse_score` (``coarse.rank_by``: the
   validation loss, lower is better, or the validation Dice, higher is better) and
   :func:`leaders` (best score first; ties: the earlier topology);
 - **survivors** of the coarse and fine stages (``top_k``): :func:`rank` and :func:`top_k` on the
   trials' validation Dice (ties: fewer parameters, then name);
+- a **parameter-aware** survivors pick, :func:`top_k_pareto` (non-dominated fronts first): the
+  idea the equal-cost benchmark tries (``--survivors pareto``); the pipeline does not use it;
 - **frontier membership**: :func:`pareto_front` on validation Dice (up) and parameters (down);
 - **the best model** of the retrain stage: :func:`best_model`;
 - **searched vs random controls**: :func:`search_vs_random`.
