@@ -207,6 +207,16 @@ class CoarseSection(_Training, _Scoring):
     rank_by: Literal["loss", "dice"] = "loss"
     """What orders a cluster's topologies: `loss` (Dice + CE on the scoring patches, lower is
     better) or `dice`. The trial reports its pick's Dice either way."""
+    # "supernet": one weight-sharing supernet per cluster (C2FNAS); "asha": asha_samples
+    # topologies (Thrifty: depth/width choices) of the space, each trained stand-alone as its own
+    # Ray trial (coarse op, width and recipe), ASHA stopping the weak ones at its rungs
+    strategy: Literal["supernet", "asha"] = "supernet"
+    """How the coarse stage scores topologies: `supernet` (one weight-sharing supernet per
+    cluster) or `asha` (asha_samples topologies of the space, each trained stand-alone as one Ray
+    trial; ASHA stops the weak ones; survivors ranked by rank_by)."""
+    asha_samples: PositiveInt = 16
+    """Strategy `asha`: distinct topologies (Thrifty: depth/width choices) drawn from the space
+    with the search seed, one stand-alone trial each (all of them if the space has fewer)."""
 
 
 class FineSection(_Training, _Scoring):

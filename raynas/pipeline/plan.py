@@ -23,6 +23,9 @@ What a trial costs is modelled from what the trials really do (the stage program
   program, the preset's AMP setting, the trial's thread count) or, with ``--assume-step-s``, from
   the assumed step (a scoring forward counts a third of a step per patch; start, checkpoint and
   derivation costs are then left out);
+- with ``coarse.strategy: asha`` a coarse trial is one stand-alone network (the first sampled
+  choice calibrated, its cost taken for every choice: an approximation, since topologies
+  differ in size), ``asha_samples`` trials, one scoring per scoring epoch and no evolution;
 - the stage's trials run on ``min(slots, trials)`` slots through ASHA's rungs
   (:func:`raynas.pipeline.plan_asha.simulate_asha`); on CPU, trials that share the cores slow
   each other down: the calibration times the steps and a scoring again while ``concurrency - 1``
@@ -119,10 +122,18 @@ def _stage_networks(preset: Any, space: Any, dataset: Any) -> dict[str, Any]:
     from raynas.stages.coarse import choice_key
 
     io = {"in_channels": dataset.in_channels, "out_channels": dataset.num_classes}
-    candidate = space.coarse_candidates()[0]
-    coarse = space.build_coarse_supernet(candidate, width=preset.coarse.width, **io)
-    choices = [c if isinstance(c, dict) else {"topology": c} for c in coarse.choices()]
-    coarse.set_active(choices[0])
+    if preset.coarse.strategy == "asha":  # the first sampled choice, as its trial builds it
+        from raynas.pipeline.coarse import coarse_candidates
+
+        first = next(iter(coarse_candidates(space, preset).values()))
+        choices = [json.loads(first["choice_json"])]
+        coarse = build_network(space.coarse_architecture(choices[0], width=preset.coarse.width,
+                                                         **io))  # fmt: skip
+    else:
+        candidate = space.coarse_candidates()[0]
+        coarse = space.build_coarse_supernet(candidate, width=preset.coarse.width, **io)
+        choices = [c if isinstance(c, dict) else {"topology": c} for c in coarse.choices()]
+        coarse.set_active(choices[0])
     fine = space.build_fine_supernet(json.loads(choice_key(choices[0])),
                                      width=preset.fine.width, **io)  # fmt: skip
     retrain = space.sample_architecture(seed=preset.seed, width=preset.retrain.width, **io)
@@ -240,12 +251,19 @@ def make_plan(options: Any, *, assume_step_s: Mapping[str, float] | None = None)
     train_cases, val_cases = len(split["train"]), len(split["val"])
     weights_cases = len(bilevel_split(split["train"], seed=preset.seed)[0])
     nets = _stage_networks(preset, space, dataset)
-    candidates = space.coarse_candidates()
-    clusters = [len(c.params.get("topologies", [None])) for c in candidates]
-    fine_trials = min(preset.coarse.top_k, len(candidates))
+    if preset.coarse.strategy == "asha":  # one stand-alone network per sampled choice
+        from raynas.pipeline.coarse import coarse_candidates
+
+        coarse_trials = [{"key": k, "choice_json": v["choice_json"]}
+                         for k, v in coarse_candidates(space, preset).items()]  # fmt: skip
+        clusters = [1] * len(coarse_trials)  # one scoring per scoring epoch, no evolution
+    else:
+        coarse_trials = [{"key": c.key} for c in space.coarse_candidates()]
+        clusters = [len(c.params.get("topologies", [None])) for c in space.coarse_candidates()]
+    fine_trials = min(preset.coarse.top_k, len(coarse_trials))
     retrain = _retrain_candidates(preset, fine_trials, nets["retrain_arch"], setup.baselines())
     trial_candidates = {
-        "coarse": [{"key": c.key} for c in candidates],
+        "coarse": coarse_trials,
         "fine": [{"key": "fine", "choice_json": choice_key(nets["choice"])}] * fine_trials,
         "retrain": retrain,
     }

@@ -2,7 +2,7 @@
 
 A trial of the plan is built exactly as a Ray trial builds it: the search's trial spec
 (:meth:`raynas.pipeline.setup.SearchSetup.spec`), the stage's program
-(:data:`raynas.stages.PROGRAMS`: its dataset, loaders, network, optimizer, loss and AMP
+(:func:`raynas.stages.make_program`: its dataset, loaders, network, optimizer, loss and AMP
 setting), with the trial's thread count.
 Then, on that program: one warm-up step, a few training steps through the stage's own engine
 loop (``supernet_epoch`` / ``bilevel_epoch`` / ``train_epoch``, with the real training loader,
@@ -97,13 +97,13 @@ def _fresh_worker(payload: str) -> dict[str, float]:
     imports = time.perf_counter() - start
     import torch
 
-    from raynas.stages import PROGRAMS, TrialSpec
+    from raynas.stages import TrialSpec, make_program
 
     torch.set_num_threads(max(1, int(data["threads"])))
     trial = TrialSpec.from_dict({**data["spec"], "candidate": {**data["candidate"],
                                                                "trial": "plan"}})
-    first = _timed(lambda: PROGRAMS[data["stage"]](trial))
-    second = _timed(lambda: PROGRAMS[data["stage"]](trial))
+    first = _timed(lambda: make_program(trial))
+    second = _timed(lambda: make_program(trial))
     return {"imports_s": imports, "first_s": first, "second_s": second}
 
 
@@ -112,7 +112,7 @@ def _epoch_fn(program: Any, stage: str, *, update_arch: bool = False) -> Any:
     from raynas.engine import bilevel_epoch, supernet_epoch, train_epoch
 
     bundle, common = program.data.bundle, {"device": program.device, "amp": program.amp}
-    if stage == "coarse":
+    if stage == "coarse" and not getattr(program, "standalone", False):
 
         def run(n: int) -> Any:
             return supernet_epoch(
@@ -179,13 +179,13 @@ def _spin(payload: str) -> None:
     """A neighbour for :func:`calibrate_trial`: the same trial's training steps, forever."""
     import torch
 
-    from raynas.stages import PROGRAMS, TrialSpec
+    from raynas.stages import TrialSpec, make_program
 
     data = json.loads(payload)
     torch.set_num_threads(max(1, int(data["threads"])))
     trial = TrialSpec.from_dict({**data["spec"], "candidate": {**data["candidate"],
                                                                "trial": "plan"}})
-    program = PROGRAMS[data["stage"]](trial)
+    program = make_program(trial)
     run = _epoch_fn(program, data["stage"], update_arch=data["stage"] == "fine")
     run(1)
     print("ready", flush=True)
@@ -239,15 +239,15 @@ def calibrate_trial(stage: str, spec: dict[str, Any], candidate: dict[str, Any],
 
     import torch
 
-    from raynas.stages import PROGRAMS, TrialSpec
+    from raynas.stages import TrialSpec, make_program
 
     for module in WORKER_MODULES:  # paid by the worker's start (worker_import_s), not here
         importlib.import_module(module)
     torch.set_num_threads(max(1, int(threads)))
     trial = TrialSpec.from_dict({**spec, "candidate": {**candidate, "trial": "plan"}})
-    PROGRAMS[stage](trial)  # first use (a fresh worker's, see worker_start_s); then as reused
+    make_program(trial)  # first use (a fresh worker's, see worker_start_s); then as reused
     start = time.perf_counter()
-    program = PROGRAMS[stage](trial)
+    program = make_program(trial)
     setup_s = time.perf_counter() - start
     section = program.section
     patches_s = 0.0
@@ -258,7 +258,8 @@ def calibrate_trial(stage: str, spec: dict[str, Any], candidate: dict[str, Any],
     arch_step_s = _step_s(_epoch_fn(program, stage, update_arch=True), n) if stage == "fine" \
         else step_s
     if stage == "coarse":
-        program.model.set_active(program.choices[0])
+        if not getattr(program, "standalone", False):  # strategy asha: a plain network
+            program.model.set_active(program.choices[0])
 
         def score() -> Any:
             return program.score(loss=section.rank_by == "loss")

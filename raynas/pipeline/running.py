@@ -9,7 +9,7 @@ from typing import Any
 from raynas.pipeline.faults import trial_fault
 from raynas.pipeline.setup import SearchSetup
 
-__all__ = ["run_tracked_stage", "stage_time_split"]
+__all__ = ["run_tracked_stage", "stage_request", "stage_time_split"]
 
 logger = logging.getLogger("raynas.search")
 
@@ -50,7 +50,7 @@ def run_tracked_stage(
     ``candidates`` maps a key to the candidate's data (``label`` and the stage's fields, e.g.
     ``arch_json`` for retrain); ``kinds`` maps a key to ``searched`` or ``baseline``.
     """
-    from raynas.tune import MlflowTrialCallback, ProgressCallback, StageRequest, run_stage
+    from raynas.tune import MlflowTrialCallback, ProgressCallback, run_stage
 
     section = getattr(setup.preset, stage)
     labels = {k: v.get("label", k) for k, v in candidates.items()}
@@ -66,13 +66,42 @@ def run_tracked_stage(
         ),
         ProgressCallback(stage=stage, epochs=section.epochs, labels=labels),
     ]
+    request = stage_request(setup, stage, candidates, callbacks=callbacks)
+    logger.info("%s stage: %d candidates", stage, len(candidates))
+    records = run_stage(request)
+    if (fault := trial_fault(records, setup.folder.root)) is not None:  # a full disk: no result
+        raise fault
+    setup.folder.write_table(stage, _rows(records, labels))
+    from raynas.stages.timing import format_split
+
+    logger.info("%s", format_split(stage, stage_time_split(records)))
+    return records
+
+
+def stage_request(
+    setup: SearchSetup,
+    stage: str,
+    candidates: dict[str, dict[str, Any]],
+    *,
+    callbacks: list[Any],
+    storage_path: Any = None,
+) -> Any:
+    """The :class:`raynas.tune.StageRequest` of a stage, from the preset and the setup (its
+    resources, seed, resume flag and seal; ``storage_path`` defaults to the search's Ray
+    folder): what :func:`run_tracked_stage` runs, and what
+    :func:`raynas.pipeline.asha.run_coarse_asha` runs without MLflow."""
+    from raynas.pipeline.coarse import STAGE_METRIC, coarse_metric
+    from raynas.tune import StageRequest
+
+    section = getattr(setup.preset, stage)
     asha = section.asha
-    request = StageRequest(
+    folder = setup.folder
+    return StageRequest(
         stage=stage,
         spec=setup.spec(stage),
         candidates=candidates,
         epochs=section.epochs,
-        storage_path=setup.folder.ray_dir,
+        storage_path=storage_path if storage_path is not None else folder.ray_dir,
         cpus_per_trial=setup.cpus_per_trial,
         gpus_per_trial=setup.gpus_per_trial,
         max_concurrent=setup.max_concurrent,
@@ -92,17 +121,10 @@ def run_tracked_stage(
         seed=setup.seed,
         callbacks=callbacks,
         resume=setup.resume,
-        seal=setup.folder.search_seal(),
+        metric=coarse_metric(setup.preset) if stage == "coarse" else STAGE_METRIC,
+        # the stage folder's digests bound to the search (none outside a search folder)
+        **({"seal": folder.search_seal()} if folder is not None else {}),
     )
-    logger.info("%s stage: %d candidates", stage, len(candidates))
-    records = run_stage(request)
-    if (fault := trial_fault(records, setup.folder.root)) is not None:  # a full disk: no result
-        raise fault
-    setup.folder.write_table(stage, _rows(records, labels))
-    from raynas.stages.timing import format_split
-
-    logger.info("%s", format_split(stage, stage_time_split(records)))
-    return records
 
 
 def stage_time_split(records: list[Any]) -> dict[str, Any] | None:

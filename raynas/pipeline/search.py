@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 from raynas.interrupts import InterruptGuard, active_guard
+from raynas.pipeline.coarse import coarse_candidates, coarse_score_of, select_survivors
 from raynas.pipeline.faults import run_fault, stop_on_fault
 from raynas.pipeline.outputs import slug
 from raynas.pipeline.results import SearchResult, rank_records
@@ -18,36 +19,7 @@ __all__ = ["SearchOptions", "SearchResult", "run_search", "rank_records"]
 
 logger = logging.getLogger("raynas.search")
 
-
-def _select(
-    stage: str, records: list[Any], k: int, labels: dict[str, str], needs: str
-) -> list[Any]:
-    from raynas.pipeline.results import candidates
-    from raynas.strategy.selection import rank, top_k
-
-    # a record without the field the next stage needs (a trial that never reported its
-    # result) is never selected; the rest by the one selection rule (strategy.selection)
-    ready = [c for c in candidates(records) if c.ref.last.get(needs)]
-    ranked = [c.ref for c in rank(ready)]
-    chosen = [c.ref for c in top_k(ready, k)]
-    for i, r in enumerate(ranked):
-        verdict = "selected" if r in chosen else "dropped"
-        logger.info(
-            "%s selection: #%d %s dice=%.4f params=%s status=%s -> %s",
-            stage,
-            i + 1,
-            labels.get(r.candidate, r.candidate),
-            r.best_dice,
-            r.last.get("params"),
-            r.status,
-            verdict,
-        )
-    for r in records:
-        if r not in ranked:
-            logger.info("%s selection: %s failed (%s) -> dropped", stage, r.candidate, r.error)
-    if not chosen:
-        raise RuntimeError(f"{stage} stage: every trial failed; see the log and the MLflow runs")
-    return chosen
+_select = select_survivors  # the name tests and benchmarks imported before it moved
 
 
 def _random_controls(setup: SearchSetup) -> dict[str, str]:
@@ -150,13 +122,13 @@ def _search(options: SearchOptions) -> SearchResult:
         if setup.resume:
             reopen_run(setup.target, setup.parent_run_id)  # KILLED by an interrupt
         space = setup.space
-        # 1. coarse: one trial per candidate of the space
-        coarse_candidates = {
-            c.key: {"label": c.key, "params": c.params} for c in space.coarse_candidates()
-        }
-        coarse = _stage(setup, "coarse", coarse_candidates)
-        labels = {k: v["label"] for k, v in coarse_candidates.items()}
-        survivors = _select("coarse", coarse, setup.preset.coarse.top_k, labels, "choice_json")
+        # 1. coarse: one trial per candidate of the space (coarse.strategy supernet), or per
+        # sampled choice trained stand-alone (asha; see raynas.pipeline.coarse)
+        first = coarse_candidates(space, setup.preset)
+        coarse = _stage(setup, "coarse", first)
+        labels = {k: v["label"] for k, v in first.items()}
+        survivors = select_survivors("coarse", coarse, setup.preset.coarse.top_k, labels,
+                                     "choice_json", score=coarse_score_of(setup.preset))
 
         # 2. fine: one PC-DARTS search per surviving topology
         fine_candidates = {
@@ -168,7 +140,7 @@ def _search(options: SearchOptions) -> SearchResult:
         }
         fine = _stage(setup, "fine", fine_candidates)
         labels = {k: v["label"] for k, v in fine_candidates.items()}
-        derived = _select("fine", fine, setup.preset.fine.top_k, labels, "arch_json")
+        derived = select_survivors("fine", fine, setup.preset.fine.top_k, labels, "arch_json")
 
         # 3. retrain: derived architectures (+ baselines, + random controls) from scratch at
         # full width, one recipe for all

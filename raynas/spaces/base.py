@@ -74,6 +74,19 @@ class SearchSpace(abc.ABC):
         """The PC-DARTS supernet of one coarse choice."""
 
     @abc.abstractmethod
+    def coarse_choices(self) -> list[dict[str, Any]]:
+        """Every choice of the coarse stage (C2F: each topology; Thrifty: each (depth, width)),
+        JSON-able, in a fixed order: what the ``asha`` strategy samples from."""
+
+    @abc.abstractmethod
+    def coarse_architecture(
+        self, choice: Mapping[str, Any], *, in_channels: int, out_channels: int, width: int
+    ) -> Architecture:
+        """The stand-alone network of a coarse choice, as its coarse supernet derives it (C2F:
+        ``coarse_op`` on every edge at ``width``; Thrifty: uniform-weight cells at the choice's
+        own depth and width)."""
+
+    @abc.abstractmethod
     def sample_architecture(
         self, *, seed: int, in_channels: int, out_channels: int, width: int
     ) -> Architecture:

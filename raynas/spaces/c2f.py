@@ -223,6 +223,21 @@ class C2FSpace(SearchSpace):
                                spatial_dims=c.spatial_dims, in_channels=in_channels,
                                out_channels=out_channels, width=width)
 
+    def coarse_choices(self) -> list[dict[str, Any]]:
+        """Every valid topology as a choice ``{"topology": "0-1-...-0"}`` (enumeration order)."""
+        return [{"topology": format_topology(t)} for t in self.topologies]
+
+    def coarse_architecture(
+        self, choice: Mapping[str, Any], *, in_channels: int, out_channels: int, width: int
+    ) -> C2FArchitecture:
+        """The topology with ``coarse_op`` on every edge (what its coarse supernet derives)."""
+        t = self._check_topology(_topology_of(choice))
+        c = self.config
+        return C2FArchitecture(spatial_dims=c.spatial_dims, in_channels=in_channels,
+                               out_channels=out_channels, width=width, levels=c.levels,
+                               topology=format_topology(t),
+                               ops=[[c.coarse_op] * n for n in edges_per_cell(t)])
+
     def sample_architecture(
         self, *, seed: int, in_channels: int, out_channels: int, width: int
     ) -> C2FArchitecture:

@@ -292,6 +292,23 @@ class ThriftySpace(SearchSpace):
                               width=int(choice.get("width") or width or self.config.width),
                               in_channels=in_channels, out_channels=out_channels, frozen=False)
 
+    def coarse_choices(self) -> list[dict[str, Any]]:
+        """Each coarse candidate's ``{"depth", "width"}`` (the grid choices searched)."""
+        return [dict(cand.params) for cand in self.coarse_candidates()]
+
+    def coarse_architecture(
+        self, choice: Mapping[str, Any], *, in_channels: int, out_channels: int,
+        width: int | None = None,
+    ) -> ThriftyArchitecture:
+        """The uniform-weight cells at the choice's depth and width (what its frozen coarse
+        supernet derives); ``width`` only where the choice names none."""
+        depth = int(choice.get("depth", self.config.depth))
+        if depth not in self.config.candidates_depth and depth != self.config.depth:
+            raise ValueError(f"space {self.config.name!r}: depth {depth} is not searched")
+        return self.default_architecture(depth=depth,
+                                         width=int(choice.get("width") or width or 0) or None,
+                                         in_channels=in_channels, out_channels=out_channels)
+
     def default_architecture(
         self, *, depth: int | None = None, width: int | None = None, in_channels: int = 1,
         out_channels: int = 2,

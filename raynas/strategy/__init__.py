@@ -8,7 +8,13 @@ shared weights). Being pure Python, strategies are tested on toy objectives.
 from __future__ import annotations
 
 from raynas.strategy.evolution import EvolutionResult, evolve, hamming, leaders, sample_pool
-from raynas.strategy.sampling import PATH_SAMPLING, FairSampler, UniformSampler, make_sampler
+from raynas.strategy.sampling import (
+    PATH_SAMPLING,
+    FairSampler,
+    UniformSampler,
+    make_sampler,
+    sample_choices,
+)
 
 __all__ = [
     "EvolutionResult",
@@ -19,5 +25,6 @@ __all__ = [
     "hamming",
     "leaders",
     "make_sampler",
+    "sample_choices",
     "sample_pool",
 ]

@@ -22,7 +22,7 @@ import random
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-__all__ = ["PATH_SAMPLING", "FairSampler", "UniformSampler", "make_sampler"]
+__all__ = ["PATH_SAMPLING", "FairSampler", "UniformSampler", "make_sampler", "sample_choices"]
 
 PATH_SAMPLING = ("uniform", "fair")
 
@@ -102,3 +102,22 @@ def make_sampler(name: str, paths: Sequence[Path], *, rng: random.Random) -> Uni
     if name == "fair":
         return FairSampler(paths, rng=rng)
     raise ValueError(f"path_sampling must be one of {', '.join(PATH_SAMPLING)}, got {name!r}")
+
+
+def sample_choices(choices: Sequence[Any], n: int, *, seed: int) -> list[Any]:
+    """``n`` distinct choices drawn uniformly without replacement, seeded (all of them, in a
+    seeded order, when there are at most ``n``): the ``asha`` coarse strategy's candidates.
+
+    Example:
+        >>> sample_choices("abcdef", 3, seed=0) == sample_choices("abcdef", 3, seed=0)
+        True
+        >>> sorted(sample_choices("abc", 5, seed=1))
+        ['a', 'b', 'c']
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    items = list(choices)
+    if not items:
+        raise ValueError("choices must not be empty")
+    rng = random.Random(f"asha-choices:{seed}")
+    return rng.sample(items, min(n, len(items)))

@@ -9,7 +9,8 @@ picks ``raynas search`` makes:
   validation loss, lower is better, or the validation Dice, higher is better) and
   :func:`leaders` (best score first; ties: the earlier topology);
 - **survivors** of the coarse and fine stages (``top_k``): :func:`rank` and :func:`top_k` on the
-  trials' validation Dice (ties: fewer parameters, then name);
+  trials' validation Dice (ties: fewer parameters, then name); the ``asha`` coarse strategy
+  ranks its stand-alone trials by their best :func:`coarse_score` (``score=``) instead;
 - a **parameter-aware** survivors pick, :func:`top_k_pareto` (non-dominated fronts first): the
   idea the equal-cost benchmark tries (``--survivors pareto``); the pipeline does not use it;
 - **frontier membership**: :func:`pareto_front` on validation Dice (up) and parameters (down);
@@ -31,7 +32,7 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -109,18 +110,30 @@ def leaders(scores: Mapping[G, float], n: int, order: Mapping[G, int] | None = N
     return sorted(scores, key=lambda g: (-scores[g], pos.get(g, len(pos))))[: max(0, n)]
 
 
-def rank(items: Iterable[S]) -> list[S]:
+def rank(items: Iterable[S], *, score: Callable[[S], float] | None = None) -> list[S]:
     """Items with a finite validation Dice, best first: validation Dice down, then parameters
-    up, then name. Items without one are left out (a trial that failed or never reported)."""
-    ok = [p for p in items if math.isfinite(float(p.val_dice))]
-    return sorted(ok, key=lambda p: (-float(p.val_dice), int(p.params), str(p.name)))
+    up, then name. Items without one are left out (a trial that failed or never reported).
+
+    ``score`` replaces the validation Dice as what is ranked (higher is better), e.g. the
+    ``asha`` coarse strategy's :func:`coarse_score` of each stand-alone trial.
+
+    Example:
+        >>> a, b = Candidate("a", val_dice=0.8, params=10), Candidate("b", val_dice=0.7, params=5)
+        >>> [c.name for c in rank([a, b], score=lambda c: -c.params)]
+        ['b', 'a']
+    """
+    key = score if score is not None else (lambda p: float(p.val_dice))
+    ok = [(float(key(p)), p) for p in items]
+    ok = [(v, p) for v, p in ok if math.isfinite(v)]
+    return [p for _, p in sorted(ok, key=lambda vp: (-vp[0], int(vp[1].params), str(vp[1].name)))]
 
 
-def top_k(items: Iterable[S], k: int) -> list[S]:
-    """The ``k`` survivors of a stage (``coarse.top_k`` / ``fine.top_k``): :func:`rank`'s first."""
+def top_k(items: Iterable[S], k: int, *, score: Callable[[S], float] | None = None) -> list[S]:
+    """The ``k`` survivors of a stage (``coarse.top_k`` / ``fine.top_k``): :func:`rank`'s first
+    (by ``score`` where given)."""
     if k < 0:
         raise ValueError(f"k must be >= 0; got {k}")
-    return rank(items)[:k]
+    return rank(items, score=score)[:k]
 
 
 def top_k_pareto(items: Iterable[S], k: int) -> list[S]:

@@ -62,6 +62,9 @@ class StageRequest:
     resume: bool = False
     # what the stage's digests are bound to (the search's identity and counters)
     seal: SearchSeal = field(default_factory=lambda: SearchSeal(""))
+    # what ASHA compares (higher is better): the validation Dice, or the asha coarse
+    # strategy's ``rank_score`` (coarse.rank_by of each stand-alone network)
+    metric: str = "dice"
 
 
 @dataclass
@@ -177,7 +180,7 @@ def _tuner(request: StageRequest, trainable: Any) -> Tuner:
         trainable,
         param_space=param_space,
         tune_config=TuneConfig(
-            metric="dice",
+            metric=request.metric,
             mode="max",
             scheduler=scheduler,
             search_alg=search_alg,

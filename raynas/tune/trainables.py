@@ -41,7 +41,7 @@ def stage_trainable(
 ) -> None:
     """Ray Tune function trainable. ``config["candidate"]`` is a key of ``candidates``; Optuna
     may add training hyper-parameters (``lr``, ``weight_decay``, ``optimizer``) to ``config``."""
-    from raynas.stages import PROGRAMS, TrialSpec
+    from raynas.stages import TrialSpec, make_program
 
     cpus = max(1, int(spec.get("cpus_per_trial", 1)))
     torch.set_num_threads(cpus)
@@ -54,7 +54,7 @@ def stage_trainable(
         {k: v for k, v in spec.items() if k not in ("cpus_per_trial", "tracking")}
         | {"candidate": candidate}
     )
-    program = PROGRAMS[trial_spec.stage](trial_spec)
+    program = make_program(trial_spec)
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
