@@ -1,10 +1,11 @@
 """The search against random search at equal cost, per seed and paired over seeds.
 
 Thin script over :mod:`raynas.bench.equal_cost` (read its docstring for what is measured): per
-seed, the search as ``raynas search`` runs it (Ray-free stage programs, the one selection module)
-at each supernet budget, a random-search pool from the same space with the same retrain recipe,
-U-Net / DynUNet beside; ``summary.equal_cost`` / ``summary.count_matched`` hold the paired
-hypervolume difference (seeded bootstrap 95 % interval) and the best-by-validation wins.
+seed, the search as ``raynas search`` runs it (Ray-free stage programs, the pipeline's selection)
+at each supernet budget and with ``coarse.strategy: asha``, a random-search pool from the same
+space with the same retrain recipe, U-Net / DynUNet beside; ``summary.equal_cost`` /
+``summary.count_matched`` hold the paired hypervolume difference (seeded bootstrap 95 %
+interval) and the best-by-validation wins.
 
 Usage:
     python benchmarks/equal_cost.py --smoke-test --out /tmp/e.json           # CI, ~1 min
@@ -33,6 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     p.add_argument("--budgets", type=int, nargs="+", default=[6],
                    help="supernet epochs (coarse.epochs), one supernet strategy each")
+    p.add_argument("--asha-budgets", type=int, nargs="*", default=[],
+                   help="coarse epochs of each asha strategy (coarse.strategy=asha)")
+    p.add_argument("--asha-samples", type=int, default=8, help="coarse.asha_samples")
     p.add_argument("--cases", type=int, default=12)
     p.add_argument("--width", type=int, default=8)
     p.add_argument("--fine-epochs", type=int, default=6)
@@ -58,9 +62,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.smoke_test:
         args.seeds = args.seeds[:2] if args.seeds != list(range(10)) else [0, 1]
         args.budgets, args.cases, args.width, args.fine_epochs = [1, 2], 6, 2, 1
+        args.asha_budgets, args.asha_samples = [2], 3
         args.epochs, args.steps, args.baselines, args.max_pool = 2, 1, ["unet"], 4
-    if min(args.budgets) < 1 or args.top_k < 1:
-        p.error("--budgets and --top-k must be >= 1")
+    if min([*args.budgets, *args.asha_budgets]) < 1 or min(args.top_k, args.asha_samples) < 1:
+        p.error("--budgets, --asha-budgets, --asha-samples and --top-k must be >= 1")
     return args
 
 
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                     survivor_rule=args.survivors,
                     extra=tuple(args.overrides))
     plan = Plan(recipe=recipe, budgets=tuple(sorted(set(args.budgets))),
+                asha_budgets=tuple(sorted(set(args.asha_budgets))), asha_samples=args.asha_samples,
                 baselines=tuple(args.baselines), max_pool=args.max_pool)
     try:
         return run_experiment(plan, seeds=args.seeds, out=args.out, jobs=args.jobs,

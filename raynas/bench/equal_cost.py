@@ -1,11 +1,12 @@
 """The search against random search at equal cost (issue 23 point 3), per seed and paired.
 
 Per seed, each **strategy** runs the search as ``raynas search`` runs it, Ray-free
-(:mod:`raynas.bench.recipe`): every coarse candidate trained (``supernet@E``: the cluster
-supernets for ``E`` epochs; no ASHA, so every candidate costs its full budget), ``top_k``
-survivors by :func:`raynas.strategy.selection.top_k`, one fine search each, ``top_k`` derived
-architectures, each retrained with the retrain recipe. Its **seconds** are the sum of every
-trial's (coarse + fine + retrain, one thread, this machine).
+(:mod:`raynas.bench.recipe`): the coarse stage's candidates (``supernet@E``: the cluster
+supernets, ``coarse.epochs = E``; ``asha@E``: ``coarse.asha_samples`` topologies trained
+stand-alone), each stage's trials one after another under the stage's ASHA rule, ``top_k``
+survivors by the pipeline's rule, one fine search each, ``top_k`` derived architectures, each
+retrained with the retrain recipe. Its **seconds** are the sum of every trial's (coarse + fine +
+retrain, one thread, this machine).
 
 **Random search** draws architectures from the same space in the order the search's random
 controls draw them (``space.sample_architecture(seed=control_seed(seed, i))``) and retrains them
@@ -37,7 +38,8 @@ from typing import Any
 from raynas.bench.recipe import Recipe, Specs, run_coarse, run_fine, survivors, train_alone
 from raynas.bench.stats import HV_REFERENCE, hypervolume, paired, spread
 
-__all__ = ["Plan", "compare", "run_seed", "summarize", "strategy_names"]
+__all__ = ["Plan", "compare", "equal_cost_prefix", "per_seed", "run_seed", "strategies",
+           "summarize"]
 
 MATCH = 0.25  # +-25 % of the searched network's parameters
 
@@ -47,7 +49,9 @@ class Plan:
     """One equal-cost experiment: the recipe, the strategies and what is trained beside."""
 
     recipe: Recipe
-    budgets: tuple[int, ...] = (8,)  # supernet epochs, one ``supernet@E`` strategy each
+    budgets: tuple[int, ...] = (8,)  # coarse epochs of each ``supernet@E`` strategy
+    asha_budgets: tuple[int, ...] = ()  # coarse epochs of each ``asha@E`` strategy
+    asha_samples: int = 8  # coarse.asha_samples: stand-alone topologies under ASHA
     baselines: tuple[str, ...] = ("unet", "dynunet")
     max_pool: int = 40  # random networks per seed at most
     pool_margin: float = 1.0  # the pool covers this share of the dearest strategy's seconds
@@ -66,23 +70,29 @@ class Plan:
                                  "log10_params": HV_REFERENCE[1]}}
 
 
-def strategy_names(plan: Plan) -> list[str]:
-    """``supernet@E`` for every budget ``E``."""
-    return [f"supernet@{b}" for b in plan.budgets]
+def strategies(plan: Plan) -> dict[str, list[str]]:
+    """``{name: preset overrides}``: ``supernet@E`` for every supernet budget, ``asha@E`` for
+    every ASHA budget (``coarse.strategy``, ``coarse.epochs``, ``coarse.asha_samples``)."""
+    out = {f"supernet@{b}": ["coarse.strategy=supernet", f"coarse.epochs={b}"]
+           for b in plan.budgets}
+    out.update({f"asha@{b}": ["coarse.strategy=asha", f"coarse.epochs={b}",
+                              f"coarse.asha_samples={plan.asha_samples}"]
+                for b in plan.asha_budgets})
+    return out
 
 
 Log = Callable[[str], None]
 
 
-def _supernet_search(plan: Plan, seed: int, budget: int, dims: int, keys: list[str],
-                     cache: dict[tuple[str, str], dict[str, Any]], log: Log) -> dict[str, Any]:
-    """The search with ``coarse.epochs = budget``: coarse, top-k, fine, top-k, retrain."""
-    recipe = dataclasses.replace(plan.recipe, supernet_epochs=budget)
-    specs = Specs(recipe, seed, dims)
-    coarse = run_coarse(specs, keys)
-    kept = survivors(coarse, recipe.top_k, "choice_json", recipe.survivor_rule)
+def _search(plan: Plan, seed: int, name: str, overrides: list[str], dims: int, space: Any,
+            cache: dict[tuple[str, str], dict[str, Any]], log: Log) -> dict[str, Any]:
+    """One strategy's search: coarse, top-k, fine, top-k, retrain (the pipeline's order)."""
+    specs = Specs(plan.recipe, seed, dims, overrides)
+    rule = plan.recipe.survivor_rule
+    coarse = run_coarse(specs, space)
+    kept = survivors(specs, "coarse", coarse, "choice_json", rule)
     fine = run_fine(specs, kept)
-    derived = survivors(fine, recipe.top_k, "arch_json", recipe.survivor_rule)
+    derived = survivors(specs, "fine", fine, "arch_json", rule)
     rows = []
     for i, r in enumerate(derived):
         arch_json, key = str(r.last["arch_json"]), f"searched{i}"
@@ -91,17 +101,19 @@ def _supernet_search(plan: Plan, seed: int, budget: int, dims: int, keys: list[s
         rows.append({**cache[key, arch_json], "fine_trial": r.candidate})
     seconds = {"coarse": sum(r.seconds for r in coarse), "fine": sum(r.seconds for r in fine),
                "retrain": sum(r["seconds"] for r in rows)}
-    log(f"seed {seed} supernet@{budget}: survivors {[r.candidate for r in kept]}, searched test "
+    log(f"seed {seed} {name}: survivors {[r.candidate for r in kept]}, searched test "
         f"{[round(r['test_dice'], 3) for r in rows]}, {sum(seconds.values()):.0f} s")
+
+    def trials(records: list[Any]) -> list[dict[str, Any]]:
+        return [{"key": r.candidate, "best_dice": r.best_dice, "status": r.status,
+                 "epochs": r.epochs, "topology": r.last.get("topology"),
+                 "params": r.last.get("params"), "best_rank_score": r.last.get(
+                     "best_rank_score"), "seconds": round(r.seconds, 2)} for r in records]
+
     return {"seconds": {k: round(v, 2) for k, v in seconds.items()},
-            "total_seconds": round(sum(seconds.values()), 2),
-            "coarse": [{"key": r.candidate, "best_dice": r.best_dice,
-                        "topology": r.last.get("topology"), "params": r.last.get("params"),
-                        "seconds": round(r.seconds, 2)} for r in coarse],
-            "coarse_survivors": [r.candidate for r in kept],
-            "fine": [{"key": r.candidate, "best_dice": r.best_dice,
-                      "seconds": round(r.seconds, 2)} for r in fine],
-            "searched": rows}
+            "total_seconds": round(sum(seconds.values()), 2), "overrides": overrides,
+            "coarse": trials(coarse), "coarse_survivors": [r.candidate for r in kept],
+            "fine": trials(fine), "searched": rows}
 
 
 def run_seed(plan: Plan, seed: int, log: Log = lambda _m: None,
@@ -115,12 +127,10 @@ def run_seed(plan: Plan, seed: int, log: Log = lambda _m: None,
 
     space = load_space(plan.recipe.space)
     dims = int(space.config.spatial_dims)
-    keys = [c.key for c in space.coarse_candidates()]
     cache: dict[tuple[str, str], dict[str, Any]] = {}
     out: dict[str, Any] = {"seed": seed, "strategies": {}}
-    for budget in plan.budgets:
-        out["strategies"][f"supernet@{budget}"] = _supernet_search(
-            plan, seed, budget, dims, keys, cache, log)
+    for name, overrides in strategies(plan).items():
+        out["strategies"][name] = _search(plan, seed, name, overrides, dims, space, cache, log)
     specs = Specs(plan.recipe, seed, dims)
     first = json.loads(next(iter(out["strategies"].values()))["searched"][0]["arch_json"])
     io = {"in_channels": int(first["in_channels"]), "out_channels": int(first["out_channels"])}
@@ -255,7 +265,7 @@ def summarize(seeds: list[dict[str, Any]], resamples: int = 2000) -> dict[str, A
         out[name] = entry
     base = {n: spread(s["baselines"][n]["test_dice"] for s in seeds)
             for n in seeds[0].get("baselines", {})}
-    primary = list(out)[-1]  # the dearest supernet budget (the last one)
+    primary = [n for n in out if n.startswith("supernet@")][-1]  # the largest supernet budget
     return {"primary": primary, "equal_cost": out[primary]["equal_cost"],
             "count_matched": out[primary]["count_matched"],
             "strategies": out, "baselines_test_dice": base,

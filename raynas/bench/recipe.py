@@ -2,9 +2,10 @@
 
 A :class:`Recipe` scales the ``smoke`` preset to a benchmark's budget (cases, width, epochs,
 steps, patch); :class:`Specs` turns it into the :class:`raynas.stages.TrialSpec` of each trial of
-one seed. :func:`run_coarse` and :func:`run_fine` run a stage's trials to the end and return
-their records; :func:`survivors` picks a stage's ``top_k`` with the one selection module
-(:func:`raynas.strategy.selection.top_k`, as ``raynas.pipeline.search`` does);
+one seed. :func:`run_coarse` and :func:`run_fine` run a stage's trials (the pipeline's
+candidates, for either ``coarse.strategy``) one after another under the stage's ASHA rule and
+return their records; :func:`survivors` picks a stage's ``top_k`` with the pipeline's own rule
+(:func:`raynas.pipeline.coarse.select_survivors`, over :mod:`raynas.strategy.selection`);
 :func:`train_alone` trains one architecture with the retrain recipe (the retrain stage's
 program) and reports its validation Dice, test Dice, parameters and seconds.
 
@@ -27,8 +28,10 @@ __all__ = [
     "Recipe",
     "Specs",
     "StageRecord",
+    "coarse_candidates",
     "run_coarse",
     "run_fine",
+    "run_stage",
     "survivors",
     "train_alone",
 ]
@@ -96,7 +99,7 @@ class Specs:
         from raynas.config import load_preset
 
         self.recipe, self.seed = recipe, seed
-        overrides = [*recipe.overrides(spatial_dims), *(extra or [])]
+        overrides = [*recipe.overrides(spatial_dims), f"seed={seed}", *(extra or [])]
         self.preset = load_preset("smoke", overrides).model_dump(mode="json")
 
     def __call__(self, stage: str, candidate: dict[str, Any]) -> Any:
@@ -115,6 +118,9 @@ class StageRecord:
     best_dice: float
     last: dict[str, Any]
     seconds: float
+    status: str = "done"  # "stopped": ASHA stopped it at a rung
+    epochs: int = 0
+    error: str | None = None
 
     @property
     def trial(self) -> str:
@@ -129,58 +135,90 @@ def _run(program: Any) -> dict[str, Any]:
     return metrics
 
 
-def run_coarse(specs: Specs, keys: list[str],
-               on_epoch: Callable[[str, Any], None] | None = None) -> list[StageRecord]:
-    """Every coarse candidate in ``keys`` trained to ``coarse.epochs`` (no ASHA: every trial
-    runs to the end, the search's cost with no early stop); ``on_epoch(key, program)`` after
-    each epoch."""
-    from raynas.stages import CoarseProgram
+def run_stage(specs: Specs, stage: str, candidates: dict[str, dict[str, Any]], metric: str,
+              on_epoch: Callable[[str, Any], None] | None = None) -> list[StageRecord]:
+    """A search stage's trials, one after another (one slot), under the stage's ASHA as Ray
+    Tune's ``ASHAScheduler`` applies it (``<stage>.asha``: rungs of
+    :func:`raynas.stages.timing.asha_milestones`; at a rung a trial whose ``metric`` is below
+    the ``1 - 1/reduction_factor`` quantile of the scores recorded there is stopped). Each
+    trial's seconds include building its program; ``on_epoch(key, program)`` after each epoch."""
+    import numpy as np
 
+    from raynas.stages import make_program
+    from raynas.stages.timing import asha_milestones
+
+    section = specs.preset[stage]
+    asha = section.get("asha") or {}
+    rf = float(asha.get("reduction_factor", 3.0))
+    rungs = (asha_milestones(int(asha.get("grace_period", 1)), rf, int(section["epochs"]))
+             if asha.get("enabled", True) else set())
+    recorded: dict[int, list[float]] = {}
     out = []
-    for key in keys:
-        t0, metrics = time.perf_counter(), {}
-        program = CoarseProgram(specs("coarse", {"key": key}))
-        while not program.finished:
+    for key, candidate in candidates.items():
+        t0, metrics, stopped = time.perf_counter(), {}, False
+        program = make_program(specs(stage, {"key": key, **candidate}))
+        while not program.finished and not stopped:
             metrics = program.run_epoch()
             if on_epoch is not None:
                 on_epoch(key, program)
-        out.append(StageRecord(key, float(metrics["best_dice"]), metrics,
-                               time.perf_counter() - t0))
+            if program.epoch in rungs and not program.finished:
+                value = float(metrics.get(metric, float("nan")))
+                seen = recorded.setdefault(program.epoch, [])
+                stopped = bool(seen) and value < float(np.nanpercentile(seen, (1 - 1 / rf) * 100))
+                seen.append(value)
+        last = {**metrics, **({"arch_json": program.arch_json} if stage == "fine" else {})}
+        out.append(StageRecord(key, float(metrics["best_dice"]), last, time.perf_counter() - t0,
+                               "stopped" if stopped else "done", int(program.epoch)))
     return out
+
+
+def coarse_candidates(specs: Specs, space: Any) -> dict[str, dict[str, Any]]:
+    """The coarse stage's trials for the preset's ``coarse.strategy`` (the pipeline's)."""
+    from raynas.config import Preset
+    from raynas.pipeline.coarse import coarse_candidates as of_preset
+
+    return of_preset(space, Preset.model_validate(specs.preset))
+
+
+def run_coarse(specs: Specs, space: Any) -> list[StageRecord]:
+    """The coarse stage: every candidate of ``coarse.strategy`` under ASHA on its metric."""
+    from raynas.config import Preset
+    from raynas.pipeline.coarse import coarse_metric
+
+    metric = coarse_metric(Preset.model_validate(specs.preset))
+    return run_stage(specs, "coarse", coarse_candidates(specs, space), metric)
 
 
 def run_fine(specs: Specs, coarse: list[StageRecord]) -> list[StageRecord]:
     """One PC-DARTS search per surviving coarse record, keyed as the pipeline keys them."""
-    from raynas.stages import FineProgram
+    from raynas.pipeline.outputs import slug
 
-    out = []
-    for i, r in enumerate(coarse):
-        key, t0 = f"fine{i}-{r.candidate}", time.perf_counter()
-        program = FineProgram(specs("fine", {"key": key,
-                                             "choice_json": str(r.last["choice_json"])}))
-        metrics = _run(program)
-        out.append(StageRecord(key, float(metrics["best_dice"]),
-                               {**metrics, "arch_json": program.arch_json},
-                               time.perf_counter() - t0))
-    return out
+    candidates = {f"fine{i}-{slug(r.candidate)}": {
+        "label": str(r.last.get("topology", r.candidate)),
+        "choice_json": str(r.last["choice_json"])} for i, r in enumerate(coarse)}
+    return run_stage(specs, "fine", candidates, "dice")
 
 
-def survivors(records: list[StageRecord], k: int, needs: str,
+def survivors(specs: Specs, stage: str, records: list[StageRecord], needs: str,
               rule: str = "val") -> list[StageRecord]:
-    """A stage's ``top_k`` survivors: :func:`raynas.strategy.selection.top_k` on the trials'
-    best validation Dice and parameters (what ``raynas.pipeline.search`` selects; ``rule=
-    "pareto"``: :func:`~raynas.strategy.selection.top_k_pareto`, a parameter-aware pick); a
-    record without ``needs`` in its last report is never selected."""
-    from raynas.strategy.selection import Candidate, top_k, top_k_pareto
+    """A stage's ``top_k`` survivors by the pipeline's own rule
+    (:func:`raynas.pipeline.coarse.select_survivors`: validation Dice, or for the ``asha``
+    coarse strategy its best rank score). ``rule="pareto"``: the idea tried instead,
+    :func:`raynas.strategy.selection.top_k_pareto` (a parameter-aware pick)."""
+    from raynas.config import Preset
+    from raynas.pipeline.coarse import coarse_score_of, select_survivors
+    from raynas.pipeline.results import candidates
+    from raynas.strategy.selection import top_k_pareto
 
     if rule not in ("val", "pareto"):
         raise ValueError(f"rule must be 'val' or 'pareto'; got {rule!r}")
-    pick = top_k if rule == "val" else top_k_pareto
-
-    ready = [Candidate(name=r.trial, val_dice=r.best_dice,
-                       params=int(r.last.get("params", 0) or 0), ref=r)
-             for r in records if r.last.get(needs)]
-    return [c.ref for c in pick(ready, k)]
+    preset = Preset.model_validate(specs.preset)
+    k = int(specs.preset[stage]["top_k"])
+    if rule == "pareto":
+        ready = [c for c in candidates(records) if c.ref.last.get(needs)]
+        return [c.ref for c in top_k_pareto(ready, k)]
+    score = coarse_score_of(preset) if stage == "coarse" else None
+    return select_survivors(stage, records, k, {}, needs, score)
 
 
 def train_alone(specs: Specs, key: str, arch: dict[str, Any] | str,

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from raynas.bench.equal_cost import compare, equal_cost_prefix, per_seed, summarize
-from raynas.bench.recipe import StageRecord, survivors
+from raynas.bench.recipe import Recipe, Specs, StageRecord, survivors
 from raynas.bench.stats import hypervolume
 
 
@@ -75,6 +75,10 @@ SAME = [("a", 0.70, 300), ("b", 0.60, 100), ("c", 0.80, 200), ("d", 0.80, 150),
         ("e", float("nan"), 10), ("f", 0.75, 120)]
 
 
+def _specs(*extra: str):
+    return Specs(Recipe(top_k=3), seed=0, spatial_dims=3, extra=list(extra))
+
+
 def test_benchmark_and_pipeline_pick_the_same_survivors() -> None:
     """The same trials through the pipeline's selection (``pipeline.search._select``) and the
     benchmark's (:func:`survivors`): the same top-k, both from strategy.selection."""
@@ -86,12 +90,17 @@ def test_benchmark_and_pipeline_pick_the_same_survivors() -> None:
     theirs = [SimpleNamespace(candidate=n, trial=f"{n}#0", status="done", best_dice=v,
                               error=None, last={"params": p, "choice_json": "{}"})
               for n, v, p in SAME]
-    for k in (1, 2, 3, 6):
-        assert [r.candidate for r in survivors(mine, k, "choice_json")] == [
-            r.candidate for r in _select("coarse", theirs, k, {}, "choice_json")]
-    assert [r.candidate for r in survivors(mine, 3, "choice_json")] == ["d", "c", "f"]
+    picked = [r.candidate for r in survivors(_specs(), "coarse", mine, "choice_json")]
+    assert picked == [r.candidate for r in _select("coarse", theirs, 3, {}, "choice_json")]
+    assert picked == ["d", "c", "f"]
+    # the asha strategy ranks its trials by their best rank score, as the pipeline does
+    for r, score in zip(mine, (0.1, 0.9, 0.2, 0.3, 0.5, 0.4), strict=True):
+        r.last["best_rank_score"] = score
+    asha = survivors(_specs("coarse.strategy=asha"), "coarse", mine, "choice_json")
+    assert [r.candidate for r in asha] == ["b", "e", "f"]
     # a trial that never reported what the next stage needs is never a survivor
-    assert survivors([StageRecord("x", 0.9, {"params": 1}, 1.0)], 1, "choice_json") == []
+    with pytest.raises(RuntimeError, match="every trial failed"):
+        survivors(_specs(), "coarse", [StageRecord("x", 0.9, {"params": 1}, 1.0)], "choice_json")
 
 
 def test_the_parameter_aware_rule_keeps_a_smaller_survivor() -> None:
@@ -99,8 +108,9 @@ def test_the_parameter_aware_rule_keeps_a_smaller_survivor() -> None:
     recs = [StageRecord("a", 0.80, {"params": 50, "choice_json": "{}"}, 1.0),
             StageRecord("b", 0.79, {"params": 60, "choice_json": "{}"}, 1.0),  # a dominates b
             StageRecord("c", 0.70, {"params": 10, "choice_json": "{}"}, 1.0)]
-    assert [r.candidate for r in survivors(recs, 2, "choice_json")] == ["a", "b"]
-    assert [r.candidate for r in survivors(recs, 2, "choice_json", "pareto")] == ["a", "c"]
-    assert [r.candidate for r in survivors(recs, 3, "choice_json", "pareto")] == ["a", "c", "b"]
+    specs = Specs(Recipe(top_k=2), seed=0, spatial_dims=3)
+    assert [r.candidate for r in survivors(specs, "coarse", recs, "choice_json")] == ["a", "b"]
+    pareto = survivors(specs, "coarse", recs, "choice_json", "pareto")
+    assert [r.candidate for r in pareto] == ["a", "c"]
     with pytest.raises(ValueError, match="rule must be"):
-        survivors(recs, 1, "choice_json", "test")
+        survivors(specs, "coarse", recs, "choice_json", "test")
