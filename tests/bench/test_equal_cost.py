@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 
@@ -114,3 +115,30 @@ def test_the_parameter_aware_rule_keeps_a_smaller_survivor() -> None:
     assert [r.candidate for r in pareto] == ["a", "c"]
     with pytest.raises(ValueError, match="rule must be"):
         survivors(specs, "coarse", recs, "choice_json", "test")
+
+
+def test_reuse_needs_the_same_code_retrain_recipe_and_data(tmp_path) -> None:
+    """--reuse takes an earlier result's random networks only when the code, the retrain recipe
+    and the data are the same; otherwise one line naming what differs (no wrong data)."""
+    from raynas.bench.equal_cost import Plan
+    from raynas.bench.experiment import reusable_seeds
+    from raynas.bench.provenance import stamp
+    from raynas.errors import UserError
+
+    def st(plan: Plan, digest: str = "synthetic_hard:ab") -> dict:
+        return stamp(plan.to_dict(), dataset="synthetic_hard", dataset_digest=digest, seeds=[0],
+                     script="benchmarks/equal_cost.py")
+
+    before = Plan(recipe=Recipe(epochs=20), budgets=(2,))
+    path = tmp_path / "earlier.json"
+    path.write_text(json.dumps({"stamp": st(before), "seeds": [_record(25.0)]}))
+    # another supernet budget or survivor rule: the random pool still stands
+    other_search = Plan(recipe=Recipe(epochs=20, survivor_rule="pareto"), budgets=(4, 8))
+    assert list(reusable_seeds(path, st(other_search))) == [0]
+    for now, why in ((Plan(recipe=Recipe(epochs=30)), "other config (retrain_recipe)"),
+                     (before, "other data")):
+        with pytest.raises(UserError, match=re.escape(f"not reusable: {why}")):
+            reusable_seeds(path, st(now) if why != "other data" else st(now, "synthetic_hard:cd"))
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(UserError, match="cannot read it"):
+        reusable_seeds(tmp_path / "bad.json", st(before))
