@@ -26,9 +26,10 @@ def _split_ok(run: dict) -> bool:
 
 
 def _equal_cost_ok(d: dict) -> bool:
-    """equal_cost: stamped, two supernet budgets, the paired summary read the same way."""
+    """equal_cost: stamped, two supernet budgets and asha, the paired summary read the same
+    way, every search retrained top_k = 2 networks, a random pool beside."""
     s = d["summary"]
-    names = {"supernet@1", "supernet@2"}
+    names = {"supernet@1", "supernet@2", "asha@2"}
     return (
         d["stamp"]["commit"] is not None and d["stamp"]["seeds"] == [0, 1]
         and set(s["strategies"]) == names and s["primary"] == "supernet@2"
@@ -38,6 +39,9 @@ def _equal_cost_ok(d: dict) -> bool:
         and all(len(r["strategies"][n]["searched"]) == 2 for r in d["seeds"] for n in names)
         and all(len(r["random"]) >= 2 for r in d["seeds"])
         and d["config"]["hv_reference"] == {"test_dice": 0.0, "log10_params": 7.0}
+        and len(s["targets"]) == 2 * len(names)
+        and any(t["status"] == "stopped" for r in d["seeds"]
+                for t in r["strategies"]["asha@2"]["coarse"])  # ASHA stops some trials
     )  # fmt: skip
 
 
