@@ -78,37 +78,53 @@ def run_experiment(plan: Plan, *, seeds: list[int], out: Path, jobs: int = 1, th
     st = stamp(config, dataset=r.dataset, dataset_digest=",".join(sorted(set(digests))),
                seeds=list(seeds), script=script)
     earlier = reusable_seeds(reuse, st) if reuse else {}
+    records: list[dict[str, Any]] = []
+
+    def write(complete: bool) -> dict[str, Any]:
+        """The result over the seeds done so far (``complete``: all of them), written at once:
+        a run cut short still leaves every finished seed in the file."""
+        done = sorted(records, key=lambda rec: seeds.index(rec["seed"]))
+        summary = summarize(done, resamples=plan.resamples)
+        summary["targets"] = targets(summary)
+        for record in done:
+            record["compare"] = per_seed(record)
+        result = {
+            "smoke_test": bool(smoke_test),
+            "complete": complete,
+            "seeds_done": [rec["seed"] for rec in done],
+            "stamp": st,
+            "config": config,
+            "seconds": {**timer.seconds(), "wall_so_far": round(time.perf_counter() - t0, 1)},
+            "headline": headline(summary),
+            "summary": summary,
+            "seeds": done,
+        }
+        write_result(out, _nulls(result))
+        try:
+            plot(result, out.with_suffix(".png"))
+        except ImportError as err:  # matplotlib is a dependency; a bare environment may lack it
+            _log(t0, f"no plot: {err}")
+        return result
+
+    job = partial(_seed_job, plan, threads, t0, earlier)
     with timer.part("seeds"):
         if jobs > 1 and len(seeds) > 1:
             import multiprocessing as mp
 
             with mp.get_context("spawn").Pool(min(jobs, len(seeds))) as pool:
-                records = pool.map(partial(_seed_job, plan, threads, t0, earlier), seeds,
-                                   chunksize=1)
+                for record in pool.imap_unordered(job, seeds, chunksize=1):
+                    records.append(record)
+                    if len(records) < len(seeds):
+                        write(complete=False)
         else:
-            records = [_seed_job(plan, threads, t0, earlier, s) for s in seeds]
-    with timer.part("summary"):
-        summary = summarize(records, resamples=plan.resamples)
-        summary["targets"] = targets(summary)
-        for record in records:
-            record["compare"] = per_seed(record)
-    result = {
-        "smoke_test": bool(smoke_test),
-        "stamp": st,
-        "config": config,
-        "seconds": timer.seconds(),
-        "headline": headline(summary),
-        "summary": summary,
-        "seeds": records,
-    }
-    write_result(out, _nulls(result))
-    try:
-        plot(result, out.with_suffix(".png"))
-    except ImportError as err:  # matplotlib is a dependency; a bare environment may lack it
-        _log(t0, f"no plot: {err}")
-    main = summary["equal_cost"]
-    _log(t0, f"wrote {out}: {summary['primary']} hypervolume diff {main['hypervolume_diff']}, "
-             f"best-by-val wins {main['best_test_dice_wins']}")
+            for s in seeds:
+                records.append(job(s))
+                if len(records) < len(seeds):
+                    write(complete=False)
+    result = write(complete=True)
+    main = result["summary"]["equal_cost"]
+    _log(t0, f"wrote {out}: {result['summary']['primary']} hypervolume diff "
+             f"{main['hypervolume_diff']}, best-by-val wins {main['best_test_dice_wins']}")
     return 0
 
 
