@@ -4,6 +4,18 @@ Every script under ``benchmarks/`` writes its result through :func:`write_result
 :func:`stamp` (code, config, data, seeds) and :class:`Timer` seconds per part, and reuses an
 earlier result only when :func:`check_reusable` holds. Pure python: no ray, mlflow or torch.
 
+What the scripts run lives here too, importable and tested (the scripts only parse their
+arguments; tests never load a script by path), and like :mod:`raynas.stages` it imports neither
+Ray nor MLflow:
+
+- :mod:`raynas.bench.recipe`: one seed's trial specs (the ``smoke`` preset scaled to the
+  benchmark), the coarse and fine stages driven Ray-free as the search's trials run them, and
+  stand-alone training with the retrain recipe;
+- :mod:`raynas.bench.stats`: percentiles, rank agreement, hypervolume and a seeded paired
+  bootstrap, each undefined figure ``None``;
+- :mod:`raynas.bench.equal_cost` and :mod:`raynas.bench.experiment`: the search against random
+  search at equal cost (``benchmarks/equal_cost.py``).
+
 Example:
     >>> from raynas.bench import mean_valid
     >>> mean_valid([None, None])

@@ -15,7 +15,8 @@ Case ``i`` depends only on ``(seed, i)``: the same seed gives byte-identical arr
   wall) tells them apart. A C2F network whose cells all work at level 0 (1/2 resolution, a
   receptive field of about 13 voxels radius in ``c2f_small``) cannot see it and labels cores and
   distractors alike (measured: class-1 Dice 0.55 against 0.77 for the U-shaped topology
-  0-1-2-2-1-0, same op and width, 480 steps; ``benchmarks/search_validity.py`` checks it).
+  0-1-2-2-1-0, same op and width, 480 steps, by a removed benchmark whose file had no
+  provenance: not re-measured by the current code).
 - **vessels** (class 2) need resolution: curved tubes of 0.9-1.4 mm radius (about one voxel
   across), faint after partial-volume blurring; a network that only works at 1/4 or 1/8 scale
   smears them away.

@@ -24,7 +24,8 @@ CONTROL_PREFIX = "random"
 
 def control_seed(search_seed: int, index: int) -> int:
     """The ``sample_architecture`` seed of control ``index`` of a search seeded ``search_seed``
-    (the validity benchmark draws its random networks the same way).
+    (the equal-cost benchmark, :mod:`raynas.bench.equal_cost`, draws its random networks the same
+    way).
 
     Example:
         >>> control_seed(3, 1)

@@ -1,8 +1,9 @@
 """Every selection rule of a search, in one place: pure functions of scores (no torch, no Ray,
 no MLflow).
 
-The pipeline (:mod:`raynas.pipeline`) and the benchmarks (``benchmarks/search_validity.py``) both
-call these functions, so a benchmark measures exactly the picks ``raynas search`` makes:
+The pipeline (:mod:`raynas.pipeline`) and the benchmarks (:mod:`raynas.bench`, e.g.
+``benchmarks/equal_cost.py``) both call these functions, so a benchmark measures exactly the
+picks ``raynas search`` makes:
 
 - **coarse ranking** of a cluster's topologies: :func:`coarse_score` (``coarse.rank_by``: the
   validation loss, lower is better, or the validation Dice, higher is better) and
@@ -10,6 +11,8 @@ call these functions, so a benchmark measures exactly the picks ``raynas search`
 - **survivors** of the coarse and fine stages (``top_k``): :func:`rank` and :func:`top_k` on the
   trials' validation Dice (ties: fewer parameters, then name); the ``asha`` coarse strategy
   ranks its stand-alone trials by their best :func:`coarse_score` (``score=``) instead;
+- a **parameter-aware** survivors pick, :func:`top_k_pareto` (non-dominated fronts first): the
+  idea the equal-cost benchmark tries (``--survivors pareto``); the pipeline does not use it;
 - **frontier membership**: :func:`pareto_front` on validation Dice (up) and parameters (down);
 - **the best model** of the retrain stage: :func:`best_model`;
 - **searched vs random controls**: :func:`search_vs_random`.
@@ -46,6 +49,7 @@ __all__ = [
     "rank",
     "search_vs_random",
     "top_k",
+    "top_k_pareto",
 ]
 
 RANK_BY = ("loss", "dice")
@@ -130,6 +134,27 @@ def top_k(items: Iterable[S], k: int, *, score: Callable[[S], float] | None = No
     if k < 0:
         raise ValueError(f"k must be >= 0; got {k}")
     return rank(items, score=score)[:k]
+
+
+def top_k_pareto(items: Iterable[S], k: int) -> list[S]:
+    """A parameter-aware ``top_k``: the first non-dominated front on (validation Dice up,
+    parameters down) first, then the next front of what is left, ...; within a front by
+    :func:`rank`. Items without a finite validation Dice are left out.
+
+    Example:
+        >>> a, b = Candidate("a", val_dice=0.8, params=50), Candidate("b", val_dice=0.79, params=60)
+        >>> c = Candidate("c", val_dice=0.7, params=10)  # b is dominated by a; c is not
+        >>> [x.name for x in top_k_pareto([a, b, c], 2)], [x.name for x in top_k([a, b, c], 2)]
+        (['a', 'c'], ['a', 'b'])
+    """
+    if k < 0:
+        raise ValueError(f"k must be >= 0; got {k}")
+    left, out = rank(items), []
+    while left and len(out) < k:
+        front = [p for p in left if not any(dominates(q, p) for q in left if q is not p)]
+        out += rank(front)
+        left = [p for p in left if all(p is not f for f in front)]
+    return out[:k]
 
 
 def best_by_val(items: Iterable[S]) -> S | None:
