@@ -5,8 +5,8 @@ Per seed, each **strategy** runs the search as ``raynas search`` runs it, Ray-fr
 supernets, ``coarse.epochs = E``; ``asha@E``: ``coarse.asha_samples`` topologies trained
 stand-alone), each stage's trials one after another under the stage's ASHA rule, ``top_k``
 survivors by the pipeline's rule, one fine search each, ``top_k`` derived architectures, each
-retrained with the retrain recipe. Its **seconds** are the sum of every trial's (coarse + fine +
-retrain, one thread, this machine).
+retrained with the retrain recipe. Its **seconds** are the sum of every trial's CPU seconds
+(coarse + fine + retrain, one thread, this machine; :data:`raynas.bench.recipe.COST_CLOCK`).
 
 **Random search** draws architectures from the same space in the order the search's random
 controls draw them (``space.sample_architecture(seed=control_seed(seed, i))``) and retrains them

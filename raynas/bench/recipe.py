@@ -9,6 +9,10 @@ return their records; :func:`survivors` picks a stage's ``top_k`` with the pipel
 :func:`train_alone` trains one architecture with the retrain recipe (the retrain stage's
 program) and reports its validation Dice, test Dice, parameters and seconds.
 
+Cost is counted in **CPU seconds of the trial's process** (``time.process_time``: torch runs one
+thread, data loading runs in-process, ``data.num_workers=0``), not wall seconds: the search and
+random search are charged the same for the same work even when other jobs load the machine.
+
 Example:
     >>> r = Recipe(space="c2f_small", dataset="synthetic_hard", cases=6, width=4)
     >>> "retrain.width=4" in r.overrides(3)
@@ -23,6 +27,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+#: The clock a trial's cost is read from (see the module doc).
+COST_CLOCK = "process_time"
 
 __all__ = [
     "Recipe",
@@ -141,7 +148,8 @@ def run_stage(specs: Specs, stage: str, candidates: dict[str, dict[str, Any]], m
     Tune's ``ASHAScheduler`` applies it (``<stage>.asha``: rungs of
     :func:`raynas.stages.timing.asha_milestones`; at a rung a trial whose ``metric`` is below
     the ``1 - 1/reduction_factor`` quantile of the scores recorded there is stopped). Each
-    trial's seconds include building its program; ``on_epoch(key, program)`` after each epoch."""
+    trial's seconds (CPU seconds of this process, see :data:`COST_CLOCK`) include building
+    its program; ``on_epoch(key, program)`` after each epoch."""
     import numpy as np
 
     from raynas.stages import make_program
@@ -155,7 +163,7 @@ def run_stage(specs: Specs, stage: str, candidates: dict[str, dict[str, Any]], m
     recorded: dict[int, list[float]] = {}
     out = []
     for key, candidate in candidates.items():
-        t0, metrics, stopped = time.perf_counter(), {}, False
+        t0, metrics, stopped = time.process_time(), {}, False
         program = make_program(specs(stage, {"key": key, **candidate}))
         while not program.finished and not stopped:
             metrics = program.run_epoch()
@@ -167,7 +175,7 @@ def run_stage(specs: Specs, stage: str, candidates: dict[str, dict[str, Any]], m
                 stopped = bool(seen) and value < float(np.nanpercentile(seen, (1 - 1 / rf) * 100))
                 seen.append(value)
         last = {**metrics, **({"arch_json": program.arch_json} if stage == "fine" else {})}
-        out.append(StageRecord(key, float(metrics["best_dice"]), last, time.perf_counter() - t0,
+        out.append(StageRecord(key, float(metrics["best_dice"]), last, time.process_time() - t0,
                                "stopped" if stopped else "done", int(program.epoch)))
     return out
 
@@ -244,7 +252,7 @@ def train_alone(specs: Specs, key: str, arch: dict[str, Any] | str,
 def _train_once(specs: Specs, key: str, arch: dict[str, Any] | str) -> dict[str, Any]:
     from raynas.stages import RetrainProgram
 
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     arch_json = arch if isinstance(arch, str) else json.dumps(arch, sort_keys=True)
     program = RetrainProgram(specs("retrain", {"key": key, "label": key, "arch_json": arch_json}))
     metrics = _run(program)
@@ -254,5 +262,5 @@ def _train_once(specs: Specs, key: str, arch: dict[str, Any] | str) -> dict[str,
         "params": int(program.params),
         "val_dice": float(metrics.get("val_dice", program.best_dice)),
         "test_dice": float(metrics.get("test_dice", float("nan"))),
-        "seconds": round(time.perf_counter() - t0, 2),
+        "seconds": round(time.process_time() - t0, 2),
     }
