@@ -161,7 +161,7 @@ def _baseline(specs: Specs, name: str, dims: int) -> str:
 
     from raynas.config import Preset
     from raynas.data import open_dataset
-    from raynas.pipeline.setup import baseline_architecture
+    from raynas.pipeline.baselines import baseline_architecture
 
     preset, r = Preset.model_validate(specs.preset), specs.recipe
     ds = open_dataset(r.dataset, Path(r.data_root) if r.data_root else None, seed=specs.seed,

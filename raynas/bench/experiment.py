@@ -54,6 +54,9 @@ def _seed_job(plan: Plan, threads: int, t0: float, reuse: dict[int, dict[str, An
     start = time.perf_counter()
     record = run_seed(plan, seed, partial(_log, t0), reuse.get(seed))
     record["wall_seconds"] = round(time.perf_counter() - start, 1)
+    from raynas.bench.provenance import loaded_paths
+
+    record["_code_loaded"] = loaded_paths()  # the parent's stamp covers the code this seed ran
     return record
 
 
@@ -65,7 +68,7 @@ def run_experiment(plan: Plan, *, seeds: list[int], out: Path, jobs: int = 1, th
     import torch
 
     from raynas.bench.datasets import dataset_digest
-    from raynas.bench.provenance import Timer, stamp, write_result
+    from raynas.bench.provenance import Timer, note_code, stamp, write_result
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
@@ -113,12 +116,15 @@ def run_experiment(plan: Plan, *, seeds: list[int], out: Path, jobs: int = 1, th
 
             with mp.get_context("spawn").Pool(min(jobs, len(seeds))) as pool:
                 for record in pool.imap_unordered(job, seeds, chunksize=1):
+                    note_code(record.pop("_code_loaded", ()))
                     records.append(record)
                     if len(records) < len(seeds):
                         write(complete=False)
         else:
             for s in seeds:
-                records.append(job(s))
+                record = job(s)
+                note_code(record.pop("_code_loaded", ()))
+                records.append(record)
                 if len(records) < len(seeds):
                     write(complete=False)
     result = write(complete=True)

@@ -8,7 +8,15 @@ networks, say) may be reused: only when the code, the config and the data are th
 :func:`mean_valid` is the one mean a result file stores: undefined values are skipped and
 counted, and a mean of nothing is ``null``, never 0.
 
-"Written by the current code" is checkable even on a dirty tree: ``code_digest`` is a sha256 over
+**The code a run used.** When a result is written, its stamp gets ``code_files``: the sha256 of
+every source file the run loaded (each ``raynas`` / ``benchmarks`` module in ``sys.modules``, in
+this process and in the worker processes that reported theirs with :func:`note_code`), of the
+space and preset YAMLs and of the script. :func:`is_current` compares those files with the ones
+on disk now, so an edit elsewhere (the CLI, tracking) leaves a result current, and an edit to
+code it ran does not. A loaded file modified after the run started marks the stamp dirty
+(``changed_during_run``): the bytes that ran are not the bytes hashed.
+
+A stamp without ``code_files`` (older writers) falls back to ``code_digest``, a sha256 over
 the contents of every source file under ``raynas/``, ``benchmarks/`` (results excluded),
 ``search_spaces/`` and ``tune_configs/`` as they are on disk (tracked, modified or new; what
 git ignores is left out), so it changes with any edit, committed or not.
@@ -51,6 +59,8 @@ __all__ = [
     "Timer",
     "check_reusable",
     "code_digest",
+    "loaded_code",
+    "note_code",
     "git_state",
     "is_current",
     "json_ready",
@@ -119,6 +129,63 @@ def code_digest(root: Path | str | None = None) -> str:
             content = "<deleted>"
         h.update(f"{name}\0{content}\n".encode())
     return h.hexdigest()
+
+
+_NOTED: set[str] = set()
+
+
+def _sha(path: Path) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None
+
+
+def loaded_paths(root: Path | str | None = None) -> list[str]:
+    """The code files this process loaded, relative to ``root``: every module in ``sys.modules``
+    from ``raynas/`` or ``benchmarks/`` (results excluded), and every file under
+    ``search_spaces/`` and ``tune_configs/`` (read by name, not imported)."""
+    root = (Path(root) if root is not None else repo_root()).resolve()
+    out: set[str] = set()
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not file:
+            continue
+        path = Path(file).resolve()
+        if path.is_relative_to(root):
+            rel = path.relative_to(root).as_posix()
+            if rel.startswith(("raynas/", "benchmarks/")) and not rel.startswith(EXCLUDED):
+                out.add(rel)
+    for top in ("search_spaces", "tune_configs"):
+        out.update(p.relative_to(root).as_posix() for p in (root / top).rglob("*")
+                   if p.is_file() and not _SKIP_PARTS & set(p.parts))  # fmt: skip
+    return sorted(out)
+
+
+def note_code(paths: Iterable[str]) -> None:
+    """Adds the code files a worker process loaded (its :func:`loaded_paths`) to this
+    process's, for the next :func:`write_result`."""
+    _NOTED.update(paths)
+
+
+def loaded_code(script: str | None = None, root: Path | str | None = None,
+                since: float | None = None) -> tuple[dict[str, str | None], list[str]]:
+    """``({path: sha256}, changed)``: the code this run loaded (:func:`loaded_paths`, the files
+    noted by :func:`note_code` and ``script``) hashed now, and those modified after ``since``
+    (epoch seconds: when the run started)."""
+    root = Path(root) if root is not None else repo_root()
+    names = set(loaded_paths(root)) | _NOTED | ({script} if script else set())
+    files, changed = {}, []
+    for name in sorted(names):
+        path = root / name
+        files[name] = _sha(path)
+        try:
+            if since is not None and path.stat().st_mtime > since:
+                changed.append(name)
+        except OSError:
+            changed.append(name)
+    return files, changed
 
 
 @lru_cache(maxsize=4)
@@ -229,6 +296,7 @@ def stamp(
             "cpus": os.cpu_count(),
         },  # fmt: skip
         "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started": round(time.time(), 3),
     }
 
 
@@ -329,11 +397,31 @@ def check_reusable(
 
 
 def is_current(st: Mapping[str, Any] | None, root: Path | str | None = None) -> bool:
-    """Whether a stamp's code digest is that of the code on disk now."""
-    if not isinstance(st, Mapping) or not st.get("code_digest"):
+    """Whether the code that wrote a stamp is the code on disk now: every file in its
+    ``code_files`` unchanged (a stamp without them: the whole-tree ``code_digest``)."""
+    if not isinstance(st, Mapping):
         return False
     root = Path(root) if root is not None else repo_root()
+    files = st.get("code_files")
+    if isinstance(files, Mapping) and files:
+        return not st.get("changed_during_run") and all(
+            sha is not None and _sha(root / name) == sha for name, sha in files.items())
+    if not st.get("code_digest"):
+        return False
     return st["code_digest"] == _current_digest(str(root.resolve()))
+
+
+def _with_code(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload with its stamp's ``code_files`` (the code the run loaded, hashed now) and,
+    where a loaded file changed after the run started, ``changed_during_run`` and dirty."""
+    st = dict(payload["stamp"])
+    script = st.get("script") if isinstance(st.get("script"), str) else None
+    files, changed = loaded_code(script, since=st.get("started"))
+    st["code_files"] = files
+    if changed:
+        st["changed_during_run"] = changed
+        st["dirty"] = True
+    return {**payload, "stamp": st}
 
 
 def _check_payload(payload: Mapping[str, Any]) -> None:
@@ -375,6 +463,7 @@ def write_labelled(path: Path | str, label: str, run: Mapping[str, Any], **top: 
             or an existing file that is not a JSON object (it is left alone, never replaced).
     """
     _check_payload(run)
+    run = _with_code(run)
     path = Path(path)
     if label in top:
         raise ValueError(f"label {label!r} is also a top-level key")
@@ -401,4 +490,4 @@ def write_result(path: Path | str, payload: Mapping[str, Any]) -> Path:
         ValueError: no stamp, no seconds, or a non-finite number.
     """
     _check_payload(payload)
-    return _write_json(Path(path), payload)
+    return _write_json(Path(path), _with_code(payload))

@@ -186,3 +186,51 @@ def test_the_instrument_imports_without_ray_mlflow_or_torch() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_current_means_the_code_the_run_loaded_is_unchanged(tmp_path: Path) -> None:
+    """A written stamp lists the files the run loaded; an edit to one of them makes the result
+    not current, an edit anywhere else leaves it current."""
+    import shutil
+
+    from raynas.bench.provenance import is_current, repo_root
+
+    st = stamp({"k": 1}, dataset=None, dataset_digest=None, seeds=[0],
+               script="benchmarks/equal_cost.py")  # fmt: skip
+    out = write_result(tmp_path / "r.json", {"stamp": st, "seconds": {"total": 1.0}})
+    written = json.loads(out.read_text())["stamp"]
+    files = written["code_files"]
+    assert "raynas/bench/provenance.py" in files and "benchmarks/equal_cost.py" in files
+    assert "raynas/cli/app.py" not in files  # never loaded by this run
+    copy = tmp_path / "copy"
+    for name in files:
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo_root() / name, copy / name)
+    assert is_current(written, copy)
+    (copy / "raynas" / "cli").mkdir(parents=True)
+    (copy / "raynas" / "cli" / "app.py").write_text("# edited elsewhere\n")
+    assert is_current(written, copy)
+    with open(copy / "raynas/bench/provenance.py", "a") as fh:
+        fh.write("# edited\n")
+    assert not is_current(written, copy)
+
+
+def test_a_loaded_file_changed_during_the_run_marks_the_stamp_dirty(tmp_path: Path) -> None:
+    import time
+
+    from raynas.bench.provenance import is_current, loaded_code, note_code
+
+    script = tmp_path / "benchmarks" / "late.py"
+    script.parent.mkdir(parents=True)
+    started = time.time() - 60
+    script.write_text("x = 1\n")  # written after the run "started"
+    from raynas.bench import provenance
+
+    note_code(["benchmarks/late.py"])
+    try:
+        files, changed = loaded_code(None, root=tmp_path, since=started)
+    finally:
+        provenance._NOTED.discard("benchmarks/late.py")  # not this process's code after all
+    assert files["benchmarks/late.py"] is not None and changed == ["benchmarks/late.py"]
+    st = {"code_files": files, "changed_during_run": changed}
+    assert not is_current(st, tmp_path)
