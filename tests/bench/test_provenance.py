@@ -201,14 +201,14 @@ def test_current_means_the_code_the_run_loaded_is_unchanged(tmp_path: Path) -> N
     written = json.loads(out.read_text())["stamp"]
     files = written["code_files"]
     assert "raynas/bench/provenance.py" in files and "benchmarks/equal_cost.py" in files
-    assert "raynas/cli/app.py" not in files  # never loaded by this run
     copy = tmp_path / "copy"
     for name in files:
         (copy / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(repo_root() / name, copy / name)
     assert is_current(written, copy)
-    (copy / "raynas" / "cli").mkdir(parents=True)
-    (copy / "raynas" / "cli" / "app.py").write_text("# edited elsewhere\n")
+    elsewhere = copy / "raynas" / "never_loaded.py"  # code this run did not load
+    assert "raynas/never_loaded.py" not in files
+    elsewhere.write_text("# edited elsewhere\n")
     assert is_current(written, copy)
     with open(copy / "raynas/bench/provenance.py", "a") as fh:
         fh.write("# edited\n")
