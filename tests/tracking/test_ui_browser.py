@@ -166,6 +166,8 @@ def test_printed_link_in_playwright(tmp_path: Path) -> None:
                 for title in ("Dice vs parameters (raynas)", "log10_params vs. val_dice",
                               "params vs. val_dice", "log10_params vs. test_dice"):  # fmt: skip
                     page.get_by_text(title, exact=True).first.wait_for(state="visible")
+                tip = _scatter_tooltip(page)  # shows the run's description as raw text
+                assert "validation Dice" in tip and "###" not in tip and "|" not in tip, tip
             finally:
                 page.screenshot(path=str(shots / "playwright_compare.png"), full_page=True)
             page.goto(f"{uri}/#/experiments/{exp}/runs/{parent}/artifacts")
@@ -214,10 +216,20 @@ def test_printed_link_shows_the_comparison(tmp_path: Path) -> None:
             assert response.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def _visible_text(page: Any, selector: str) -> str:
-    loc = page.locator(selector).first
-    loc.wait_for(state="attached")
-    return loc.inner_text()
+def _scatter_tooltip(page: Any) -> str:
+    """The text of the chart tooltip of the first scatter point that shows one (hovered)."""
+    page.wait_for_timeout(3000)  # the charts draw their points after their titles
+    points = page.locator(".scatterlayer .point")
+    for i in range(min(points.count(), 8)):
+        points.nth(i).hover(force=True)
+        page.wait_for_timeout(1500)
+        text = page.evaluate(
+            "() => [...document.querySelectorAll('[role=tooltip], .hoverlayer, [class*=tooltip],"
+            " [data-testid*=tooltip]')].map(e => e.innerText).join('\\n')"
+        )
+        if any(name in text for name in RUN_NAMES):
+            return text
+    raise AssertionError("no scatter point showed a tooltip with a run's name")
 
 
 def _check_issue25(page: Any, uri: str, exp: str, parent: str, shots: Path, tmp: Path) -> None:
