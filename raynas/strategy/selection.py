@@ -119,8 +119,8 @@ def rank(items: Iterable[S], *, score: Callable[[S], float] | None = None) -> li
 
     Example:
         >>> a, b = Candidate("a", val_dice=0.8, params=10), Candidate("b", val_dice=0.7, params=5)
-        >>> " ".join(c.name for c in rank([a, b], score=lambda c: -c.params))
-        'b a'
+        >>> [c.name for c in rank([a, b], score=lambda c: -c.params)]
+        ['b', 'a']
     """
     key = score if score is not None else (lambda p: float(p.val_dice))
     ok = [(float(key(p)), p) for p in items]
