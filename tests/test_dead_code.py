@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # called by users, not by the package: documented entry points
 ENTRY_POINTS = {
     "load_pytorch_model": "loads a search's logged model back (raynas.tracking.model)",
-    "run_coarse_asha": "the asha coarse stage alone, for the equal-cost benchmark (pipeline.asha)",
+    "run_coarse_asha": "the asha coarse stage alone on a local Ray (pipeline.asha): a hook for "
+                       "experiments; benchmarks/equal_cost.py emulates ASHA Ray-free instead",
 }
 
 
