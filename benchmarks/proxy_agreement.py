@@ -82,13 +82,13 @@ def overrides(args: argparse.Namespace) -> list[str]:
 
 
 def kendall(a: list[float], b: list[float]) -> float | None:
-    """Kendall's tau-b of two score lists; None where it is undefined (a constant list, NaN)."""
-    from scipy import stats
+    """Kendall's tau-b of two score lists (:func:`raynas.bench.stats.agreement`); None where it
+    is undefined (a constant list, NaN)."""
+    from raynas.bench.stats import agreement
 
     if len(a) < 2 or any(math.isnan(v) for v in [*a, *b]):
         return None
-    tau = stats.kendalltau(a, b).statistic
-    return None if math.isnan(tau) else float(tau)
+    return agreement(a, b)["kendall_tau"]
 
 
 def variants(shares: list[float]) -> dict[str, dict[str, Any]]:

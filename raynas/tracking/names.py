@@ -49,7 +49,6 @@ __all__ = [
     "final_metrics",
     "short_run_name",
     "network_name",
-    "human_count",
 ]
 
 SUPERNET_STAGES = ("coarse", "fine")
@@ -126,23 +125,6 @@ def final_metrics(stage: str, last: Mapping[str, Any]) -> dict[str, float]:
         out["params_M"] = round(params / 1e6, 6)
         out["log10_params"] = round(math.log10(max(params, 1.0)), 4)
     return out
-
-
-def human_count(n: float) -> str:
-    """``12_345 -> '12k'``, ``1_432_000 -> '1.4M'``, ``950 -> '950'``.
-
-    Example:
-        >>> human_count(12_345), human_count(1_432_000), human_count(950)
-        ('12k', '1.4M', '950')
-    """
-    n = float(n)
-    if n >= 1e9:
-        return f"{n / 1e9:.3g}G"
-    if n >= 1e6:
-        return f"{n / 1e6:.2g}M" if n < 1e7 else f"{n / 1e6:.0f}M"
-    if n >= 1e3:
-        return f"{n / 1e3:.2g}k" if n < 1e4 else f"{n / 1e3:.0f}k"
-    return f"{n:.0f}"
 
 
 def network_name(trial: Any, kind: str = "searched") -> str:

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-from raynas.tracking.names import human_count, network_name
+from raynas.tracking.names import network_name
 
 __all__ = [
-    "frontier_figure", "point_dice", "point_text", "dice_label", "human_count",
+    "frontier_figure", "point_dice", "point_text", "dice_label",
 ]  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from raynas.tracking import ParetoPoint, pareto_front, save_frontier
-from raynas.tracking.plots import frontier_figure, human_count
+from raynas.tracking.plots import frontier_figure
 
 # name, validation Dice, params, kind
 TABLES = {
@@ -110,14 +110,6 @@ def test_png_written_and_nan_tolerated(tmp_path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     empty = save_frontier([broken], tmp_path, stem="empty")["png"]
     assert empty.stat().st_size > 0
-
-
-@pytest.mark.parametrize(
-    ("n", "text"), [(950, "950"), (12_345, "12k"), (1_432_000, "1.4M"), (3_100, "3.1k"),
-                    (25_000_000, "25M")],
-)  # fmt: skip
-def test_human_count(n: int, text: str) -> None:
-    assert human_count(n) == text
 
 
 @pytest.mark.parametrize(
