@@ -69,12 +69,23 @@ def preflight_on_worker(
     artifact_root: Path | None,
     *,
     cache: Path | str | None = None,
-    timeout: float = 120,
+    timeout: float | None = None,
 ) -> None:
     """Checks from a worker on every node that can run trials that the data root, the
     preprocess ``cache`` folder (its manifest and files, by size) and the tracking URI are
-    reachable there; raises UserError naming the first node and what it cannot see."""
+    reachable there; raises UserError naming the first node and what it cannot see.
+
+    ``timeout`` (default ``$RAYNAS_PREFLIGHT_TIMEOUT_S``, else 600 s) bounds the wait for the
+    workers, whose start (a fresh Python importing torch) takes minutes on a loaded machine."""
+    import os
+
     import ray
+
+    if timeout is None:
+        try:
+            timeout = float(os.environ.get("RAYNAS_PREFLIGHT_TIMEOUT_S", "600"))
+        except ValueError:
+            raise UserError("RAYNAS_PREFLIGHT_TIMEOUT_S: not a number of seconds") from None
 
     task = ray.remote(num_cpus=0)(_check_worker)
     args = (
@@ -89,7 +100,8 @@ def preflight_on_worker(
         problems = ray.get(refs, timeout=timeout)
     except ray.exceptions.GetTimeoutError:
         raise UserError(
-            f"pre-flight check on a Ray worker timed out after {timeout:.0f} s"
+            f"pre-flight check on a Ray worker timed out after {timeout:.0f} s (no worker "
+            "started; a busy machine may need more: RAYNAS_PREFLIGHT_TIMEOUT_S)"
         ) from None
     for (address, _), problem in zip(nodes, problems, strict=True):
         if problem:

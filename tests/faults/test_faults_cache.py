@@ -87,7 +87,7 @@ def test_worker_preflight_refuses_a_cache_the_node_cannot_see(
     runtime = init_ray(None, num_cpus=1)
     try:
         check = lambda folder: preflight_on_worker(  # noqa: E731
-            None, target.uri, target.artifact_root, cache=folder, timeout=60
+            None, target.uri, target.artifact_root, cache=folder, timeout=300
         )
         check(cache)  # visible: passes
         # node-local storage: the folder the driver wrote does not exist on the worker's node
