@@ -416,6 +416,10 @@ def bench_page(path: Path) -> str:
     commit, verdict = _provenance(data)
     meta = [["file", f"`{rel}`"], ["commit that wrote it", commit], ["provenance", verdict],
             ["smoke test", _num(data.get("smoke_test"))]]
+    if data.get("complete") is False:  # a run cut short keeps its finished seeds
+        planned = (data.get("stamp") or {}).get("seeds") or []
+        done = data.get("seeds_done") or []
+        meta.append(["complete", f"no: {len(done)} of {len(planned)} seeds done ({done})"])
     if data.get("seconds") is not None:
         seconds = data["seconds"]
         meta.append(["seconds", _num(seconds if not isinstance(seconds, dict) else

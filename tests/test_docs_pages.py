@@ -175,3 +175,20 @@ def test_a_labelled_file_shows_each_runs_provenance(
         f"**after** (commit {st['commit'][:10]} (dirty); {gen.CURRENT}" in page)
     assert [r[0] for r in rows] == ["`labelled.json` [before]", "`labelled.json` [after]"]
     assert rows[0][2].startswith(gen.OLDER) and rows[1][2].startswith(gen.CURRENT)
+
+
+def test_the_readme_quotes_only_files_the_current_code_wrote(gen: ModuleType) -> None:
+    """Every result file the README names was written by the code in this checkout: each
+    source file its run loaded (the stamp's ``code_files``) is unchanged here."""
+    from raynas.bench.provenance import is_current
+
+    names = {p.relative_to(gen.RESULTS).as_posix() for p in gen.results_files()}
+    readme = (ROOT / "README.md").read_text()
+    quoted = {n for n in names if f"`{n}`" in readme}
+    assert quoted, "the README quotes no result file"
+    for name in sorted(quoted):
+        data = json.loads((gen.RESULTS / name).read_text())
+        for label, run in gen._runs(data).items():
+            st = run.get("stamp")
+            assert isinstance(st, dict) and st.get("code_files"), f"{name} [{label}]: no code_files"
+            assert is_current(st, ROOT), f"{name} [{label}]: code it ran has changed since"
