@@ -103,7 +103,6 @@ def train(model: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     """One retrain of ``model``: per-epoch figures and the summary row."""
     from raynas.config import load_preset
     from raynas.data import open_dataset
-    from raynas.engine import current_lr
     from raynas.stages import RetrainProgram, TrialSpec
     from raynas.tracking.pareto import learned
 
@@ -123,7 +122,7 @@ def train(model: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     stop = min(program.epochs, args.max_epochs or program.epochs)
     epochs: list[dict[str, Any]] = []
     while program.epoch < stop:
-        lr = current_lr(program.optimizer)
+        lr = float(program.optimizer.param_groups[0]["lr"])  # the lr this epoch trained at
         m = program.run_epoch()
         epochs.append({"epoch": m["epoch"], "lr": lr, "train_loss": round(m["loss"], 5),
                        "val_dice": round(m["dice"], 5),

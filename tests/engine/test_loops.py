@@ -255,7 +255,7 @@ def test_nan_in_arch_step_names_the_phase():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="mixed precision runs on CUDA only")
 def test_amp_on_cuda_trains_and_keeps_one_scaler_per_optimizer():
-    from raynas.engine.loops import _SCALERS
+    from raynas.engine.amp import _SCALERS  # the scalers live with the precision rules
 
     cuda = torch.device("cuda")
     torch.manual_seed(0)
