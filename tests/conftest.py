@@ -28,6 +28,24 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from msd_writer import write_msd  # noqa: E402  (beside this file)
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The suite tests this checkout: provenance stamps, benchmark scripts and generated pages
+    hash and read the files here, so ``raynas`` must be imported from here (an editable
+    install), not from a copy in site-packages, which would make every stamp's commit null."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("raynas")
+    origin = Path(spec.origin).resolve() if spec and spec.origin else None
+    if origin is None or not origin.is_relative_to(ROOT):
+        pytest.exit(
+            f"raynas is imported from {origin}, not from this checkout ({ROOT}): "
+            'install it editable for the tests, pip install -e ".[dev]"',
+            returncode=4,
+        )
+
 
 @pytest.fixture(scope="session", autouse=True)
 def raynas_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

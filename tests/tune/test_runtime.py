@@ -115,12 +115,22 @@ def test_secrets_are_out_of_the_environment_while_ray_starts_and_back_after(
 
 def test_tune_does_not_copy_aws_keys_into_trials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ray Tune puts the driver's AWS_* keys into each trial actor's runtime_env."""
+    import json
+    import subprocess
+    import sys
+
     from ray.tune.execution import class_cache
 
     from raynas.tune.runtime import keep_secrets_from_trials
 
     monkeypatch.delenv("RAYNAS_PASS_ENV", raising=False)
-    names = set(class_cache.ENV_VARS_TO_PROPAGATE)
+    # Ray's own list, read in a fresh interpreter: a search run earlier in this process has
+    # already taken the secret names off this process's copy.
+    code = ("import json; from ray.tune.execution import class_cache as c; "
+            "print(json.dumps(sorted(c.ENV_VARS_TO_PROPAGATE)))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout  # fmt: skip
+    names = set(json.loads(out.strip().splitlines()[-1]))
     monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", names)
     assert "AWS_SECRET_ACCESS_KEY" in class_cache.ENV_VARS_TO_PROPAGATE  # what Tune does
     keep_secrets_from_trials()
