@@ -221,21 +221,19 @@ def save_frontier(
 def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto frontier") -> Table:
     """A ``rich`` table of all points (front first), for ``raynas pareto`` and ``raynas search``:
     the validation Dice that picked them beside the test Dice that only reports."""
-    from rich.table import Table
-
     pts = list(points)
     front = pareto_front(pts)
     front_ids = {id(p) for p in front}
     rest = [p for p in sort_points(pts) if id(p) not in front_ids]
-    table = Table(title=title)
-    # names and run ids are folded onto more lines where the terminal is narrow, never cut
-    table.add_column("front", justify="center", overflow="fold")
-    table.add_column("name", overflow="fold", ratio=3)
-    table.add_column("kind", overflow="fold")
-    table.add_column("val Dice", justify="right", overflow="fold")
-    table.add_column("test Dice", justify="right", overflow="fold")
-    table.add_column("params", justify="right", overflow="fold")
-    table.add_column("run id", overflow="fold", ratio=2)
+    table = _folding_table(title=title)
+    # Nothing is ever cut. Where the terminal is narrow the run id folds onto more lines first;
+    # names, kinds and numbers keep one line while the terminal has room for them, and fold
+    # like the rest where it has not (:func:`_folding_table`).
+    justify = {"front": "center", "name": "left", "kind": "left", "val Dice": "right",
+               "test Dice": "right", "params": "right"}  # fmt: skip
+    for header, side in justify.items():
+        table.add_column(header, justify=side, overflow="fold", no_wrap=True)
+    table.add_column("run id", overflow="fold")
     for p in [*front, *rest]:
         test = f"{p.test_dice:.4f}" if math.isfinite(p.test_dice) else "-"
         val = f"{p.val_dice:.4f}" if math.isfinite(p.val_dice) else "-"
@@ -254,6 +252,37 @@ def frontier_table(points: Iterable[ParetoPoint], *, title: str = "Pareto fronti
     versus = _versus_random(pts)
     table.caption = f"{legend}\n{versus}" if versus else legend
     return table
+
+
+def _folding_table_class() -> type:
+    from rich.cells import cell_len
+    from rich.table import Table
+
+    class FoldingTable(Table):
+        """A table whose ``no_wrap`` columns keep one line only where the console is wide
+        enough for all of them at once beside 8 characters of each other column; otherwise
+        every column may fold (never crop)."""
+
+        def __rich_console__(self, console, options):  # noqa: ANN001, ANN204 - rich's protocol
+            keep = [c for c in self.columns if c.no_wrap]
+            need = sum(max(cell_len(str(x)) for x in [c.header, *c.cells]) for c in keep)
+            need += 8 * (len(self.columns) - len(keep)) + 3 * len(self.columns) + 1  # borders
+            if need > options.max_width:
+                for column in keep:
+                    column.no_wrap = False
+            try:
+                yield from super().__rich_console__(console, options)
+            finally:
+                for column in keep:
+                    column.no_wrap = True
+
+    return FoldingTable
+
+
+def _folding_table(**kwargs: object) -> Table:
+    """A ``rich`` table (``kwargs`` as for ``Table``) whose ``no_wrap`` columns fold only where
+    the console is too narrow for all of them (rich is imported on first use)."""
+    return _folding_table_class()(**kwargs)
 
 
 def _versus_random(points: Sequence[ParetoPoint]) -> str | None:

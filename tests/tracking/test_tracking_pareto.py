@@ -190,3 +190,26 @@ def test_the_table_never_cuts_a_name_or_run_id(width: int) -> None:
              if line.startswith("\u2502")]
     assert "".join(row[1] for row in cells) == "".join(p.network for p in pts)
     assert "".join(row[6] for row in cells) == "".join(p.run_id for p in pts)
+
+
+def test_at_80_columns_names_and_numbers_keep_one_line() -> None:
+    """On an 80-column terminal only the run id folds: each network's name, kind and numbers
+    stand whole on its first line (they used to fold as ``searched0`` / ``-0``)."""
+    from rich.console import Console
+
+    pts = [
+        ParetoPoint("searched0-0-1-2#0", val_dice=0.4191, params=190_123, test_dice=0.451,
+                    run_id="0123456789abcdef0123456789abcdef"),
+        ParetoPoint("baseline-unet#0", val_dice=0.402, params=7_760_000, kind="baseline",
+                    run_id="aaaabbbbccccddddeeeeffff00001111", test_dice=0.439),
+    ]  # fmt: skip
+    console = Console(width=80, record=True)
+    console.print(frontier_table(pts))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = [[c.strip() for c in line.split("\u2502")[1:-1]] for line in lines
+            if line.startswith("\u2502") and line.split("\u2502")[2].strip()]  # fmt: skip
+    assert [r[1:6] for r in rows] == [
+        ["searched0-0", "searched", "0.4191", "0.4510", "190,123"],
+        ["unet-0", "baseline", "0.4020", "0.4390", "7,760,000"],
+    ]
