@@ -170,7 +170,9 @@ def test_printed_link_in_playwright(tmp_path: Path) -> None:
                 assert "validation Dice" in tip and "###" not in tip and "|" not in tip, tip
             finally:
                 page.screenshot(path=str(shots / "playwright_compare.png"), full_page=True)
-            page.goto(f"{uri}/#/experiments/{exp}/runs/{parent}/artifacts")
+            # the machine-learning view's run page (without the query MLflow shows its GenAI one)
+            ml = "workflowType=machine_learning"
+            page.goto(f"{uri}/#/experiments/{exp}/runs/{parent}/artifacts?{ml}")
             try:
                 page.get_by_text("pareto.png", exact=True).first.click()
                 page.get_by_text("pareto.png").nth(1).wait_for(state="visible")  # the preview
