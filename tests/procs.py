@@ -11,10 +11,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["free_port", "pids_with_marker", "stop_pids", "stop_group", "mlflow_server"]
+__all__ = ["free_port", "kill_when", "pids_with_marker", "stop_pids", "stop_group", "mlflow_server"]
 
 
 def pids_with_marker(marker: str) -> list[int]:
@@ -51,6 +51,27 @@ def stop_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def kill_when(cmd: list[str], *, cwd: Path, env: dict[str, str], ready: Callable[[], bool],
+              what: str, timeout: float = 600.0) -> None:
+    """Runs ``cmd`` in its own process group, SIGKILLs the whole group once ``ready()`` holds
+    (asserting the command is still running and gets there within ``timeout`` seconds: ``what``
+    names the moment), then stops what is left of its Ray (processes marked by
+    ``env["RAY_TMPDIR"]``)."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not ready():
+            assert proc.poll() is None, f"the command ended before {what}"
+            time.sleep(0.5)
+        assert ready(), f"no {what} within {timeout:.0f} s"
+        stop_group(proc.pid)  # SIGKILL the driver and everything in its process group
+        proc.wait(timeout=30)
+    finally:
+        stop_group(proc.pid)
+        stop_pids(pids_with_marker(env["RAY_TMPDIR"]))
 
 
 def free_port() -> int:

@@ -8,11 +8,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
-from procs import pids_with_marker, stop_group, stop_pids
+from procs import kill_when, pids_with_marker, stop_pids
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -61,25 +60,8 @@ def test_kill_mid_stage_then_resume(tmp_path: Path) -> None:
     ray_tmp = tempfile.mkdtemp(prefix="rnr")  # short: Ray's socket paths must stay < 108 chars
     env = dict(os.environ, RAY_TMPDIR=ray_tmp, PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "raynas", *ARGS]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and not _fine_checkpoints(tmp_path):
-            assert proc.poll() is None, "the search ended before it could be killed"
-            time.sleep(1)
-        assert _fine_checkpoints(tmp_path), "no fine-stage checkpoint within 10 minutes"
-        stop_group(proc.pid)  # SIGKILL the driver and everything in its process group
-        proc.wait(timeout=30)
-    finally:
-        stop_group(proc.pid)
-        stop_pids(pids_with_marker(ray_tmp))
+    kill_when(cmd, cwd=tmp_path, env=env, ready=lambda: bool(_fine_checkpoints(tmp_path)),
+              what="a fine-stage checkpoint")  # fmt: skip
 
     folder = next((tmp_path / "raynas_runs" / "raynas").iterdir())
     state = json.loads((folder / "state.json").read_text())

@@ -11,11 +11,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
-from procs import pids_with_marker, stop_group, stop_pids
+from procs import kill_when, pids_with_marker, stop_pids
 
 pytestmark = [pytest.mark.heavy, pytest.mark.slow, pytest.mark.ray]
 
@@ -87,19 +86,8 @@ def _coarse_checkpoints(root: Path) -> list[Path]:
 def test_asha_search_killed_in_coarse_resumes(tmp_path: Path) -> None:
     env = _env()
     cmd = [sys.executable, "-m", "raynas", *ARGS]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and not _coarse_checkpoints(tmp_path):
-            assert proc.poll() is None, "the search ended before it could be killed"
-            time.sleep(0.5)
-        assert _coarse_checkpoints(tmp_path), "no coarse checkpoint within 10 minutes"
-        stop_group(proc.pid)  # SIGKILL the driver and everything in its process group
-        proc.wait(timeout=30)
-    finally:
-        stop_group(proc.pid)
-        stop_pids(pids_with_marker(env["RAY_TMPDIR"]))
+    kill_when(cmd, cwd=tmp_path, env=env, ready=lambda: bool(_coarse_checkpoints(tmp_path)),
+              what="a coarse checkpoint")  # fmt: skip
     folder = next((tmp_path / "raynas_runs" / "raynas").iterdir())
     state = json.loads((folder / "state.json").read_text())
     assert not state.get("done") and state["running"] == "coarse"  # killed in the coarse stage
