@@ -433,6 +433,10 @@ def bench_page(path: Path) -> str:
         parts.append(_matrix(stages) + "\n")
         if "target_met" in data:
             parts.append(f"Target met: **{_num(data['target_met'])}**.\n\n")
+    table = data.get("table")  # rows of one figure per model (thrifty_vs_baselines)
+    if isinstance(table, list) and table and all(isinstance(r, dict) for r in table):
+        columns = list(table[0])
+        parts.append(_table(columns, [[_num(r.get(c)) for c in columns] for r in table]) + "\n")
     headline = data.get("headline")
     parts.append(_summary_tables(headline if isinstance(headline, dict) else data.get("summary")))
     return "".join(parts).rstrip() + "\n"
