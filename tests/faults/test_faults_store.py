@@ -210,6 +210,13 @@ def test_full_disk_mid_run(tmp_path: Path) -> None:
     assert left == [], left
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -225,11 +232,13 @@ def test_killed_driver_orphans_are_stopped_by_the_next_start(tmp_path: Path) -> 
     folder = tmp_path / "raynas_runs" / FOLDER
     with _ray_tmp() as ray_tmp:
         proc = _start(tmp_path, ray_tmp)
-        _wait(proc, lambda: _state(folder).get("running") == "coarse")
+        _wait(proc, lambda: _state(folder).get("running") == "coarse"
+              and any(_cmdline(p).startswith("ray::") for p in pids_with_marker(str(ray_tmp))))
         (record,) = ray_tmp.rglob("raynas_driver.json")
         proc.kill()
         proc.communicate(timeout=60)
-        time.sleep(2.0)
+        # Ray's GCS and raylet die with the driver; its agents and workers linger for a while
+        # (seconds, by load): the orphans are taken at once, before they could go by themselves
         orphans = [p for p in pids_with_marker(str(ray_tmp)) if _alive(p)]
         assert orphans, "a killed driver's Ray left nothing running (nothing to test)"
         again = _start(tmp_path, ray_tmp, "--resume")
