@@ -109,7 +109,7 @@ class Search:
     def state(self) -> dict:
         return json.loads((self.folder / "state.json").read_text())
 
-    def check_interrupted(self, code: int, stage: str) -> None:
+    def check_interrupted(self, code: int, stage: str | tuple[str, ...]) -> None:
         rc = self.finish()
         err = self.stderr()
         assert rc == code, err
@@ -118,8 +118,10 @@ class Search:
         assert lines[0].endswith(" --resume") and lines[0].count("--resume") == 1, lines[0]
         assert err.strip().splitlines()[-1] == lines[0], err
         state = self.state()
-        assert state["interrupted"]["stage"] == stage, state
-        assert stage not in state.get("done", []) and not state.get("finished")
+        stages = (stage,) if isinstance(stage, str) else stage
+        assert state["interrupted"]["stage"] in stages, state
+        assert state["interrupted"]["stage"] not in state.get("done", [])
+        assert not state.get("finished")
         running = [r.info.run_name for r in self.runs() if r.info.status == "RUNNING"]
         assert not running, f"runs left RUNNING: {running}"
         assert not self.ray_left(), "Ray processes of the search outlived it"
@@ -151,7 +153,9 @@ def test_interrupts_then_resume_finishes(tmp_path: Path) -> None:
         search.start()
         search.wait_for(lambda: any(session.glob("session_*/logs")), "Ray start-up")
         search.signal(signal.SIGINT)
-        search.check_interrupted(130, "setup")
+        # the interrupt takes effect where the driver next looks: still in setup, or, where Ray's
+        # start returned first (a loaded machine), at the coarse stage's start
+        search.check_interrupted(130, ("setup", "coarse"))
 
         # 2. SIGINT during the coarse stage, once trials have reported an epoch
         search.start("--resume")
